@@ -1,0 +1,194 @@
+"""The core vocabulary every part of Tollway speaks.
+
+Money is integer nano-USD (1 USD = 10**9); prices per million tokens are
+integer nano-USD per 1M tokens (so $0.075/1M is 75_000_000). Nothing here
+touches a float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+
+NANO_PER_USD = 1_000_000_000
+TOKENS_PER_MTOK = 1_000_000
+
+
+class MoneyError(ValueError):
+    """A money amount that cannot be represented exactly."""
+
+
+def usd_to_nano(amount: str | int | Decimal) -> int:
+    """Parse a USD amount (decimal string, int or Decimal) into exact nano-USD.
+
+    Floats are refused: they cannot carry an exact decimal amount. More than
+    nine decimal places would need rounding, which money never does silently.
+    """
+    if isinstance(amount, bool) or isinstance(amount, float):
+        raise MoneyError("money must be a decimal string or an integer, not a float")
+    try:
+        value = Decimal(amount) if not isinstance(amount, Decimal) else amount
+    except (InvalidOperation, ValueError, TypeError) as exc:
+        raise MoneyError(f"not a decimal amount: {amount!r}") from exc
+    if not value.is_finite():
+        raise MoneyError(f"not a finite amount: {amount!r}")
+    nano = value * NANO_PER_USD
+    if nano != nano.to_integral_value():
+        raise MoneyError(f"{amount} has more than 9 decimal places (finer than a nano-USD)")
+    return int(nano)
+
+
+def nano_to_usd(nano: int) -> str:
+    """Format nano-USD as a plain decimal string in USD: 195000 -> '0.000195'."""
+    sign = "-" if nano < 0 else ""
+    whole, frac = divmod(abs(nano), NANO_PER_USD)
+    frac_s = f"{frac:09d}".rstrip("0")
+    return f"{sign}{whole}.{frac_s}" if frac_s else f"{sign}{whole}"
+
+
+def nano_to_decimal(nano: int) -> Decimal:
+    return Decimal(nano) / NANO_PER_USD
+
+
+class BillingMethod(StrEnum):
+    """How one call is charged."""
+
+    PER_USE = "per_use"
+    PER_CALL = "per_call"
+
+
+class BillingMode(StrEnum):
+    """A token's setting that decides the method of each call (SPEC §1)."""
+
+    PAY_PER_USE = "pay_per_use"
+    PAY_PER_CALL = "pay_per_call"
+    HYBRID = "hybrid"
+    PAY_PER_USE_PRIORITY = "pay_per_use_priority"
+    PAY_PER_CALL_PRIORITY = "pay_per_call_priority"
+
+
+DEFAULT_BILLING_MODE = BillingMode.PAY_PER_USE_PRIORITY
+
+
+class ModelKind(StrEnum):
+    TEXT = "text"
+    MULTIMODAL = "multimodal"
+    IMAGE = "image"
+    VIDEO = "video"
+    EMBEDDING = "embedding"
+    AUDIO = "audio"
+
+
+class UsageSource(StrEnum):
+    UPSTREAM = "upstream"
+    ESTIMATED = "estimated"
+
+
+@dataclass(frozen=True, slots=True)
+class PerUsePrice:
+    """Per-use prices, integer nano-USD per 1M tokens of each class."""
+
+    input_mtok: int
+    output_mtok: int
+    cached_input_mtok: int | None = None
+    image_input_mtok: int | None = None
+    image_output_mtok: int | None = None
+    audio_input_mtok: int | None = None
+    audio_output_mtok: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PerCallPrice:
+    """A fixed price per call, per generated item when n > 1."""
+
+    price_nano: int
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A catalog entry. It supports a method when the price for it is set."""
+
+    id: str
+    kind: ModelKind
+    provider: str
+    per_use: PerUsePrice | None = None
+    per_call: PerCallPrice | None = None
+    default_method: BillingMethod | None = None
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    source: str = ""
+
+    @property
+    def methods(self) -> frozenset[BillingMethod]:
+        found = set()
+        if self.per_use is not None:
+            found.add(BillingMethod.PER_USE)
+        if self.per_call is not None:
+            found.add(BillingMethod.PER_CALL)
+        return frozenset(found)
+
+    @property
+    def effective_default_method(self) -> BillingMethod:
+        """The method hybrid tokens get: the declared default, else the only one,
+        else per_use."""
+        if self.default_method is not None and self.default_method in self.methods:
+            return self.default_method
+        if self.methods == {BillingMethod.PER_CALL}:
+            return BillingMethod.PER_CALL
+        return BillingMethod.PER_USE
+
+
+@dataclass(slots=True)
+class Usage:
+    """What one call consumed, as a provider reports it (or as counted).
+
+    ``output_tokens`` includes reasoning tokens; ``input_tokens`` includes the
+    cached ones (as OpenAI reports), so billing prices the cached part at the
+    cached rate and the rest at the input rate.
+    """
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    image_input_tokens: int = 0
+    image_output_tokens: int = 0
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
+    items: int = 1
+    source: UsageSource = UsageSource.UPSTREAM
+
+    def token_classes(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "output_tokens": self.output_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "image_input_tokens": self.image_input_tokens,
+            "image_output_tokens": self.image_output_tokens,
+            "audio_input_tokens": self.audio_input_tokens,
+            "audio_output_tokens": self.audio_output_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CostLine:
+    """One priced part of a cost: quantity x unit price.
+
+    ``cost_nano`` is exact and may be fractional (37.5 nano-USD); only the
+    call's total is rounded to a whole nano-USD, once.
+    """
+
+    name: str
+    quantity: int
+    unit_price_nano: int
+    per: int  # 1 for per item, TOKENS_PER_MTOK for per-1M-token prices
+    cost_nano: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    method: BillingMethod
+    total_nano: int
+    lines: tuple[CostLine, ...] = field(default_factory=tuple)
