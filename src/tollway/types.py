@@ -25,7 +25,7 @@ def usd_to_nano(amount: str | int | Decimal) -> int:
     Floats are refused: they cannot carry an exact decimal amount. More than
     nine decimal places would need rounding, which money never does silently.
     """
-    if isinstance(amount, bool) or isinstance(amount, float):
+    if isinstance(amount, (bool, float)):
         raise MoneyError("money must be a decimal string or an integer, not a float")
     try:
         value = Decimal(amount) if not isinstance(amount, Decimal) else amount

@@ -1,0 +1,1 @@
+"""Billing decisions and cost arithmetic: pure functions, no I/O."""
