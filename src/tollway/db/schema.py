@@ -1,0 +1,164 @@
+"""The tables. Money columns are BigInteger nano-USD, named *_nano.
+
+The ledger is append-only; the balance and held columns on accounts and
+tokens are kept in step with it in the same transaction, so a balance is
+one row read and can always be re-derived from the ledger.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Money = BigInteger
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", String(255)),
+    Column("role", String(16), nullable=False, default="user"),
+    Column("management_key_hash", String(64), unique=True),
+    Column("management_key_prefix", String(16)),
+    Column("balance_nano", Money, nullable=False, default=0),
+    Column("held_nano", Money, nullable=False, default=0),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_prefix", String(16), nullable=False),
+    Column("billing_mode", String(32), nullable=False),
+    Column("quota_nano", Money),
+    Column("used_nano", Money, nullable=False, default=0),
+    Column("held_nano", Money, nullable=False, default=0),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("models", JSON),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+)
+
+# Admin edits to the catalog: a full model entry that replaces (or adds to)
+# the shipped data files' entry with the same id.
+model_overrides = Table(
+    "model_overrides",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("data", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("base_url", String(500), nullable=False),
+    Column("api_key", Text, nullable=False),
+    Column("models", JSON, nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("account_id", Integer, nullable=False, index=True),
+    Column("token_id", Integer),
+    Column("amount_nano", Money, nullable=False),
+    Column("state", String(16), nullable=False),  # open | settled | released
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("account_id", Integer, nullable=False),
+    Column("token_id", Integer),
+    Column("request_id", String(64)),
+    # hold | release | settle | credit ; amount is the change to the balance
+    # (settle: -cost, credit: +amount) or, for hold/release, to what is held.
+    Column("kind", String(16), nullable=False),
+    Column("amount_nano", Money, nullable=False),
+    Column("reason", Text),
+    Index("ix_ledger_account_time", "account_id", "created_at"),
+)
+
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("account_id", Integer, nullable=False),
+    Column("token_id", Integer),
+    Column("model", String(200), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("billing_mode", String(32), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("input_tokens", BigInteger, nullable=False, default=0),
+    Column("cached_input_tokens", BigInteger, nullable=False, default=0),
+    Column("output_tokens", BigInteger, nullable=False, default=0),
+    Column("reasoning_tokens", BigInteger, nullable=False, default=0),
+    Column("image_input_tokens", BigInteger, nullable=False, default=0),
+    Column("image_output_tokens", BigInteger, nullable=False, default=0),
+    Column("audio_input_tokens", BigInteger, nullable=False, default=0),
+    Column("audio_output_tokens", BigInteger, nullable=False, default=0),
+    Column("items", Integer, nullable=False, default=0),
+    Column("unit_prices", JSON, nullable=False),
+    Column("cost_nano", Money, nullable=False),
+    Column("usage_source", String(16), nullable=False),
+    # ok | upstream_error | client_disconnected
+    Column("status", String(32), nullable=False),
+    Column("channel_id", Integer),
+    Column("duration_ms", Integer),
+    Column("detail", Text),
+    Index("ix_usage_account_time", "account_id", "created_at"),
+    Index("ix_usage_token_time", "token_id", "created_at"),
+)
+
+# One row (id=1): bumped on every management change, polled by each replica
+# so caches everywhere drop stale entries within a poll interval.
+state_version = Table(
+    "state_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)

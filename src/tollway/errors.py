@@ -1,0 +1,66 @@
+"""Errors in OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
+
+Everything a client can get wrong or an upstream can fail at becomes an
+ApiError with its status; the app turns it into a JSON response. A 500 is a
+bug, never a way of answering a client.
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.responses import Response
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.type = type
+        self.param = param
+        self.headers = headers or {}
+
+    def body(self) -> bytes:
+        error = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        return orjson.dumps({"error": error})
+
+    def response(self) -> Response:
+        return Response(self.body(), self.status, self.headers, media_type="application/json")
+
+
+def bad_request(message: str, param: str | None = None, code: str = "invalid_request") -> ApiError:
+    return ApiError(400, message, code, param=param)
+
+
+def invalid_api_key(message: str = "Incorrect API key provided.") -> ApiError:
+    return ApiError(401, message, "invalid_api_key", type="authentication_error")
+
+
+def not_found(message: str, code: str = "not_found", param: str | None = None) -> ApiError:
+    return ApiError(404, message, code, param=param)
+
+
+def model_not_found(name: str, hint: str = "") -> ApiError:
+    message = f"The model '{name}' does not exist or is not served here."
+    return ApiError(404, f"{message} {hint}".strip(), "model_not_found", param="model")
+
+
+def forbidden(message: str, code: str) -> ApiError:
+    return ApiError(403, message, code, type="permission_error")
+
+
+def insufficient_quota(message: str) -> ApiError:
+    return ApiError(402, message, "insufficient_quota", type="insufficient_quota")
+
+
+def upstream_error(message: str, status: int = 502, code: str = "upstream_error") -> ApiError:
+    return ApiError(status, message, code, type="upstream_error")

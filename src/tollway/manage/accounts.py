@@ -1,0 +1,199 @@
+"""Accounts: who owns balances and tokens, and who may manage what."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tollway.db.schema import accounts, ledger
+from tollway.errors import ApiError, bad_request, invalid_api_key, not_found
+from tollway.gateway import Gateway
+from tollway.keys import MANAGEMENT_KEY_PREFIX, display_prefix, hash_key, new_key
+from tollway.timeutil import iso, utcnow
+from tollway.types import nano_to_usd
+
+ROLES = ("admin", "user")
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    username: str
+    role: str
+    enabled: bool
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _account(row: Any) -> Account:
+    return Account(row["id"], row["username"], row["role"], row["enabled"])
+
+
+async def create_account(
+    gw: Gateway,
+    username: str,
+    password: str | None = None,
+    role: str = "user",
+    management_key: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """A new account and its management key (shown once)."""
+    username = username.strip()
+    if not username or len(username) > 100:
+        raise bad_request("'username' must be 1 to 100 characters.", param="username")
+    if role not in ROLES:
+        raise bad_request(f"'role' must be one of {', '.join(ROLES)}.", param="role")
+    key = management_key or new_key(MANAGEMENT_KEY_PREFIX)
+    values = {
+        "username": username,
+        "password_hash": _hasher.hash(password) if password else None,
+        "role": role,
+        "management_key_hash": hash_key(key),
+        "management_key_prefix": display_prefix(key),
+        "balance_nano": 0,
+        "held_nano": 0,
+        "enabled": True,
+        "created_at": utcnow(),
+    }
+    try:
+        async with gw.engine.begin() as conn:
+            new_id = (await conn.execute(insert(accounts).values(values))).inserted_primary_key[0]
+    except IntegrityError as exc:
+        raise ApiError(409, f"The username '{username}' is taken.", "username_taken") from exc
+    return {"id": new_id, "username": username, "role": role}, key
+
+
+async def ensure_bootstrap_admin(gw: Gateway, admin_key: str) -> None:
+    """TOLLWAY_ADMIN_KEY at first start: the first admin's management key."""
+    async with gw.engine.connect() as conn:
+        known = await conn.execute(
+            select(accounts.c.id).where(accounts.c.management_key_hash == hash_key(admin_key))
+        )
+        admins = await conn.execute(select(func.count()).where(accounts.c.role == "admin"))
+        if known.first() is not None or admins.scalar():
+            return
+    await create_account(gw, "admin", role="admin", management_key=admin_key)
+
+
+async def by_management_key(gw: Gateway, key: str) -> Account:
+    async with gw.engine.connect() as conn:
+        row = (
+            (
+                await conn.execute(
+                    select(accounts).where(accounts.c.management_key_hash == hash_key(key))
+                )
+            )
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise invalid_api_key("Incorrect management key provided.")
+    if not row["enabled"]:
+        raise ApiError(403, "This account is disabled.", "account_disabled", "permission_error")
+    return _account(row)
+
+
+async def by_password(gw: Gateway, username: str, password: str) -> Account | None:
+    async with gw.engine.connect() as conn:
+        row = (
+            (await conn.execute(select(accounts).where(accounts.c.username == username)))
+            .mappings()
+            .first()
+        )
+    if row is None or not row["password_hash"] or not row["enabled"]:
+        _hasher.hash(password)  # same work either way: no timing hint that the name exists
+        return None
+    try:
+        _hasher.verify(row["password_hash"], password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return _account(row)
+
+
+async def set_password(gw: Gateway, account_id: int, password: str) -> None:
+    if len(password) < 8:
+        raise bad_request("A password needs at least 8 characters.", param="password")
+    async with gw.engine.begin() as conn:
+        await conn.execute(
+            update(accounts)
+            .where(accounts.c.id == account_id)
+            .values(password_hash=_hasher.hash(password))
+        )
+
+
+async def account_view(gw: Gateway, account_id: int) -> dict[str, Any]:
+    async with gw.engine.connect() as conn:
+        row = (
+            (await conn.execute(select(accounts).where(accounts.c.id == account_id)))
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise not_found(f"No account {account_id}.", "account_not_found")
+    return _view(row)
+
+
+def _view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "username": row["username"],
+        "role": row["role"],
+        "balance_usd": nano_to_usd(row["balance_nano"]),
+        "held_usd": nano_to_usd(row["held_nano"]),
+        "available_usd": nano_to_usd(row["balance_nano"] - row["held_nano"]),
+        "enabled": row["enabled"],
+        "created_at": iso(row["created_at"]),
+    }
+
+
+async def list_accounts(gw: Gateway) -> list[dict[str, Any]]:
+    async with gw.engine.connect() as conn:
+        rows = (await conn.execute(select(accounts).order_by(accounts.c.id))).mappings().all()
+    return [_view(row) for row in rows]
+
+
+async def set_enabled(gw: Gateway, account_id: int, enabled: bool) -> dict[str, Any]:
+    async with gw.engine.begin() as conn:
+        done = await conn.execute(
+            update(accounts).where(accounts.c.id == account_id).values(enabled=enabled)
+        )
+        if done.rowcount != 1:
+            raise not_found(f"No account {account_id}.", "account_not_found")
+        await gw.state.changed(conn)
+    await gw.state.reload()
+    return await account_view(gw, account_id)
+
+
+async def credit(gw: Gateway, account_id: int, amount_nano: int, reason: str) -> dict[str, Any]:
+    """Credit (or, negative, debit) an account through the ledger."""
+    if not reason.strip():
+        raise bad_request("A credit or debit needs a reason.", param="reason")
+    await account_view(gw, account_id)  # 404 for an unknown account
+    balance = await gw.ledger.credit(account_id, amount_nano, reason.strip())
+    return {"account_id": account_id, "balance_usd": nano_to_usd(balance)}
+
+
+async def credits_of(gw: Gateway, account_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    query = (
+        select(ledger)
+        .where(ledger.c.account_id == account_id, ledger.c.kind.in_(("credit", "debit")))
+        .order_by(ledger.c.id.desc())
+        .limit(limit)
+    )
+    async with gw.engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [
+        {
+            "amount_usd": nano_to_usd(r["amount_nano"]),
+            "reason": r["reason"],
+            "created_at": iso(r["created_at"]),
+        }
+        for r in rows
+    ]

@@ -1,0 +1,159 @@
+"""The catalog as the API shows it, and admin edits to models and prices.
+
+An edit is stored as a whole model entry (the data files' shape) in
+``model_overrides``; it replaces the shipped entry with the same id and
+applies to the next call.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import delete, select
+
+from tollway.billing.modes import Refusal, resolve_method, working_modes
+from tollway.catalog.schema import ModelEntry
+from tollway.db.schema import model_overrides
+from tollway.errors import ApiError, bad_request, model_not_found
+from tollway.gateway import Gateway
+from tollway.timeutil import utcnow
+from tollway.types import BillingMode, Model, nano_to_usd
+
+PER_USE_FIELDS = (
+    "input_mtok",
+    "output_mtok",
+    "cached_input_mtok",
+    "image_input_mtok",
+    "image_output_mtok",
+    "audio_input_mtok",
+    "audio_output_mtok",
+)
+
+
+def model_entry(model: Model) -> dict[str, Any]:
+    """A model in the data files' shape (prices as USD decimal strings)."""
+    entry: dict[str, Any] = {
+        "id": model.id,
+        "kind": model.kind.value,
+        "provider": model.provider,
+        "aliases": list(model.aliases),
+        "description": model.description,
+        "source": model.source or "admin",
+    }
+    if model.per_use is not None:
+        entry["per_use"] = {
+            name: nano_to_usd(getattr(model.per_use, name))
+            for name in PER_USE_FIELDS
+            if getattr(model.per_use, name) is not None
+        }
+    if model.per_call is not None:
+        entry["per_call"] = {"price": nano_to_usd(model.per_call.price_nano)}
+    if model.default_method is not None:
+        entry["default_method"] = model.default_method.value
+    return entry
+
+
+def model_view(
+    model: Model, mode: BillingMode | None = None, allow_hybrid: bool = False
+) -> dict[str, Any]:
+    view = model_entry(model)
+    view.setdefault("per_use", None)
+    view.setdefault("per_call", None)
+    view["methods"] = sorted(m.value for m in model.methods)
+    view["default_method"] = model.effective_default_method.value
+    view["modes"] = [m.value for m in working_modes(model, allow_hybrid)]
+    if mode is not None:
+        decision = resolve_method(mode, model)
+        if isinstance(decision, Refusal):
+            view["billing"] = {"mode": mode.value, "method": None, "refused": decision.message}
+        else:
+            view["billing"] = {"mode": mode.value, "method": decision.value, "refused": None}
+    return view
+
+
+def _plain(value: Any) -> Any:
+    """Prices may arrive as JSON numbers (parsed as Decimal, never float) or
+    strings; the entry schema takes strings."""
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _validate(entry: dict[str, Any]) -> Model:
+    data = {**entry}
+    for block in ("per_use", "per_call"):
+        if block in data and data[block] is not None:
+            data[block] = _plain(data[block])
+        elif block in data:
+            del data[block]
+    try:
+        return ModelEntry.model_validate(data).to_model()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise bad_request(f"Invalid model: {where}: {first['msg']}", param=where or None) from None
+
+
+async def create_model(gw: Gateway, entry: dict[str, Any]) -> dict[str, Any]:
+    entry = {"source": "admin", **entry}
+    model = _validate(entry)
+    if gw.state.catalog.get(model.id) is not None:
+        raise ApiError(409, f"Model '{model.id}' exists; change it with PATCH.", "model_exists")
+    _check_alias_clash(gw, model)
+    await _store(gw, model)
+    return model_view(gw.state.catalog.resolve(model.id))
+
+
+async def update_model(gw: Gateway, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+    current = gw.state.catalog.get(name)
+    if current is None:
+        raise model_not_found(name)
+    if "id" in changes and changes["id"] != current.id:
+        raise bad_request("A model's id cannot be changed; add an alias instead.", param="id")
+    merged = {**model_entry(current), **changes, "id": current.id}
+    if "source" not in changes:
+        merged["source"] = "admin"
+    model = _validate(merged)
+    _check_alias_clash(gw, model)
+    await _store(gw, model)
+    return model_view(gw.state.catalog.resolve(model.id))
+
+
+def _check_alias_clash(gw: Gateway, model: Model) -> None:
+    for alias in model.aliases:
+        other = gw.state.catalog.get(alias)
+        if other is not None and other.id != model.id:
+            raise ApiError(409, f"Alias '{alias}' already names model '{other.id}'.", "alias_taken")
+
+
+async def _store(gw: Gateway, model: Model) -> None:
+    row = {"id": model.id, "data": model_entry(model), "updated_at": utcnow()}
+    async with gw.engine.begin() as conn:
+        await conn.execute(delete(model_overrides).where(model_overrides.c.id == model.id))
+        await conn.execute(model_overrides.insert().values(row))
+        await gw.state.changed(conn)
+    await gw.state.reload()
+
+
+async def store_models(gw: Gateway, models: list[Model]) -> None:
+    """Store many edits in one transaction (the price importer's refresh)."""
+    now = utcnow()
+    async with gw.engine.begin() as conn:
+        for model in models:
+            await conn.execute(delete(model_overrides).where(model_overrides.c.id == model.id))
+            await conn.execute(
+                model_overrides.insert().values(
+                    id=model.id, data=model_entry(model), updated_at=now
+                )
+            )
+        await gw.state.changed(conn)
+    await gw.state.reload()
+
+
+async def overridden_ids(gw: Gateway) -> set[str]:
+    async with gw.engine.connect() as conn:
+        return set((await conn.execute(select(model_overrides.c.id))).scalars().all())

@@ -1,0 +1,104 @@
+"""What a call would cost, without making it: from given usage, or from the
+call's own body (then the worst case, as the gateway would hold it)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from tollway.billing.holds import CallShape, hold_usage
+from tollway.billing.modes import Refusal, resolve_method
+from tollway.billing.pricing import PricingError, price_call
+from tollway.counting import TokenCounter
+from tollway.errors import bad_request
+from tollway.types import NANO_PER_USD, BillingMode, Cost, Model, Usage, UsageSource, nano_to_usd
+
+USAGE_FIELDS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "image_input_tokens",
+    "image_output_tokens",
+    "audio_input_tokens",
+    "audio_output_tokens",
+)
+
+
+def usage_from_fields(fields: dict[str, Any]) -> Usage:
+    values = {}
+    for name in (*USAGE_FIELDS, "n"):
+        value = fields.get(name, 1 if name == "n" else 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad_request(f"'{name}' must be a whole number, 0 or more.", param=name)
+        values[name] = value
+    n = values.pop("n")
+    return Usage(**values, items=n)
+
+
+def usage_from_request(
+    body: dict[str, Any], counter: TokenCounter, hold_output_tokens: int
+) -> Usage:
+    """The worst case of a chat or embeddings body: counted prompt, and
+    max_tokens (or the hold's default) of output per choice."""
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    n = body.get("n", 1)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise bad_request(
+            "'request.max_tokens' must be a whole number.", param="request.max_tokens"
+        )
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise bad_request("'request.n' must be a whole number, 1 or more.", param="request.n")
+    if "input" in body and "messages" not in body:
+        return Usage(input_tokens=counter.count_inputs(body["input"]), source=UsageSource.ESTIMATED)
+    usage = hold_usage(CallShape(body_bytes=0, max_output_tokens=limit, n=n), hold_output_tokens)
+    usage.input_tokens = counter.count_chat_prompt(body)
+    usage.source = UsageSource.ESTIMATED
+    return usage
+
+
+def quote(model: Model, mode: BillingMode, usage: Usage) -> dict[str, Any]:
+    decision = resolve_method(mode, model)
+    base: dict[str, Any] = {"model": model.id, "billing_mode": mode.value}
+    if isinstance(decision, Refusal):
+        return {
+            **base,
+            "method": None,
+            "cost_usd": None,
+            "breakdown": [],
+            "refused": {
+                "code": "billing_mode_mismatch",
+                "message": decision.message,
+                "working_modes": [m.value for m in decision.working_modes],
+            },
+        }
+    try:
+        cost = price_call(model, decision, usage)
+    except PricingError as exc:
+        raise bad_request(str(exc)) from exc
+    return {
+        **base,
+        "method": decision.value,
+        "cost_usd": nano_to_usd(cost.total_nano),
+        "breakdown": breakdown(cost),
+        "usage_source": usage.source.value,
+        "refused": None,
+    }
+
+
+def breakdown(cost: Cost) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": line.name,
+            "quantity": line.quantity,
+            "unit_price_usd": nano_to_usd(line.unit_price_nano),
+            "per": "1M tokens" if line.per > 1 else "item",
+            "cost_usd": _exact_usd(line.cost_nano),
+        }
+        for line in cost.lines
+    ]
+
+
+def _exact_usd(nano: Decimal) -> str:
+    """A line's exact cost, which may be finer than a nano-USD."""
+    return f"{(nano / NANO_PER_USD).normalize():f}"

@@ -1,0 +1,195 @@
+"""API keys ("tokens"): created with a billing mode, shown once, hashed at rest."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from tollway.billing.modes import hybrid_refusal_message
+from tollway.db.schema import tokens
+from tollway.errors import bad_request, not_found
+from tollway.gateway import Gateway
+from tollway.keys import display_prefix, hash_key, new_key
+from tollway.timeutil import aware, iso, utcnow
+from tollway.types import DEFAULT_BILLING_MODE, BillingMode, nano_to_usd
+
+UNSET: Any = object()
+
+
+def check_mode(value: Any, allow_hybrid: bool) -> BillingMode:
+    try:
+        mode = BillingMode(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in BillingMode)
+        raise bad_request(
+            f"Unknown billing mode {value!r}; choose one of: {choices}.",
+            param="billing_mode",
+            code="invalid_billing_mode",
+        ) from None
+    if mode is BillingMode.HYBRID and not allow_hybrid:
+        raise bad_request(
+            hybrid_refusal_message(), param="billing_mode", code="billing_mode_not_applicable"
+        )
+    return mode
+
+
+def check_models(gw: Gateway, models: Any) -> list[str] | None:
+    if models is None:
+        return None
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise bad_request(
+            "'models' must be a list of model names, or null for all.", param="models"
+        )
+    unknown = [m for m in models if gw.state.catalog.get(m) is None]
+    if unknown:
+        raise bad_request(
+            f"Unknown models in the allowlist: {', '.join(unknown)}.",
+            param="models",
+            code="model_not_found",
+        )
+    return list(dict.fromkeys(models))
+
+
+def check_quota(quota_nano: int | None) -> int | None:
+    if quota_nano is not None and quota_nano < 0:
+        raise bad_request("'quota_usd' cannot be negative.", param="quota_usd")
+    return quota_nano
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise bad_request("'name' must be 1 to 200 characters.", param="name")
+    return name.strip()
+
+
+async def create_token(
+    gw: Gateway,
+    account_id: int,
+    name: str,
+    billing_mode: Any = None,
+    quota_nano: int | None = None,
+    expires_at: datetime | None = None,
+    models: Any = None,
+) -> dict[str, Any]:
+    mode = (
+        DEFAULT_BILLING_MODE
+        if billing_mode is None
+        else check_mode(billing_mode, gw.settings.allow_hybrid)
+    )
+    key = new_key()
+    now = utcnow()
+    values = {
+        "account_id": account_id,
+        "name": check_name(name),
+        "key_hash": hash_key(key),
+        "key_prefix": display_prefix(key),
+        "billing_mode": mode.value,
+        "quota_nano": check_quota(quota_nano),
+        "used_nano": 0,
+        "held_nano": 0,
+        "expires_at": expires_at,
+        "models": check_models(gw, models),
+        "enabled": True,
+        "deleted": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+    async with gw.engine.begin() as conn:
+        token_id = (await conn.execute(insert(tokens).values(values))).inserted_primary_key[0]
+    view = await get_token(gw, account_id, token_id)
+    view["key"] = key
+    return view
+
+
+def token_view(row: Any) -> dict[str, Any]:
+    quota = row["quota_nano"]
+    return {
+        "id": row["id"],
+        "account_id": row["account_id"],
+        "name": row["name"],
+        "key_prefix": row["key_prefix"],
+        "billing_mode": row["billing_mode"],
+        "quota_usd": nano_to_usd(quota) if quota is not None else None,
+        "used_usd": nano_to_usd(row["used_nano"]),
+        "remaining_usd": nano_to_usd(max(quota - row["used_nano"], 0))
+        if quota is not None
+        else None,
+        "expires_at": iso(row["expires_at"]),
+        "models": row["models"],
+        "enabled": row["enabled"],
+        "created_at": iso(row["created_at"]),
+        "last_used_at": iso(row["last_used_at"]),
+    }
+
+
+def _owned(account_id: int | None) -> Any:
+    clause = tokens.c.deleted.is_(False)
+    return clause if account_id is None else clause & (tokens.c.account_id == account_id)
+
+
+async def list_tokens(gw: Gateway, account_id: int | None) -> list[dict[str, Any]]:
+    """The account's tokens (all accounts' when account_id is None: admins)."""
+    query = select(tokens).where(_owned(account_id)).order_by(tokens.c.id)
+    async with gw.engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [token_view(r) for r in rows]
+
+
+async def get_token(gw: Gateway, account_id: int | None, token_id: int) -> dict[str, Any]:
+    query = select(tokens).where(_owned(account_id), tokens.c.id == token_id)
+    async with gw.engine.connect() as conn:
+        row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        raise not_found(f"No token {token_id}.", "token_not_found")
+    return token_view(row)
+
+
+async def update_token(
+    gw: Gateway, account_id: int | None, token_id: int, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Apply a PATCH: any of name, billing_mode, quota_nano, expires_at, models, enabled."""
+    values = _checked_changes(gw, changes)
+    await get_token(gw, account_id, token_id)  # 404 unless it is theirs
+    if values:
+        values["updated_at"] = utcnow()
+        async with gw.engine.begin() as conn:
+            await conn.execute(update(tokens).where(tokens.c.id == token_id).values(values))
+            await gw.state.changed(conn)
+        await gw.state.reload()
+    return await get_token(gw, account_id, token_id)
+
+
+def _checked_changes(gw: Gateway, changes: dict[str, Any]) -> dict[str, Any]:
+    checks = {
+        "name": check_name,
+        "billing_mode": lambda v: check_mode(v, gw.settings.allow_hybrid).value,
+        "quota_nano": check_quota,
+        "expires_at": lambda v: aware(v),
+        "models": lambda v: check_models(gw, v),
+        "enabled": _check_bool,
+    }
+    unknown = set(changes) - set(checks)
+    if unknown:
+        raise bad_request(f"Cannot change: {', '.join(sorted(unknown))}.")
+    return {field: checks[field](value) for field, value in changes.items()}
+
+
+def _check_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise bad_request("'enabled' must be true or false.", param="enabled")
+    return value
+
+
+async def delete_token(gw: Gateway, account_id: int | None, token_id: int) -> None:
+    """Deleted tokens stop working at once; their usage records stay."""
+    await get_token(gw, account_id, token_id)
+    async with gw.engine.begin() as conn:
+        await conn.execute(
+            update(tokens)
+            .where(tokens.c.id == token_id)
+            .values(deleted=True, enabled=False, updated_at=utcnow())
+        )
+        await gw.state.changed(conn)
+    await gw.state.reload()

@@ -1,0 +1,78 @@
+"""Usage records: what each call was billed, newest first, paged by cursor."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from tollway.db.schema import usage_records
+from tollway.gateway import Gateway
+from tollway.timeutil import iso
+from tollway.types import nano_to_usd
+
+TOKEN_CLASSES = (
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "image_input_tokens",
+    "image_output_tokens",
+    "audio_input_tokens",
+    "audio_output_tokens",
+)
+MAX_PAGE = 1000
+
+
+def usage_view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "request_id": row["request_id"],
+        "created_at": iso(row["created_at"]),
+        "account_id": row["account_id"],
+        "token_id": row["token_id"],
+        "model": row["model"],
+        "endpoint": row["endpoint"],
+        "billing_mode": row["billing_mode"],
+        "method": row["method"],
+        "tokens": {name: row[name] for name in TOKEN_CLASSES},
+        "items": row["items"],
+        "unit_prices_usd": row["unit_prices"],
+        "cost_usd": nano_to_usd(row["cost_nano"]),
+        "usage_source": row["usage_source"],
+        "status": row["status"],
+        "duration_ms": row["duration_ms"],
+        "detail": row["detail"],
+    }
+
+
+async def list_usage(
+    gw: Gateway,
+    account_id: int | None,
+    token_id: int | None = None,
+    model: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    cursor: int | None = None,
+) -> dict[str, Any]:
+    limit = max(1, min(limit, MAX_PAGE))
+    c = usage_records.c
+    query = select(usage_records).order_by(c.id.desc()).limit(limit + 1)
+    filters = [
+        (account_id, lambda v: c.account_id == v),
+        (token_id, lambda v: c.token_id == v),
+        (model, lambda v: c.model == v),
+        (since, lambda v: c.created_at >= v),
+        (until, lambda v: c.created_at < v),
+        (cursor, lambda v: c.id < v),
+    ]
+    for value, clause in filters:
+        if value is not None:
+            query = query.where(clause(value))
+    async with gw.engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    page = [usage_view(r) for r in rows[:limit]]
+    next_cursor = str(page[-1]["id"]) if len(rows) > limit else None
+    return {"data": page, "next_cursor": next_cursor}

@@ -1,0 +1,159 @@
+"""OpenAI and every OpenAI-compatible upstream (channel type "openai")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from tollway.types import Usage
+
+_USAGE_MARKS = (b'"usage":{', b'"usage": {')
+_NULL_USAGE = (b',"usage":null', b', "usage": null')
+
+
+class OpenAIProvider:
+    def url(self, base_url: str, endpoint: str) -> str:
+        return f"{base_url}/{endpoint}"
+
+    def headers(self, api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+
+    def usage(self, endpoint: str, response: dict[str, Any]) -> Usage | None:
+        reported = response.get("usage")
+        return usage_from_openai(reported) if isinstance(reported, dict) else None
+
+    def stream_body(self, payload: dict[str, Any], body: bytes) -> tuple[bytes, bool]:
+        options = payload.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage") is True:
+            return body, False
+        asked = dict(options) if isinstance(options, dict) else {}
+        asked["include_usage"] = True
+        return orjson.dumps({**payload, "stream_options": asked}), True
+
+    def stream_scanner(self, strip_usage: bool) -> ChatStreamScanner:
+        return ChatStreamScanner(strip_usage)
+
+
+def usage_from_openai(u: dict[str, Any]) -> Usage | None:
+    """Chat ({prompt,completion}_tokens) or images/responses ({input,output}_tokens)."""
+    try:
+        if "prompt_tokens" in u:
+            return _chat_usage(u)
+        if "input_tokens" in u:
+            return _io_usage(u)
+    except (TypeError, ValueError):
+        return None  # garbage from upstream: the caller counts instead
+    return None
+
+
+def _chat_usage(u: dict[str, Any]) -> Usage:
+    prompt_details = u.get("prompt_tokens_details") or {}
+    completion_details = u.get("completion_tokens_details") or {}
+    audio_in = _count(prompt_details.get("audio_tokens"))
+    audio_out = _count(completion_details.get("audio_tokens"))
+    return Usage(
+        input_tokens=_count(u.get("prompt_tokens")) - audio_in,
+        cached_input_tokens=_count(prompt_details.get("cached_tokens")),
+        output_tokens=_count(u.get("completion_tokens")) - audio_out,
+        reasoning_tokens=_count(completion_details.get("reasoning_tokens")),
+        audio_input_tokens=audio_in,
+        audio_output_tokens=audio_out,
+    )
+
+
+def _io_usage(u: dict[str, Any]) -> Usage:
+    in_details = u.get("input_tokens_details") or {}
+    out_details = u.get("output_tokens_details") or {}
+    image_in = _count(in_details.get("image_tokens"))
+    return Usage(
+        input_tokens=_count(u.get("input_tokens")) - image_in,
+        cached_input_tokens=_count(in_details.get("cached_tokens")),
+        image_input_tokens=image_in,
+        output_tokens=_count(u.get("output_tokens")),
+        reasoning_tokens=_count(out_details.get("reasoning_tokens")),
+    )
+
+
+def _count(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"not a token count: {value!r}")
+    return value
+
+
+class ChatStreamScanner:
+    """Server-sent chat chunks. Bytes pass through untouched unless the gateway
+    asked for usage on the client's behalf; then the usage chunk (and the
+    ``"usage":null`` it made every chunk carry) is cut out, so the client sees
+    exactly the stream it asked for."""
+
+    def __init__(self, strip_usage: bool) -> None:
+        self.strip_usage = strip_usage
+        self.usage: Usage | None = None
+        self.done = False
+        self._buffer = b""
+        self._text: list[str] = []
+
+    def feed(self, chunk: bytes) -> bytes:
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n")
+        self._buffer += chunk
+        if b"\n\n" not in self._buffer:
+            return b"" if self.strip_usage else chunk
+        *events, self._buffer = self._buffer.split(b"\n\n")
+        kept = [event for event in events if self._take(event)]
+        if not self.strip_usage:
+            return chunk
+        return b"".join(_without_null_usage(event) + b"\n\n" for event in kept)
+
+    def output_text(self) -> str:
+        return "".join(self._text)
+
+    def _take(self, event: bytes) -> bool:
+        """Note what the event says; False when the client must not see it."""
+        data = _data_of(event)
+        if data is None:
+            return True
+        if data == b"[DONE]":
+            self.done = True
+            return True
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return True
+        if not isinstance(parsed, dict):
+            return True
+        self._collect_text(parsed.get("choices"))
+        if any(mark in data for mark in _USAGE_MARKS) and isinstance(parsed.get("usage"), dict):
+            self.usage = usage_from_openai(parsed["usage"])
+            return not (self.strip_usage and not parsed.get("choices"))
+        return True
+
+    def _collect_text(self, choices: Any) -> None:
+        if not isinstance(choices, list):
+            return
+        for choice in choices:
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            for key in ("content", "reasoning_content", "refusal"):
+                if isinstance(delta.get(key), str):
+                    self._text.append(delta[key])
+            for call in delta.get("tool_calls") or ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                    self._text.append(function["arguments"])
+
+
+def _data_of(event: bytes) -> bytes | None:
+    lines = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(lines) if lines else None
+
+
+def _without_null_usage(event: bytes) -> bytes:
+    for mark in _NULL_USAGE:
+        if mark in event:
+            event = event.replace(mark, b"")
+    return event

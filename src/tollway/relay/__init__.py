@@ -1,0 +1,35 @@
+"""The OpenAI-compatible relay (/v1): metered calls forwarded upstream."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from tollway.errors import ApiError
+from tollway.relay.chat import chat_completions
+from tollway.relay.embeddings import embeddings
+from tollway.relay.models import get_model, list_models
+
+Endpoint = Callable[[Request], Awaitable[Any]]
+
+
+def _answering_errors(endpoint: Endpoint) -> Endpoint:
+    async def wrapped(request: Request) -> Any:
+        try:
+            return await endpoint(request)
+        except ApiError as error:
+            return error.response()
+
+    return wrapped
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/v1/models", _answering_errors(list_models), methods=["GET"]),
+        Route("/v1/models/{model:path}", _answering_errors(get_model), methods=["GET"]),
+        Route("/v1/chat/completions", _answering_errors(chat_completions), methods=["POST"]),
+        Route("/v1/embeddings", _answering_errors(embeddings), methods=["POST"]),
+    ]

@@ -1,0 +1,192 @@
+"""Forwarding to the upstream: whole answers, and streams passed through as
+they arrive, metered on the way."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import orjson
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from tollway.errors import ApiError, upstream_error
+from tollway.relay.call import COST_HEADER, Call, upstream_failure
+from tollway.types import StreamScanner, Usage, UsageSource, nano_to_usd
+
+log = logging.getLogger(__name__)
+
+# The usage to bill when the upstream reported none: from the streamed text,
+# or from the whole parsed answer.
+Estimator = Callable[[str], Usage]
+AnswerEstimator = Callable[[dict[str, Any]], Usage]
+
+
+async def forward_unary(
+    call: Call, body: bytes, items: Callable[[dict[str, Any]], int], estimate: AnswerEstimator
+) -> Response:
+    """Send, read the whole answer, settle, answer with the cost in a header."""
+    data = await _post(call, body)
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        await call.release("upstream_error", "upstream answered 200 with a body that is not JSON")
+        raise upstream_error("The upstream answered with a body that is not JSON.") from None
+    if not isinstance(parsed, dict):
+        parsed = {}
+    usage = call.provider.usage(call.endpoint, parsed) or estimated(estimate(parsed))
+    usage.items = items(parsed)
+    cost = await call.settle(usage)
+    headers = call.headers()
+    headers[COST_HEADER] = nano_to_usd(cost)
+    return Response(data, 200, headers, media_type="application/json")
+
+
+async def _post(call: Call, body: bytes) -> bytes:
+    timeout = aiohttp.ClientTimeout(total=call.gw.settings.upstream_timeout_s)
+    try:
+        async with call.gw.http.post(
+            call.upstream_url(), data=body, headers=call.upstream_headers(), timeout=timeout
+        ) as resp:
+            data = await resp.read()
+            status = resp.status
+    except asyncio.CancelledError:
+        await call.release("cancelled", "the gateway stopped the call before the upstream answered")
+        raise
+    except (aiohttp.ClientError, OSError) as exc:
+        await call.release("upstream_error", f"upstream request failed: {exc!r}")
+        raise _transport_error(exc) from exc
+    if status != 200:
+        await call.release("upstream_error", f"upstream answered HTTP {status}")
+        raise upstream_failure(status, data)
+    return data
+
+
+def _transport_error(exc: Exception) -> ApiError:
+    if isinstance(exc, TimeoutError):
+        return upstream_error("The upstream did not answer in time.", 504, "upstream_timeout")
+    return upstream_error(f"The upstream could not be reached: {exc.__class__.__name__}.")
+
+
+async def open_stream(call: Call, body: bytes) -> aiohttp.ClientResponse:
+    timeout = aiohttp.ClientTimeout(
+        total=None,
+        sock_connect=call.gw.settings.upstream_connect_timeout_s,
+        sock_read=call.gw.settings.upstream_timeout_s,
+    )
+    try:
+        resp = await call.gw.http.post(
+            call.upstream_url(), data=body, headers=call.upstream_headers(), timeout=timeout
+        )
+    except asyncio.CancelledError:
+        await call.release("cancelled", "the gateway stopped the call before the upstream answered")
+        raise
+    except (aiohttp.ClientError, OSError) as exc:
+        await call.release("upstream_error", f"upstream request failed: {exc!r}")
+        raise _transport_error(exc) from exc
+    if resp.status != 200:
+        try:
+            data = await resp.read()
+        finally:
+            resp.release()
+        await call.release("upstream_error", f"upstream answered HTTP {resp.status}")
+        raise upstream_failure(resp.status, data)
+    return resp
+
+
+class MeteredStream:
+    """An ASGI response that relays an upstream SSE stream chunk by chunk.
+
+    Each upstream chunk is forwarded as soon as it arrives (unless usage must
+    be cut out of it). When the stream ends, for whatever reason, the call is
+    settled before the response is closed, so a client that has read to the
+    end sees a settled charge. A client that goes away stops the upstream and
+    pays for what was generated until then.
+    """
+
+    def __init__(
+        self,
+        call: Call,
+        upstream: aiohttp.ClientResponse,
+        scanner: StreamScanner,
+        estimate: Estimator,
+        items: int,
+    ) -> None:
+        self.call = call
+        self.upstream = upstream
+        self.scanner = scanner
+        self.estimate = estimate
+        self.items = items
+        self.client_gone = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watcher = asyncio.create_task(self._watch(receive))
+        status = "ok"
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self._headers()})
+            status = await self._pump(send)
+        except OSError:
+            status = "client_disconnected"
+        finally:
+            watcher.cancel()
+            self.upstream.close()
+            await self._finish(status)
+        if not self.client_gone:
+            with contextlib.suppress(OSError):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _pump(self, send: Send) -> str:
+        try:
+            async for chunk in self.upstream.content.iter_any():
+                out = self.scanner.feed(chunk)
+                if out and not self.client_gone:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                if self.client_gone:
+                    return "client_disconnected"
+        except (TimeoutError, aiohttp.ClientError):
+            pass
+        if self.client_gone:
+            return "client_disconnected"
+        return "ok" if self.scanner.done else "upstream_interrupted"
+
+    async def _watch(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.client_gone = True
+                self.upstream.close()  # wakes the pump at once
+                return
+
+    async def _finish(self, status: str) -> None:
+        usage = self.scanner.usage
+        detail = None
+        if usage is None:
+            usage = estimated(self.estimate(self.scanner.output_text()))
+            detail = "no usage from upstream; counted by the gateway"
+        elif status != "ok":
+            detail = "usage reported before the stream ended"
+        usage.items = self.items
+        try:
+            await self.call.settle(usage, status, detail)
+        except Exception:
+            log.exception(
+                "settling %s failed; its hold stays open for reconciliation", self.call.request_id
+            )
+
+    def _headers(self) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+        ]
+        headers += [(k.encode(), v.encode()) for k, v in self.call.headers().items()]
+        return headers
+
+
+def estimated(usage: Usage) -> Usage:
+    usage.source = UsageSource.ESTIMATED
+    return usage

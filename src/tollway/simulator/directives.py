@@ -1,0 +1,91 @@
+"""Per-request steering: ``[sim:KEY=VALUE]`` tokens inside the prompt text.
+
+A test that drives the simulator *through* a gateway can only control the
+request body, so the steering travels inside the last message's text. Tokens:
+
+- ``[sim:error=STATUS]``    answer STATUS (400-599) with an OpenAI-shaped error
+- ``[sim:tokens=N]``        exactly N visible output tokens per choice
+- ``[sim:cached=N]``        report N prompt tokens as cached (capped at the prompt)
+- ``[sim:reasoning=N]``     N hidden reasoning tokens per choice, added to
+                            completion_tokens (so completion = n * (tokens + N))
+- ``[sim:drop_after=K]``    stream: K content chunks, then cut the connection
+                            (no finish chunk, no usage, no [DONE]); non-stream:
+                            cut the connection without any response
+- ``[sim:latency_ms=N]``    delay before answering (overrides the config)
+- ``[sim:chunk_delay_ms=N]`` delay before each stream content chunk
+- ``[sim:no_usage]``        omit usage from this response
+
+An unknown key or a bad value is a 400, so a typo in a test fails loudly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+DIRECTIVE_MARK = "[sim:"
+_DIRECTIVE = re.compile(r"\[sim:([a-z_]+)(?:=([^\]]*))?\]")
+_INT_KEYS = frozenset(
+    {"error", "tokens", "cached", "reasoning", "drop_after", "latency_ms", "chunk_delay_ms"}
+)
+_FLAG_KEYS = frozenset({"no_usage"})
+
+
+class DirectiveError(ValueError):
+    """A ``[sim:...]`` token the simulator does not understand."""
+
+
+@dataclass(frozen=True, slots=True)
+class Directives:
+    error: int | None = None
+    tokens: int | None = None
+    cached: int | None = None
+    reasoning: int | None = None
+    drop_after: int | None = None
+    latency_ms: int | None = None
+    chunk_delay_ms: int | None = None
+    no_usage: bool = False
+
+
+# Shared by every request without directives: the common case allocates nothing.
+NO_DIRECTIVES = Directives()
+
+
+def parse_directives(text: str) -> Directives:
+    """Collect the directives found in ``text`` (the last one of a key wins)."""
+    if DIRECTIVE_MARK not in text:
+        return NO_DIRECTIVES
+    found: dict[str, Any] = {}
+    for match in _DIRECTIVE.finditer(text):
+        key, raw = match.group(1), match.group(2)
+        found[key] = _value(key, raw)
+    return Directives(**found) if found else NO_DIRECTIVES
+
+
+def _value(key: str, raw: str | None) -> int | bool:
+    if key in _FLAG_KEYS:
+        if raw is not None:
+            raise DirectiveError(f"[sim:{key}] takes no value")
+        return True
+    if key not in _INT_KEYS:
+        raise DirectiveError(f"unknown simulator directive [sim:{key}]")
+    if raw is None or not raw.isdigit():
+        raise DirectiveError(f"[sim:{key}=...] needs a non-negative integer, got {raw!r}")
+    value = int(raw)
+    if key == "error" and not 400 <= value <= 599:
+        raise DirectiveError("[sim:error=...] needs an HTTP error status between 400 and 599")
+    return value
+
+
+def content_text(content: Any) -> str:
+    """The text of a message ``content``: a string, or the text parts of a list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
