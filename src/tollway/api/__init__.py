@@ -1,0 +1,45 @@
+"""The management API (/api), JSON with OpenAI-shaped errors."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from tollway.api import accounts, catalog, channels, tokens, usage
+from tollway.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+
+def create_api() -> FastAPI:
+    api = FastAPI(title="Tollway management API", docs_url="/docs", openapi_url="/openapi.json")
+    for module in (catalog, tokens, accounts, channels, usage):
+        api.include_router(module.router)
+    api.add_exception_handler(ApiError, _api_error)
+    api.add_exception_handler(RequestValidationError, _validation_error)
+    api.add_exception_handler(HTTPException, _http_error)
+    return api
+
+
+async def _api_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"][1:]) or None
+    return ApiError(
+        400, f"Invalid {where or 'request'}: {first['msg']}", "invalid_request", param=where
+    ).response()
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return ApiError(exc.status_code, str(exc.detail), code).response()

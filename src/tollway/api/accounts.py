@@ -1,0 +1,76 @@
+"""/api/me and the admin's /api/users (create, list, credit/debit, edit)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from tollway.api.deps import Admin, Caller, gateway, json_body, money_nano
+from tollway.errors import bad_request
+from tollway.manage import accounts as service
+
+router = APIRouter()
+
+
+@router.get("/me")
+async def me(
+    request: Request,
+    caller: Caller,
+) -> dict[str, Any]:
+    gw = gateway(request)
+    view = await service.account_view(gw, caller.id)
+    view["recent_credits"] = await service.credits_of(gw, caller.id, limit=10)
+    return view
+
+
+@router.post("/users", status_code=201)
+async def create_user(request: Request, _: Admin) -> dict[str, Any]:
+    body = await json_body(request)
+    username, password, role = body.get("username"), body.get("password"), body.get("role", "user")
+    if not isinstance(username, str):
+        raise bad_request("A user needs a 'username'.", param="username")
+    if password is not None and (not isinstance(password, str) or len(password) < 8):
+        raise bad_request("'password' needs at least 8 characters.", param="password")
+    if not isinstance(role, str):
+        raise bad_request("'role' must be 'admin' or 'user'.", param="role")
+    view, key = await service.create_account(gateway(request), username, password, role)
+    return {**view, "management_key": key}
+
+
+@router.get("/users")
+async def list_users(request: Request, _: Admin) -> dict[str, Any]:
+    return {"data": await service.list_accounts(gateway(request))}
+
+
+@router.get("/users/{account_id}")
+async def read_user(request: Request, account_id: int, _: Admin) -> dict[str, Any]:
+    return await service.account_view(gateway(request), account_id)
+
+
+@router.patch("/users/{account_id}")
+async def edit_user(request: Request, account_id: int, _: Admin) -> dict[str, Any]:
+    gw = gateway(request)
+    body = await json_body(request)
+    unknown = set(body) - {"enabled", "password"}
+    if unknown:
+        raise bad_request(f"Cannot change: {', '.join(sorted(unknown))}.")
+    if "password" in body:
+        if not isinstance(body["password"], str):
+            raise bad_request("'password' must be a string.", param="password")
+        await service.set_password(gw, account_id, body["password"])
+    if "enabled" in body:
+        if not isinstance(body["enabled"], bool):
+            raise bad_request("'enabled' must be true or false.", param="enabled")
+        return await service.set_enabled(gw, account_id, body["enabled"])
+    return await service.account_view(gw, account_id)
+
+
+@router.post("/users/{account_id}/credit")
+async def credit(request: Request, account_id: int, _: Admin) -> dict[str, Any]:
+    body = await json_body(request)
+    amount = money_nano(body.get("amount_usd"), "amount_usd")
+    reason = body.get("reason")
+    if not isinstance(reason, str):
+        raise bad_request("A credit or debit needs a 'reason'.", param="reason")
+    return await service.credit(gateway(request), account_id, amount, reason)

@@ -1,0 +1,99 @@
+"""/api/tokens: create (key shown once), list, read, edit, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from tollway.api.deps import (
+    Caller,
+    gateway,
+    json_body,
+    optional_money_nano,
+    optional_time,
+    target_account,
+)
+from tollway.errors import bad_request
+from tollway.manage import tokens as service
+from tollway.manage.accounts import Account
+
+router = APIRouter()
+FIELDS = {"name", "billing_mode", "quota_usd", "expires_at", "models", "enabled", "account_id"}
+
+
+def _scope(caller: Account, account_id: int | None) -> int | None:
+    """Admins reach any account's token by id; others only their own."""
+    if caller.is_admin and account_id is None:
+        return None
+    return target_account(caller, account_id)
+
+
+def _changes(body: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(body) - FIELDS
+    if unknown:
+        raise bad_request(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    changes = {k: v for k, v in body.items() if k not in {"quota_usd", "expires_at", "account_id"}}
+    if "quota_usd" in body:
+        changes["quota_nano"] = optional_money_nano(body["quota_usd"], "quota_usd")
+    if "expires_at" in body:
+        changes["expires_at"] = optional_time(body["expires_at"], "expires_at")
+    return changes
+
+
+@router.post("/tokens", status_code=201)
+async def create(
+    request: Request,
+    caller: Caller,
+) -> dict[str, Any]:
+    body = await json_body(request)
+    changes = _changes(body)
+    owner = target_account(caller, body.get("account_id"))
+    if "name" not in changes:
+        raise bad_request("A token needs a 'name'.", param="name")
+    if "enabled" in changes:
+        raise bad_request("A new token is enabled; disable it with PATCH.", param="enabled")
+    return await service.create_token(
+        gateway(request),
+        owner,
+        changes["name"],
+        billing_mode=changes.get("billing_mode"),
+        quota_nano=changes.get("quota_nano"),
+        expires_at=changes.get("expires_at"),
+        models=changes.get("models"),
+    )
+
+
+@router.get("/tokens")
+async def list_all(
+    request: Request, caller: Caller, account_id: int | None = None
+) -> dict[str, Any]:
+    owner = target_account(caller, account_id)
+    return {"data": await service.list_tokens(gateway(request), owner)}
+
+
+@router.get("/tokens/{token_id}")
+async def read(
+    request: Request, caller: Caller, token_id: int, account_id: int | None = None
+) -> dict[str, Any]:
+    return await service.get_token(gateway(request), _scope(caller, account_id), token_id)
+
+
+@router.patch("/tokens/{token_id}")
+async def edit(
+    request: Request, caller: Caller, token_id: int, account_id: int | None = None
+) -> dict[str, Any]:
+    body = await json_body(request)
+    body.pop("account_id", None)
+    return await service.update_token(
+        gateway(request), _scope(caller, account_id), token_id, _changes(body)
+    )
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+async def remove(
+    request: Request, caller: Caller, token_id: int, account_id: int | None = None
+) -> Response:
+    await service.delete_token(gateway(request), _scope(caller, account_id), token_id)
+    return Response(status_code=204)

@@ -1,0 +1,167 @@
+"""Pydantic models of the catalog's data files (``catalog/data/*.yaml``).
+
+A data file is a mapping with a ``models`` list and, for generated files, a
+``generated`` block saying how to reproduce it::
+
+    generated: {by: scripts/gen_catalog.py, genai_prices: "0.2.3", as_of: "2026-11-27"}
+    models:
+      - id: gpt-4o
+        kind: multimodal
+        provider: openai
+        per_use: {input_mtok: "5", output_mtok: "15"}
+        source: billing-modes-guide
+
+Prices are decimal strings in USD (per 1M tokens for ``*_mtok``, per call or
+item for ``price``). A YAML number is refused, not converted: ``0.1`` in YAML
+is a binary float, and a price file that silently rounds is how money drifts.
+Unknown fields are refused too, so a typo (``ouput_mtok``) fails loudly
+instead of leaving a price unset.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from tollway.types import (
+    BillingMethod,
+    Model,
+    ModelKind,
+    MoneyError,
+    PerCallPrice,
+    PerUsePrice,
+    usd_to_nano,
+)
+
+
+def _check_price(value: Any) -> str:
+    """Accept only a non-negative decimal string that is exact in nano-USD."""
+    if not isinstance(value, str):
+        shown = f"{type(value).__name__} {value!r}"
+        raise ValueError(f'a price must be a decimal string in quotes, e.g. "0.075"; got {shown}')
+    try:
+        nano = usd_to_nano(value.strip())
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from exc
+    if nano < 0:
+        raise ValueError(f"a price cannot be negative: {value!r}")
+    return value.strip()
+
+
+PriceStr = Annotated[str, BeforeValidator(_check_price)]
+"""A USD amount as written in a data file, validated but kept as text."""
+
+ModelName = Annotated[str, Field(strict=True, min_length=1, max_length=200, pattern=r"^\S+$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class PerUseEntry(_Strict):
+    """USD per 1M tokens of each token class."""
+
+    input_mtok: PriceStr
+    output_mtok: PriceStr
+    cached_input_mtok: PriceStr | None = None
+    image_input_mtok: PriceStr | None = None
+    image_output_mtok: PriceStr | None = None
+    audio_input_mtok: PriceStr | None = None
+    audio_output_mtok: PriceStr | None = None
+
+    def to_price(self) -> PerUsePrice:
+        def nano(value: str | None) -> int | None:
+            return None if value is None else usd_to_nano(value)
+
+        return PerUsePrice(
+            input_mtok=usd_to_nano(self.input_mtok),
+            output_mtok=usd_to_nano(self.output_mtok),
+            cached_input_mtok=nano(self.cached_input_mtok),
+            image_input_mtok=nano(self.image_input_mtok),
+            image_output_mtok=nano(self.image_output_mtok),
+            audio_input_mtok=nano(self.audio_input_mtok),
+            audio_output_mtok=nano(self.audio_output_mtok),
+        )
+
+
+class PerCallEntry(_Strict):
+    """USD per call (per generated item when n > 1)."""
+
+    price: PriceStr
+
+    def to_price(self) -> PerCallPrice:
+        return PerCallPrice(price_nano=usd_to_nano(self.price))
+
+
+class ModelEntry(_Strict):
+    """One model as written in a data file."""
+
+    id: ModelName
+    kind: Annotated[ModelKind, Field(strict=False)]
+    provider: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    aliases: list[ModelName] = Field(default_factory=list)
+    per_use: PerUseEntry | None = None
+    per_call: PerCallEntry | None = None
+    default_method: Annotated[BillingMethod | None, Field(strict=False)] = None
+    description: str = ""
+    source: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _check_methods(self) -> ModelEntry:
+        methods = self.methods()
+        if not methods:
+            raise ValueError("the model has no price: set per_use, per_call or both")
+        if len(methods) == 2 and self.default_method is None:
+            raise ValueError(
+                "the model has both per_use and per_call prices: say which one is "
+                "default_method (the one hybrid tokens are billed by)"
+            )
+        if self.default_method is not None and self.default_method not in methods:
+            raise ValueError(
+                f"default_method is {self.default_method.value} but the model has no "
+                f"{self.default_method.value} price"
+            )
+        if self.id in self.aliases:
+            raise ValueError(f"alias {self.id!r} repeats the model's own id")
+        if len(set(self.aliases)) != len(self.aliases):
+            raise ValueError("aliases lists a name twice")
+        return self
+
+    def methods(self) -> frozenset[BillingMethod]:
+        found = set()
+        if self.per_use is not None:
+            found.add(BillingMethod.PER_USE)
+        if self.per_call is not None:
+            found.add(BillingMethod.PER_CALL)
+        return frozenset(found)
+
+    def to_model(self) -> Model:
+        return Model(
+            id=self.id,
+            kind=self.kind,
+            provider=self.provider,
+            per_use=self.per_use.to_price() if self.per_use else None,
+            per_call=self.per_call.to_price() if self.per_call else None,
+            default_method=self.default_method,
+            aliases=tuple(self.aliases),
+            description=self.description,
+            source=self.source,
+        )
+
+
+class GeneratedBy(_Strict):
+    """How a generated file was made, so it can be reproduced and checked."""
+
+    by: str
+    genai_prices: str
+    as_of: Annotated[datetime.date, Field(strict=False)]
+
+
+class CatalogFile(_Strict):
+    """The top level of a data file. ``models`` is validated entry by entry by
+    the loader (to name the failing model), so here it is left raw."""
+
+    generated: GeneratedBy | None = None
+    models: list[dict[str, Any]]

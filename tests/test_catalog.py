@@ -1,0 +1,406 @@
+"""The model catalog: shipped data, load-time validation, and look-ups."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tollway.catalog import (
+    Catalog,
+    CatalogError,
+    UnknownModel,
+    load_catalog,
+    load_catalog_files,
+)
+from tollway.types import BillingMethod, Model, ModelKind, PerCallPrice, PerUsePrice
+
+PER_USE = frozenset({BillingMethod.PER_USE})
+PER_CALL = frozenset({BillingMethod.PER_CALL})
+BOTH = frozenset({BillingMethod.PER_USE, BillingMethod.PER_CALL})
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+# --- the shipped data -------------------------------------------------------
+
+
+def test_shipped_files_load_with_at_least_200_models() -> None:
+    models = load_catalog_files()
+    assert len(models) >= 200
+    assert len({m.id for m in models}) == len(models)
+
+
+# id -> (kind, per-use prices in nano-USD per 1M tokens, per-call nano-USD, default method)
+GUIDE_PRICES: dict[str, tuple[ModelKind, PerUsePrice | None, int | None, BillingMethod | None]] = {
+    "gpt-4o": (ModelKind.MULTIMODAL, PerUsePrice(5_000_000_000, 15_000_000_000), None, None),
+    "claude-3-5-sonnet-20241022": (
+        ModelKind.MULTIMODAL,
+        PerUsePrice(3_000_000_000, 15_000_000_000),
+        None,
+        None,
+    ),
+    "gpt-image-1": (
+        ModelKind.IMAGE,
+        PerUsePrice(
+            input_mtok=5_000_000_000,
+            output_mtok=40_000_000_000,
+            cached_input_mtok=1_250_000_000,
+            image_input_mtok=10_000_000_000,
+            image_output_mtok=40_000_000_000,
+        ),
+        None,
+        None,
+    ),
+    "gpt-image-1-mini": (
+        ModelKind.IMAGE,
+        PerUsePrice(
+            input_mtok=2_000_000_000,
+            output_mtok=8_000_000_000,
+            cached_input_mtok=200_000_000,
+            image_input_mtok=2_500_000_000,
+            image_output_mtok=8_000_000_000,
+        ),
+        None,
+        None,
+    ),
+    "gemini-3-pro-image-preview": (ModelKind.IMAGE, None, 50_000_000, None),
+    "gemini-2.5-flash-image": (
+        ModelKind.IMAGE,
+        PerUsePrice(
+            input_mtok=300_000_000, output_mtok=2_500_000_000, image_output_mtok=30_000_000_000
+        ),
+        39_000_000,
+        BillingMethod.PER_CALL,
+    ),
+    "sora_video2": (ModelKind.VIDEO, None, 150_000_000, None),
+    "flux-1.1-pro": (ModelKind.IMAGE, None, 40_000_000, None),
+    "flux-1.1-pro-ultra": (ModelKind.IMAGE, None, 60_000_000, None),
+    "flux-pro-1.1-raw": (ModelKind.IMAGE, None, 60_000_000, None),
+    "dall-e-3": (ModelKind.IMAGE, None, 40_000_000, None),
+    "dall-e-2": (ModelKind.IMAGE, None, 20_000_000, None),
+    "deepseek-chat": (
+        ModelKind.TEXT,
+        PerUsePrice(270_000_000, 1_100_000_000, cached_input_mtok=70_000_000),
+        2_000_000,
+        BillingMethod.PER_USE,
+    ),
+}
+
+
+@pytest.mark.parametrize("model_id", sorted(GUIDE_PRICES))
+def test_guide_and_curated_prices(catalog: Catalog, model_id: str) -> None:
+    kind, per_use, per_call_nano, default_method = GUIDE_PRICES[model_id]
+    model = catalog.resolve(model_id)
+    assert model.kind == kind
+    assert model.per_use == per_use
+    assert model.per_call == (None if per_call_nano is None else PerCallPrice(per_call_nano))
+    assert model.default_method == default_method
+    assert not model.source.startswith("genai-prices")
+
+
+def test_guide_aliases(catalog: Catalog) -> None:
+    assert catalog.resolve("nano-banana-pro").id == "gemini-3-pro-image-preview"
+    assert catalog.resolve("nano-banana").id == "gemini-2.5-flash-image"
+
+
+@pytest.mark.parametrize(
+    ("model_id", "methods"),
+    [
+        # The guide's own table of which method each example is billed by.
+        ("gpt-4o", PER_USE),
+        ("gpt-image-1", PER_USE),
+        ("gemini-3-pro-image-preview", PER_CALL),
+        ("sora_video2", PER_CALL),
+    ],
+)
+def test_guide_table_methods(catalog: Catalog, model_id: str, methods: frozenset) -> None:
+    assert catalog.resolve(model_id).methods == methods
+
+
+def test_every_kind_is_present(catalog: Catalog) -> None:
+    assert {m.kind for m in catalog.models} == set(ModelKind)
+
+
+@pytest.mark.parametrize("methods", [PER_USE, PER_CALL, BOTH], ids=["per_use", "per_call", "both"])
+def test_every_decision_table_column_has_models(catalog: Catalog, methods: frozenset) -> None:
+    assert any(m.methods == methods for m in catalog.models)
+
+
+def test_both_methods_covers_text_and_image_models(catalog: Catalog) -> None:
+    both = [m for m in catalog.models if m.methods == BOTH]
+    assert {m.kind for m in both} >= {ModelKind.TEXT, ModelKind.IMAGE}
+    assert all(m.default_method in m.methods for m in both)
+
+
+@pytest.mark.parametrize(
+    "model_id",
+    ["sora-2", "sora-2-pro", "veo-3.0-generate-001", "veo-3.1-generate-preview"],
+)
+def test_video_models_are_sold_per_call(catalog: Catalog, model_id: str) -> None:
+    model = catalog.resolve(model_id)
+    assert model.kind == ModelKind.VIDEO
+    assert model.methods == PER_CALL
+
+
+@pytest.mark.parametrize(
+    "model_id", ["text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"]
+)
+def test_embeddings(catalog: Catalog, model_id: str) -> None:
+    model = catalog.resolve(model_id)
+    assert model.kind == ModelKind.EMBEDDING
+    assert model.per_use is not None and model.per_use.output_mtok == 0
+
+
+def test_families_are_covered(catalog: Catalog) -> None:
+    providers = {m.provider for m in catalog.models}
+    assert {"openai", "anthropic", "google", "deepseek", "mistral", "meta", "qwen", "xai"} <= (
+        providers
+    )
+    assert "bfl" in providers
+
+
+def test_every_model_says_where_its_price_comes_from(catalog: Catalog) -> None:
+    assert all(m.source for m in catalog.models)
+    genai = [m for m in catalog.models if m.source.startswith("genai-prices")]
+    assert len(genai) >= 200
+    assert all(m.methods == PER_USE for m in genai)
+
+
+# --- load-time validation ---------------------------------------------------
+
+GOOD_ENTRY = """\
+- id: good-model
+  kind: text
+  provider: openai
+  per_use: {input_mtok: "1", output_mtok: "2"}
+  source: test
+"""
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Callable[..., Path]:
+    def write(body: str, name: str = "models.yaml") -> Path:
+        path = tmp_path / name
+        indented = textwrap.indent(textwrap.dedent(body), "  ")
+        path.write_text("models:\n" + indented, encoding="utf-8")
+        return path
+
+    return write
+
+
+def test_a_valid_file_loads(write: Callable[..., Path]) -> None:
+    [model] = load_catalog_files([write(GOOD_ENTRY)])
+    assert model == Model(
+        id="good-model",
+        kind=ModelKind.TEXT,
+        provider="openai",
+        per_use=PerUsePrice(1_000_000_000, 2_000_000_000),
+        source="test",
+    )
+
+
+def _entry(**fields: str) -> str:
+    """A one-model file body; each field's value is given as YAML text."""
+    base = {
+        "id": "m",
+        "kind": "image",
+        "provider": "openai",
+        "per_call": '{price: "0.04"}',
+        "source": "test",
+    }
+    base.update(fields)
+    lines = [f"{key}: {value}" for key, value in base.items() if value != "<drop>"]
+    return "- " + "\n  ".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"per_call": "{price: 0.04}"}, ["per_call.price", "got float 0.04"]),
+        ({"per_call": "{price: 1}"}, ["per_call.price", "got int 1"]),
+        ({"per_call": '{price: "-0.04"}'}, ["per_call.price", "negative"]),
+        ({"per_call": '{price: "0.0000000001"}'}, ["per_call.price", "9 decimal places"]),
+        ({"per_call": '{price: "abc"}'}, ["per_call.price", "not a decimal amount"]),
+        (
+            {"per_use": '{input_mtok: 0.075, output_mtok: "1"}'},
+            ["per_use.input_mtok", "got float 0.075"],
+        ),
+        ({"colour": "red"}, ["colour", "Extra inputs are not permitted"]),
+        (
+            {"per_use": '{input_mtok: "1", ouput_mtok: "1"}', "per_call": "<drop>"},
+            ["per_use.ouput_mtok"],
+        ),
+        ({"per_call": "<drop>"}, ["no price"]),
+        ({"default_method": "per_use"}, ["default_method is per_use", "no per_use price"]),
+        (
+            {"per_use": '{input_mtok: "1", output_mtok: "1"}'},
+            ["both per_use and per_call", "default_method"],
+        ),
+        ({"kind": "hologram"}, ["kind"]),
+        ({"source": "<drop>"}, ["source", "Field required"]),
+        ({"aliases": "[m]"}, ["repeats the model's own id"]),
+    ],
+    ids=[
+        "float-price",
+        "int-price",
+        "negative",
+        "sub-nano",
+        "not-decimal",
+        "float-per-use",
+        "unknown-field",
+        "unknown-price-field",
+        "no-price",
+        "default-without-price",
+        "both-without-default",
+        "unknown-kind",
+        "no-source",
+        "alias-is-own-id",
+    ],
+)
+def test_rejections_name_file_model_and_field(
+    write: Callable[..., Path], fields: dict[str, str], expected: list[str]
+) -> None:
+    path = write(_entry(**fields), name="bad.yaml")
+    with pytest.raises(CatalogError) as caught:
+        load_catalog_files([path])
+    message = str(caught.value)
+    assert message.startswith("bad.yaml: model 'm': ")
+    for fragment in expected:
+        assert fragment in message
+
+
+def test_duplicate_id_across_files(write: Callable[..., Path]) -> None:
+    first = write(GOOD_ENTRY, name="a.yaml")
+    second = write(GOOD_ENTRY, name="b.yaml")
+    with pytest.raises(CatalogError, match=r"duplicate model id 'good-model' \(b.yaml\).*a.yaml"):
+        load_catalog_files([first, second])
+
+
+def test_duplicate_id_in_one_file(write: Callable[..., Path]) -> None:
+    with pytest.raises(CatalogError, match="duplicate model id 'good-model'"):
+        load_catalog_files([write(GOOD_ENTRY + GOOD_ENTRY)])
+
+
+def test_alias_equal_to_another_models_id(write: Callable[..., Path]) -> None:
+    first = write(GOOD_ENTRY, name="a.yaml")
+    second = write(_entry(id="other", aliases="[good-model]"), name="b.yaml")
+    with pytest.raises(CatalogError, match="alias 'good-model' clashes with the id"):
+        load_catalog_files([first, second])
+
+
+def test_alias_equal_to_another_models_alias(write: Callable[..., Path]) -> None:
+    first = write(_entry(id="one", aliases="[shared]"), name="a.yaml")
+    second = write(_entry(id="two", aliases="[shared]"), name="b.yaml")
+    with pytest.raises(CatalogError, match=r"'two' \(b.yaml\): its alias 'shared'"):
+        load_catalog_files([first, second])
+
+
+def test_names_differing_only_in_case_clash(write: Callable[..., Path]) -> None:
+    path = write(_entry(id="Model-X") + _entry(id="model-x"))
+    with pytest.raises(CatalogError, match="clashes"):
+        load_catalog_files([path])
+
+
+def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(
+        "models:\n  - id: m\n    id: n\n    kind: text\n    provider: x\n    source: t\n"
+        '    per_use: {input_mtok: "1", output_mtok: "1"}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(CatalogError, match=r"twice.yaml: .*'id' is given twice"):
+        load_catalog_files([path])
+
+
+def test_a_file_without_models_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text("modles: []\n", encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"empty.yaml: .*models"):
+        load_catalog_files([path])
+
+
+# --- Catalog ----------------------------------------------------------------
+
+
+def _model(model_id: str, *aliases: str, input_nano: int = 1) -> Model:
+    return Model(
+        id=model_id,
+        kind=ModelKind.TEXT,
+        provider="test",
+        per_use=PerUsePrice(input_nano, 1),
+        aliases=aliases,
+        source="test",
+    )
+
+
+@pytest.fixture
+def small() -> Catalog:
+    return Catalog([_model("gpt-4o", "gpt-4o-latest"), _model("alpha"), _model("Zeta-Model")])
+
+
+def test_lookup_by_id_alias_and_case(small: Catalog) -> None:
+    assert small.get("gpt-4o") is small.get("gpt-4o-latest") is small.get("GPT-4O-Latest")
+    assert small.get("zeta-model") is small.get("Zeta-Model")
+    assert small.get("gpt-5") is None
+    assert "GPT-4o" in small and "nope" not in small
+
+
+def test_models_are_ordered_by_id_and_counted(small: Catalog) -> None:
+    assert [m.id for m in small.models] == ["Zeta-Model", "alpha", "gpt-4o"]
+    assert len(small) == 3
+    assert isinstance(small.models, tuple)
+
+
+def test_unknown_model_suggests_close_names(small: Catalog) -> None:
+    with pytest.raises(UnknownModel) as caught:
+        small.resolve("gpt4o")
+    assert issubclass(UnknownModel, LookupError)
+    assert caught.value.name == "gpt4o"
+    assert caught.value.suggestions[0] == "gpt-4o"
+    assert str(caught.value).startswith("unknown model 'gpt4o'; did you mean 'gpt-4o'")
+
+
+def test_unknown_model_without_suggestions(small: Catalog) -> None:
+    with pytest.raises(UnknownModel, match=r"^unknown model 'qqqqqqqq'$"):
+        small.resolve("qqqqqqqq")
+
+
+def test_with_overrides_replaces_and_adds(small: Catalog) -> None:
+    edited = small.with_overrides([_model("alpha", "a", input_nano=7), _model("new-model")])
+    assert edited.resolve("a").per_use == PerUsePrice(7, 1)
+    assert edited.get("new-model") is not None
+    assert len(edited) == 4
+    # The original is untouched.
+    assert small.get("a") is None and small.resolve("alpha").per_use == PerUsePrice(1, 1)
+
+
+def test_with_overrides_refuses_a_clashing_alias(small: Catalog) -> None:
+    with pytest.raises(CatalogError, match="clashes"):
+        small.with_overrides([_model("alpha", "GPT-4o-latest")])
+
+
+def test_without(small: Catalog) -> None:
+    smaller = small.without(["alpha", "not-there"])
+    assert [m.id for m in smaller.models] == ["Zeta-Model", "gpt-4o"]
+    assert len(small) == 3
+
+
+def test_catalog_is_immutable(small: Catalog) -> None:
+    with pytest.raises(AttributeError):
+        small._models = ()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        small.models[0].id = "x"
+
+
+def test_shipped_catalog_resolves_every_name(catalog: Catalog) -> None:
+    for model in catalog.models:
+        for name in (model.id, *model.aliases):
+            assert catalog.get(name) is model
+            assert catalog.get(name.upper()) is model
