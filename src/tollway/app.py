@@ -1,0 +1,135 @@
+"""The app factory: builds a gateway from a Settings object, nothing global.
+
+The /v1 relay is plain Starlette (the hot path carries no framework layers it
+does not use); the /api management API is a FastAPI app mounted beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import aiohttp
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from tollway import relay
+from tollway.api import create_api
+from tollway.catalog import load_catalog_files
+from tollway.counting import TokenCounter
+from tollway.db.engine import make_engine, migrate
+from tollway.errors import ApiError
+from tollway.gateway import Gateway
+from tollway.ledger import Ledger
+from tollway.manage.accounts import ensure_bootstrap_admin
+from tollway.settings import Settings
+from tollway.state import State
+from tollway.types import Model
+
+log = logging.getLogger(__name__)
+
+RECONCILE_EVERY_S = 60
+
+
+def create_app(settings: Settings, base_models: list[Model] | None = None) -> Starlette:
+    models = load_catalog_files() if base_models is None else base_models
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with running_gateway(settings, models) as gw:
+            app.state.gateway = gw
+            api.state.gateway = gw
+            yield
+
+    api = create_api()
+    routes = [
+        *relay.routes(),
+        Route("/health", health, methods=["GET"]),
+        Mount("/api", app=api),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_exception_handler(404, _not_found)
+    app.add_exception_handler(405, _not_allowed)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: Settings, models: list[Model]) -> AsyncIterator[Gateway]:
+    engine = make_engine(settings.database_url, settings.sqlite_synchronous)
+    await migrate(engine)
+    state = State(engine, models, settings.state_poll_ms)
+    ledger = Ledger(engine)
+    counter = TokenCounter()
+    http = aiohttp.ClientSession(connector=_connector(), auto_decompress=False)
+    gw = Gateway(settings, engine, state, ledger, http, counter)
+    await state.start()
+    await ledger.start()
+    await asyncio.to_thread(counter.load)
+    if settings.admin_key:
+        await ensure_bootstrap_admin(gw, settings.admin_key)
+    reconciler = asyncio.create_task(_reconcile(gw), name="tollway-reconciler")
+    try:
+        yield gw
+    finally:
+        reconciler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reconciler
+        await ledger.stop()
+        await state.stop()
+        await http.close()
+        await engine.dispose()
+
+
+def _connector() -> aiohttp.TCPConnector:
+    # One pooled client for every upstream call: keep-alive, no per-host cap
+    # below the total, DNS cached, Nagle off for small request bodies.
+    return aiohttp.TCPConnector(
+        limit=0,
+        limit_per_host=0,
+        ttl_dns_cache=300,
+        keepalive_timeout=60,
+        enable_cleanup_closed=True,
+        socket_factory=_no_delay_socket,
+    )
+
+
+def _no_delay_socket(addr_info: tuple) -> socket.socket:  # type: ignore[type-arg]
+    family, kind, proto, _, _ = addr_info
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+async def _reconcile(gw: Gateway) -> None:
+    """Release holds that a stopped process left open, now and then."""
+    stale_after = timedelta(seconds=gw.settings.upstream_timeout_s * 2 + 60)
+    while True:
+        try:
+            released = await gw.ledger.release_stale_holds(stale_after)
+            if released:
+                log.warning("released %d stale holds", released)
+        except Exception:
+            log.exception("stale-hold reconciliation failed; will retry")
+        await asyncio.sleep(RECONCILE_EVERY_S)
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return ApiError(
+        404, f"No such endpoint: {request.method} {request.url.path}", "not_found"
+    ).response()
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return ApiError(
+        405, f"{request.method} is not allowed on {request.url.path}", "method_not_allowed"
+    ).response()

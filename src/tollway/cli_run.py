@@ -1,0 +1,119 @@
+"""`tollway serve`, `tollway simulate`, `tollway demo`, `tollway migrate`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tollway.settings import Settings
+
+console = Console()
+
+
+def app_from_env():  # type: ignore[no-untyped-def]  # uvicorn's factory hook
+    from tollway.app import create_app
+
+    return create_app(Settings.from_env())
+
+
+def serve_blocking(host: str, port: int, workers: int = 1, log_level: str = "warning") -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "tollway.cli_run:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+    )
+
+
+def register_run_commands(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+        workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+        log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    ) -> None:
+        """Run the gateway (configured by TOLLWAY_* environment variables)."""
+        settings = Settings.from_env()
+        console.print(
+            f"Tollway on http://{host}:{port}  (database: {_safe_url(settings.database_url)})"
+        )
+        serve_blocking(host, port, workers, log_level)
+
+    @app.command()
+    def migrate() -> None:
+        """Bring the database schema up to date."""
+        from tollway.db.engine import make_engine
+        from tollway.db.engine import migrate as run_migrations
+
+        async def go() -> None:
+            engine = make_engine(Settings.from_env().database_url)
+            await run_migrations(engine)
+            await engine.dispose()
+
+        asyncio.run(go())
+        console.print("database is up to date")
+
+    @app.command()
+    def simulate(
+        host: Annotated[str, typer.Option()] = "127.0.0.1",
+        port: Annotated[int, typer.Option()] = 9000,
+        latency_ms: Annotated[int, typer.Option(help="Delay before each answer.")] = 0,
+        chunk_delay_ms: Annotated[int, typer.Option(help="Delay between stream chunks.")] = 0,
+        error_rate: Annotated[float, typer.Option(help="Fraction answered with HTTP 500.")] = 0.0,
+        drop_rate: Annotated[float, typer.Option(help="Fraction of streams cut off.")] = 0.0,
+        seed: Annotated[int, typer.Option()] = 0,
+        api_key: Annotated[str | None, typer.Option(help="Require this bearer key.")] = None,
+        no_usage: Annotated[bool, typer.Option(help="Report no usage (forces counting).")] = False,
+    ) -> None:
+        """Run the local upstream simulator (an OpenAI-compatible fake provider)."""
+        from tollway.simulator import SimulatorConfig, run
+
+        config = SimulatorConfig(
+            api_key=api_key,
+            latency_ms=latency_ms,
+            chunk_delay_ms=chunk_delay_ms,
+            error_rate=error_rate,
+            drop_rate=drop_rate,
+            seed=seed,
+            report_usage=not no_usage,
+        )
+        run(config, host, port)
+
+    @app.command()
+    def demo(
+        port: Annotated[int, typer.Option(help="Gateway port.")] = 8080,
+        simulator_port: Annotated[int, typer.Option(help="Simulator port.")] = 0,
+        credit_usd: Annotated[str, typer.Option(help="Demo account credit.")] = "10",
+    ) -> None:
+        """Start the simulator and the gateway on SQLite with a demo account and token."""
+        from tollway.demo import run_demo
+
+        os.environ.setdefault("TOLLWAY_DATA_DIR", os.path.abspath("tollway-demo-data"))
+        run_demo(port, simulator_port or _free_port(), credit_usd)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,110 @@
+"""`tollway demo`: the simulator and the gateway on SQLite, ready to call."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+
+import uvicorn
+from rich.console import Console
+from sqlalchemy import select
+
+from tollway.app import create_app, running_gateway
+from tollway.catalog import load_catalog_files
+from tollway.db.schema import accounts, channels
+from tollway.gateway import Gateway
+from tollway.manage import accounts as account_service
+from tollway.manage import channels as channel_service
+from tollway.manage.tokens import create_token
+from tollway.settings import Settings
+from tollway.simulator import SimulatorConfig, start
+from tollway.types import usd_to_nano
+
+console = Console()
+DEMO_USER = "demo"
+
+
+async def prepare(gw: Gateway, simulator_url: str, credit_usd: str) -> tuple[str, str]:
+    """Demo account (credited once), a fresh default-mode token, and a channel
+    to the simulator for every model. Returns (api key, management key)."""
+    async with gw.engine.connect() as conn:
+        found = (
+            await conn.execute(select(accounts.c.id).where(accounts.c.username == DEMO_USER))
+        ).first()
+        channel = (
+            await conn.execute(select(channels.c.id).where(channels.c.name == "simulator"))
+        ).first()
+    if found is None:
+        view, management_key = await account_service.create_account(gw, DEMO_USER, role="admin")
+        account_id = view["id"]
+        await account_service.credit(gw, account_id, usd_to_nano(credit_usd), "demo credit")
+    else:
+        account_id = found[0]
+        management_key = "(shown when the demo account was first created)"
+    fields = {
+        "name": "simulator",
+        "type": "openai",
+        "base_url": simulator_url,
+        "api_key": "sim-key",
+        "models": ["*"],
+    }
+    if channel is None:
+        await channel_service.create_channel(gw, fields)
+    else:
+        await channel_service.update_channel(gw, channel[0], {"base_url": simulator_url})
+    token = await create_token(gw, account_id, "demo token")
+    return token["key"], management_key
+
+
+def run_demo(port: int, simulator_port: int, credit_usd: str) -> None:
+    asyncio.run(_demo(port, simulator_port, credit_usd))
+
+
+async def _demo(port: int, simulator_port: int, credit_usd: str) -> None:
+    settings = Settings.from_env()
+    models = load_catalog_files()
+    simulator = await start(SimulatorConfig(api_key="sim-key"), port=simulator_port)
+    async with running_gateway(settings, models) as gw:
+        key, management_key = await prepare(gw, simulator.base_url, credit_usd)
+    _explain(port, key, management_key, settings.database_url)
+    config = uvicorn.Config(
+        create_app(settings, models),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        await simulator.stop()
+
+
+def _explain(port: int, key: str, management_key: str, database_url: str) -> None:
+    base = f"http://127.0.0.1:{port}"
+    console.print(
+        f"[bold green]Tollway demo[/] on {base}  (database: {database_url})", soft_wrap=True
+    )
+    console.print(f"API key (Pay-per-Use Priority): [bold]{key}[/]")
+    console.print(f"Management key (demo admin):    [bold]{management_key}[/]\n")
+    console.print(
+        textwrap.dedent(f"""\
+        Try it:
+
+          curl -s {base}/v1/chat/completions \\
+            -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+            -d '{{"model": "gpt-4o", "messages": [{{"role": "user", "content": "Hello"}}]}}' -i
+
+          python -c "from openai import OpenAI
+          c = OpenAI(base_url='{base}/v1', api_key='{key}')
+          r = c.chat.completions.create(model='gpt-4o', messages=[{{'role': 'user', 'content': 'Hi'}}])
+          print(r.choices[0].message.content, r.usage)"
+
+          curl -s {base}/api/billing-modes
+          curl -s {base}/api/me -H "Authorization: Bearer <management key>"
+
+        Press Ctrl+C to stop.
+        """),
+        highlight=False,
+        markup=False,
+    )
