@@ -12,6 +12,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 from starlette.applications import Starlette
@@ -99,7 +100,7 @@ def _connector() -> aiohttp.TCPConnector:
     )
 
 
-def _no_delay_socket(addr_info: tuple) -> socket.socket:  # type: ignore[type-arg]
+def _no_delay_socket(addr_info: tuple[Any, ...]) -> socket.socket:
     family, kind, proto, _, _ = addr_info
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -97,7 +97,8 @@ def _explain(port: int, key: str, management_key: str, database_url: str) -> Non
 
           python -c "from openai import OpenAI
           c = OpenAI(base_url='{base}/v1', api_key='{key}')
-          r = c.chat.completions.create(model='gpt-4o', messages=[{{'role': 'user', 'content': 'Hi'}}])
+          messages = [{{'role': 'user', 'content': 'Hi'}}]
+          r = c.chat.completions.create(model='gpt-4o', messages=messages)
           print(r.choices[0].message.content, r.usage)"
 
           curl -s {base}/api/billing-modes

@@ -64,7 +64,9 @@ async def create_account(
     }
     try:
         async with gw.engine.begin() as conn:
-            new_id = (await conn.execute(insert(accounts).values(values))).inserted_primary_key[0]
+            new_id = (
+                await conn.execute(insert(accounts).values(values).returning(accounts.c.id))
+            ).scalar_one()
     except IntegrityError as exc:
         raise ApiError(409, f"The username '{username}' is taken.", "username_taken") from exc
     return {"id": new_id, "username": username, "role": role}, key

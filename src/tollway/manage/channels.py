@@ -73,7 +73,9 @@ async def create_channel(gw: Gateway, fields: dict[str, Any]) -> dict[str, Any]:
         "created_at": utcnow(),
     }
     async with gw.engine.begin() as conn:
-        new_id = (await conn.execute(insert(channels).values(values))).inserted_primary_key[0]
+        new_id = (
+            await conn.execute(insert(channels).values(values).returning(channels.c.id))
+        ).scalar_one()
         await gw.state.changed(conn)
     await gw.state.reload()
     return await get_channel(gw, new_id)

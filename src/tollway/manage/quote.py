@@ -26,14 +26,16 @@ USAGE_FIELDS = (
 
 
 def usage_from_fields(fields: dict[str, Any]) -> Usage:
-    values = {}
+    values: dict[str, int] = {}
     for name in (*USAGE_FIELDS, "n"):
         value = fields.get(name, 1 if name == "n" else 0)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise bad_request(f"'{name}' must be a whole number, 0 or more.", param=name)
         values[name] = value
-    n = values.pop("n")
-    return Usage(**values, items=n)
+    usage = Usage(items=values.pop("n"))
+    for name, value in values.items():
+        setattr(usage, name, value)
+    return usage
 
 
 def usage_from_request(

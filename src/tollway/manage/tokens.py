@@ -97,7 +97,9 @@ async def create_token(
         "updated_at": now,
     }
     async with gw.engine.begin() as conn:
-        token_id = (await conn.execute(insert(tokens).values(values))).inserted_primary_key[0]
+        token_id = (
+            await conn.execute(insert(tokens).values(values).returning(tokens.c.id))
+        ).scalar_one()
     view = await get_token(gw, account_id, token_id)
     view["key"] = key
     return view
@@ -166,7 +168,7 @@ def _checked_changes(gw: Gateway, changes: dict[str, Any]) -> dict[str, Any]:
         "name": check_name,
         "billing_mode": lambda v: check_mode(v, gw.settings.allow_hybrid).value,
         "quota_nano": check_quota,
-        "expires_at": lambda v: aware(v),
+        "expires_at": _check_time,
         "models": lambda v: check_models(gw, v),
         "enabled": _check_bool,
     }
@@ -174,6 +176,12 @@ def _checked_changes(gw: Gateway, changes: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise bad_request(f"Cannot change: {', '.join(sorted(unknown))}.")
     return {field: checks[field](value) for field, value in changes.items()}
+
+
+def _check_time(value: Any) -> datetime | None:
+    if value is not None and not isinstance(value, datetime):
+        raise bad_request("'expires_at' must be a time or null.", param="expires_at")
+    return aware(value)
 
 
 def _check_bool(value: Any) -> bool:
