@@ -98,6 +98,15 @@ async def open_stream(call: Call, body: bytes) -> aiohttp.ClientResponse:
     return resp
 
 
+# What a client sees when the upstream stops mid-stream: an SSE error event
+# (the OpenAI SDKs raise on it) instead of a stream that just ends.
+INTERRUPTED = (
+    b'data: {"error":{"message":"The upstream stopped in the middle of the stream; you are '
+    b'billed for what was generated.","type":"upstream_error","param":null,'
+    b'"code":"upstream_interrupted"}}\n\n'
+)
+
+
 class MeteredStream:
     """An ASGI response that relays an upstream SSE stream chunk by chunk.
 
@@ -135,9 +144,10 @@ class MeteredStream:
             watcher.cancel()
             self.upstream.close()
             await self._finish(status)
-        if not self.client_gone:
+        if not self.client_gone:  # settled first, so a client that read to the end sees it
+            last = INTERRUPTED if status == "upstream_interrupted" else b""
             with contextlib.suppress(OSError):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await send({"type": "http.response.body", "body": last, "more_body": False})
 
     async def _pump(self, send: Send) -> str:
         try:

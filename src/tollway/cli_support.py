@@ -1,0 +1,168 @@
+"""What every operator command shares: the gateway it runs against, the one
+place user errors are caught, input parsing, and table output.
+
+Commands act on the database through the same services as the HTTP API
+(``running_gateway``), configured by the same TOLLWAY_* variables. The
+services are imported when a command runs, not when the CLI is built, so
+``tollway --help`` and ``tollway serve`` do not pay for loading them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tollway.billing.modes import MODE_INFO
+from tollway.errors import ApiError, bad_request, not_found
+from tollway.settings import Settings, SettingsError
+from tollway.timeutil import parse_iso
+from tollway.types import BillingMode, MoneyError, nano_to_usd, usd_to_nano
+
+if TYPE_CHECKING:
+    from tollway.gateway import Gateway
+
+T = TypeVar("T")
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def stdout() -> Console:
+    # Made per use: Console reads COLUMNS when built, and tests set it.
+    return Console()
+
+
+def fail(message: str) -> typer.Exit:
+    Console(stderr=True).print(Text(message, style="red"), soft_wrap=True)
+    return typer.Exit(1)
+
+
+def command(group: typer.Typer, name: str | None = None, **options: Any) -> Callable[[Command], Command]:
+    """Register a command whose user errors (ApiError from the services, bad
+    settings) print in red on stderr and exit 1, with no traceback."""
+
+    def register(fn: Command) -> Command:
+        @functools.wraps(fn)
+        def guarded(*args: Any, **kwargs: Any) -> None:
+            try:
+                fn(*args, **kwargs)
+            except (ApiError, SettingsError) as exc:
+                raise fail(str(exc)) from None
+
+        group.command(name, **options)(guarded)
+        return fn
+
+    return register
+
+
+def run(work: Callable[[Gateway], Awaitable[T]]) -> T:
+    """Run ``work`` against a gateway built from the environment, as the server is."""
+    settings = Settings.from_env()
+
+    async def go() -> T:
+        from tollway.app import running_gateway
+        from tollway.catalog import load_catalog_files
+
+        async with running_gateway(settings, load_catalog_files()) as gw:
+            return await work(gw)
+
+    return asyncio.run(go())
+
+
+# Parsing: every bad value becomes an ApiError, so it fails like a service error.
+
+
+def parse_usd(text: str, what: str) -> int:
+    """A USD amount as exact nano-USD, parsed from its text (never a float)."""
+    try:
+        return usd_to_nano(text.strip())
+    except MoneyError as exc:
+        raise bad_request(f"{what}: {exc}; give a decimal amount in USD, e.g. 10.50.") from None
+
+
+def parse_percent(text: str, what: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise bad_request(f"{what}: not a percentage: {text!r}.") from None
+    if not value.is_finite() or value < 0:
+        raise bad_request(f"{what} must be a percentage of 0 or more, not {text}.")
+    return value
+
+
+def parse_time(text: str | None, what: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_iso(text.strip())
+    except ValueError:
+        raise bad_request(
+            f"{what}: not an ISO 8601 time: {text!r} (e.g. 2026-12-31 or 2026-12-31T23:59:00Z)."
+        ) from None
+
+
+def parse_mode(text: str) -> BillingMode:
+    try:
+        return BillingMode(text)
+    except ValueError:
+        choices = ", ".join(m.value for m in BillingMode)
+        raise bad_request(f"Unknown billing mode {text!r}; choose one of: {choices}.") from None
+
+
+async def find_account(gw: Gateway, user: str) -> dict[str, Any]:
+    """An account by username, else by id: every account stays reachable by
+    its name even if another's id looks like it."""
+    from tollway.manage.accounts import list_accounts
+
+    known = await list_accounts(gw)
+    for account in known:
+        if account["username"] == user:
+            return account
+    for account in known:
+        if user.isdigit() and account["id"] == int(user):
+            return account
+    raise not_found(f"No user {user!r} (by username or id); see `tollway user list`.")
+
+
+# Output.
+
+
+def table(title: str | None, *columns: str, right: Iterable[str] = ()) -> Table:
+    shown = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
+    aligned = set(right)
+    for column in columns:
+        shown.add_column(column, justify="right" if column in aligned else "left")
+    return shown
+
+
+def usd(nano_or_text: int | str | None) -> str:
+    if nano_or_text is None:
+        return "-"
+    return nano_or_text if isinstance(nano_or_text, str) else nano_to_usd(nano_or_text)
+
+
+def mode_label(value: str) -> str:
+    """A mode's wire value with the guide's name: 'pay_per_call (Pay-per-Call)'."""
+    try:
+        return f"{value} ({MODE_INFO[BillingMode(value)].name})"
+    except ValueError:
+        return value
+
+
+def when(iso_text: str | None) -> str:
+    """An ISO time from the services, shortened for a table."""
+    if iso_text is None:
+        return "-"
+    return iso_text.replace("T", " ").split(".")[0].removesuffix("Z")
+
+
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"

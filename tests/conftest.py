@@ -1,0 +1,197 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), the upstream simulator,
+and a gateway served for real on loopback.
+
+PostgreSQL tests need a server at TOLLWAY_TEST_POSTGRES_URL (default: the
+local one). Locally they skip when none answers; with TOLLWAY_REQUIRE_POSTGRES=1
+(set by .ci/run) a missing server fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from tollway.app import create_app
+from tollway.catalog import load_catalog_files
+from tollway.gateway import Gateway
+from tollway.settings import Settings
+from tollway.simulator import Simulator, SimulatorConfig, start
+from tollway.types import Model
+
+ADMIN_KEY = "tm-test-admin-key"
+PG_URL = os.environ.get("TOLLWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = os.environ.get("TOLLWAY_REQUIRE_POSTGRES") == "1"
+
+
+def postgres_available() -> bool:
+    host_port = PG_URL.split("@", 1)[-1].split("/", 1)[0]
+    host, _, port = host_port.partition(":")
+    try:
+        with socket.create_connection((host, int(port or 5432)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def need_postgres() -> None:
+    if postgres_available():
+        return
+    if REQUIRE_PG:
+        pytest.fail(f"PostgreSQL is required (TOLLWAY_REQUIRE_POSTGRES=1) but {PG_URL} is down")
+    pytest.skip(f"no PostgreSQL at {PG_URL}")
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A new, empty database for one test; dropped afterwards."""
+    name = f"tollway_t_{secrets.token_hex(6)}"
+    admin_dsn = PG_URL
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tollway.db'}"
+        return
+    need_postgres()
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def catalog_models() -> list[Model]:
+    return load_catalog_files()
+
+
+@pytest.fixture(scope="session")
+async def simulator() -> AsyncIterator[Simulator]:
+    sim = await start(SimulatorConfig(api_key="sim-key"))
+    yield sim
+    await sim.stop()
+
+
+@dataclass
+class Served:
+    """A gateway served by uvicorn on loopback, in this process."""
+
+    base_url: str
+    gw: Gateway
+    admin: httpx.AsyncClient
+
+    def client(self, key: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30)
+
+    async def new_account(self, credit_usd: str = "10", role: str = "user") -> dict[str, Any]:
+        name = f"user-{secrets.token_hex(4)}"
+        got = await self.admin.post("/api/users", json={"username": name, "role": role})
+        assert got.status_code == 201, got.text
+        account = got.json()
+        if credit_usd != "0":
+            got = await self.admin.post(
+                f"/api/users/{account['id']}/credit",
+                json={"amount_usd": credit_usd, "reason": "test"},
+            )
+            assert got.status_code == 200, got.text
+        return account
+
+    async def new_token(self, management_key: str, **fields: Any) -> dict[str, Any]:
+        async with self.client(management_key) as c:
+            got = await c.post("/api/tokens", json={"name": "t", **fields})
+        assert got.status_code == 201, got.text
+        token: dict[str, Any] = got.json()
+        return token
+
+    async def balance_usd(self, management_key: str) -> str:
+        async with self.client(management_key) as c:
+            me = await c.get("/api/me")
+        assert me.status_code == 200, me.text
+        return str(me.json()["balance_usd"])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings, models: list[Model]) -> AsyncIterator[Served]:
+    app = create_app(settings, models)
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    base = f"http://127.0.0.1:{port}"
+    admin = httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+    )
+    try:
+        yield Served(base, app.state.gateway, admin)
+    finally:
+        await admin.aclose()
+        server.should_exit = True
+        await task
+
+
+def test_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "admin_key": ADMIN_KEY,
+        "state_poll_ms": 100,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def served(
+    database_url: str, catalog_models: list[Model], simulator: Simulator
+) -> AsyncIterator[Served]:
+    """A gateway with a channel to the simulator for every model."""
+    async with serve(test_settings(database_url), catalog_models) as s:
+        got = await s.admin.post(
+            "/api/channels",
+            json={
+                "name": "sim",
+                "type": "openai",
+                "base_url": simulator.base_url,
+                "api_key": "sim-key",
+                "models": ["*"],
+            },
+        )
+        assert got.status_code == 201, got.text
+        yield s

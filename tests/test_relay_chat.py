@@ -1,0 +1,206 @@
+"""Chat completions through a served gateway, driven by the official SDK:
+the charge to the nano-USD, the usage record, and the headers."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import openai
+import pytest
+from conftest import Served
+
+from tollway.simulator import Simulator
+
+HELLO = [{"role": "user", "content": "Hello there"}]
+# The simulator counts 3 + (3 + words) per message: 8 prompt tokens; 16 out.
+# gpt-4o at $5 / $15 per 1M: 8 x 5,000 + 16 x 15,000 nano-USD.
+HELLO_COST_NANO = 8 * 5_000 + 16 * 15_000
+
+
+async def customer(served: Served, credit: str = "10", **token_fields: Any) -> tuple[str, str]:
+    account = await served.new_account(credit)
+    token = await served.new_token(account["management_key"], **token_fields)
+    return account["management_key"], token["key"]
+
+
+def sdk(served: Served, key: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=served.base_url + "/v1", api_key=key, max_retries=0)
+
+
+async def usage_records(served: Served, management_key: str) -> list[dict[str, Any]]:
+    async with served.client(management_key) as c:
+        got = await c.get("/api/usage")
+    assert got.status_code == 200
+    records: list[dict[str, Any]] = got.json()["data"]
+    return records
+
+
+async def test_non_stream_charge_header_and_record(served: Served) -> None:
+    mkey, key = await customer(served)
+    async with sdk(served, key) as client:
+        raw = await client.chat.completions.with_raw_response.create(model="gpt-4o", messages=HELLO)
+    completion = raw.parse()
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (8, 16)
+    assert raw.headers["x-tollway-billing-method"] == "per_use"
+    assert raw.headers["x-tollway-cost-usd"] == "0.00028"
+    assert await served.balance_usd(mkey) == str(Decimal(10) - Decimal("0.00028"))
+    [record] = await usage_records(served, mkey)
+    assert record["request_id"] == raw.headers["x-request-id"]
+    assert record["model"] == "gpt-4o"
+    assert record["billing_mode"] == "pay_per_use_priority"
+    assert record["method"] == "per_use"
+    assert record["tokens"]["input_tokens"] == 8
+    assert record["tokens"]["output_tokens"] == 16
+    assert record["unit_prices_usd"] == {"input_tokens": "5", "output_tokens": "15"}
+    assert record["cost_usd"] == "0.00028"
+    assert record["usage_source"] == "upstream"
+    assert record["status"] == "ok"
+
+
+async def test_stream_without_include_usage_is_billed_but_unchanged(served: Served) -> None:
+    mkey, key = await customer(served)
+    async with sdk(served, key) as client:
+        stream = await client.chat.completions.create(model="gpt-4o", messages=HELLO, stream=True)
+        chunks = [chunk async for chunk in stream]
+    assert all(chunk.usage is None for chunk in chunks)
+    assert all(chunk.choices for chunk in chunks), "the usage chunk the gateway asked for leaked"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert len(text.split()) == 16
+    [record] = await usage_records(served, mkey)
+    assert record["cost_usd"] == "0.00028"
+    assert record["usage_source"] == "upstream"
+    assert await served.balance_usd(mkey) == "9.99972"
+
+
+async def test_stream_raw_bytes_carry_no_usage_fields(served: Served) -> None:
+    _, key = await customer(served)
+    body = {"model": "gpt-4o", "messages": HELLO, "stream": True}
+    async with served.client(key) as c:
+        got = await c.post("/v1/chat/completions", json=body)
+    assert got.status_code == 200
+    assert got.headers["x-tollway-billing-method"] == "per_use"
+    assert "x-tollway-cost-usd" not in got.headers  # unknown when headers go out
+    assert b'"usage"' not in got.content
+    assert got.content.rstrip().endswith(b"data: [DONE]")
+
+
+async def test_stream_with_include_usage_shows_it(served: Served) -> None:
+    mkey, key = await customer(served)
+    async with sdk(served, key) as client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o", messages=HELLO, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [chunk async for chunk in stream]
+    usage = chunks[-1].usage
+    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (8, 16)
+    [record] = await usage_records(served, mkey)
+    assert record["cost_usd"] == "0.00028"
+
+
+async def test_cached_and_reasoning_tokens_are_priced_by_class(served: Served) -> None:
+    mkey, key = await customer(served)
+    # 3 + 3 + 4 words = 10 prompt tokens, 6 of them cached; 5 visible + 7 reasoning out
+    messages = [{"role": "user", "content": "x [sim:tokens=5] [sim:cached=6] [sim:reasoning=7]"}]
+    async with sdk(served, key) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=messages
+        )
+    # gpt-4o cached input: see its catalog price
+    async with served.client(mkey) as c:
+        model = (await c.get("/api/models/gpt-4o")).json()
+    cached_mtok = Decimal(model["per_use"].get("cached_input_mtok", model["per_use"]["input_mtok"]))
+    expected = (4 * Decimal(5) + 6 * cached_mtok + 12 * Decimal(15)) / 1_000_000
+    assert Decimal(raw.headers["x-tollway-cost-usd"]) == expected
+    [record] = await usage_records(served, mkey)
+    assert record["tokens"]["cached_input_tokens"] == 6
+    assert record["tokens"]["reasoning_tokens"] == 7
+    assert record["tokens"]["output_tokens"] == 12
+
+
+async def test_no_usage_from_upstream_is_counted_and_marked(served: Served) -> None:
+    mkey, key = await customer(served)
+    messages = [{"role": "user", "content": "Count me [sim:no_usage]"}]
+    async with sdk(served, key) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=messages
+        )
+    assert raw.parse().usage is None
+    [record] = await usage_records(served, mkey)
+    assert record["usage_source"] == "estimated"
+    assert record["tokens"]["input_tokens"] > 0
+    assert record["tokens"]["output_tokens"] > 0
+    assert Decimal(record["cost_usd"]) > 0
+    assert raw.headers["x-tollway-cost-usd"] == record["cost_usd"]
+
+
+async def test_dropped_stream_bills_what_was_generated(served: Served) -> None:
+    mkey, key = await customer(served)
+    messages = [{"role": "user", "content": "go [sim:tokens=40] [sim:drop_after=5]"}]
+    async with sdk(served, key) as client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o", messages=messages, stream=True
+        )
+        with pytest.raises(openai.APIError, match="upstream stopped"):
+            async for _ in stream:
+                pass
+    [record] = await usage_records(served, mkey)
+    assert record["status"] == "upstream_interrupted"
+    assert record["usage_source"] == "estimated"
+    assert 0 < record["tokens"]["output_tokens"] < 40
+
+
+async def test_client_disconnect_mid_stream_pays_for_what_was_generated(served: Served) -> None:
+    mkey, key = await customer(served)
+    messages = [{"role": "user", "content": "slow [sim:tokens=200] [sim:chunk_delay_ms=20]"}]
+    body = {"model": "gpt-4o", "messages": messages, "stream": True}
+    async with served.client(key) as c, c.stream("POST", "/v1/chat/completions", json=body) as got:
+        seen = 0
+        async for _ in got.aiter_bytes():
+            seen += 1
+            if seen >= 3:
+                break
+    records: list[dict[str, Any]] = []
+    for _ in range(100):  # the gateway settles once it notices the client is gone
+        records = await usage_records(served, mkey)
+        if records:
+            break
+        await asyncio.sleep(0.05)
+    [record] = records
+    assert record["status"] == "client_disconnected"
+    assert record["usage_source"] == "estimated"
+    assert 0 < record["tokens"]["output_tokens"] < 200
+    spent = Decimal(10) - Decimal(await served.balance_usd(mkey))
+    assert spent == Decimal(record["cost_usd"]) > 0
+
+
+async def test_alias_per_call_model_and_n(served: Served) -> None:
+    mkey, key = await customer(served)
+    async with sdk(served, key) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="nano-banana-pro", messages=HELLO, n=2
+        )
+    assert raw.headers["x-tollway-billing-method"] == "per_call"
+    assert raw.headers["x-tollway-cost-usd"] == "0.1"  # $0.05 a call x 2 items
+    [record] = await usage_records(served, mkey)
+    assert record["model"] == "gemini-3-pro-image-preview"
+    assert record["items"] == 2
+
+
+async def test_embeddings_are_billed_per_input_token(served: Served, simulator: Simulator) -> None:
+    mkey, key = await customer(served)
+    async with sdk(served, key) as client:
+        raw = await client.embeddings.with_raw_response.create(
+            model="text-embedding-3-small", input=["one two three", "four"]
+        )
+    result = raw.parse()
+    assert len(result.data) == 2 and result.usage.prompt_tokens == 4
+    async with served.client(mkey) as c:
+        price = Decimal(
+            (await c.get("/api/models/text-embedding-3-small")).json()["per_use"]["input_mtok"]
+        )
+    assert Decimal(raw.headers["x-tollway-cost-usd"]) == 4 * price / 1_000_000
+    [record] = await usage_records(served, mkey)
+    assert record["endpoint"] == "embeddings"
