@@ -1,0 +1,272 @@
+"""End to end: the simulator and the gateway as real processes on loopback,
+driven by the official openai SDK; balances checked to the nano-USD, on
+SQLite and on PostgreSQL (with two gateway replicas sharing one database)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from conftest import ADMIN_KEY, free_port, fresh_postgres_database, need_postgres
+
+HELLO = [{"role": "user", "content": "Hello there"}]
+
+
+def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "tollway", *args],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited early:\n{log.read_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"not ready after {seconds}s:\n{log.read_text()}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def simulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("sim") / "sim.log"
+    proc = start_process(["simulate", "--port", str(port), "--api-key", "sim-key"], {}, log)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/_sim/stats", proc, log)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def gateways(env: dict[str, str], tmp: Path, count: int = 1) -> Iterator[list[str]]:
+    procs, urls = [], []
+    try:
+        for i in range(count):
+            port = free_port()
+            log = tmp / f"gateway{i}.log"
+            proc = start_process(
+                ["serve", "--port", str(port)],
+                {"TOLLWAY_ADMIN_KEY": ADMIN_KEY, **env},
+                log,
+            )
+            procs.append(proc)
+            wait_ready(f"http://127.0.0.1:{port}/health", proc, log)
+            urls.append(f"http://127.0.0.1:{port}")
+        yield urls
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+@contextlib.asynccontextmanager
+async def database_env(kind: str, tmp: Path) -> AsyncIterator[dict[str, str]]:
+    if kind == "sqlite":
+        yield {"TOLLWAY_DATA_DIR": str(tmp / "data")}
+        return
+    need_postgres()
+    async with fresh_postgres_database() as url:
+        yield {"TOLLWAY_DATABASE_URL": url}
+
+
+class Operator:
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def post(self, path: str, json: dict[str, Any], key: str = ADMIN_KEY) -> httpx.Response:
+        return httpx.post(self.base + path, json=json, headers={"Authorization": f"Bearer {key}"})
+
+    def setup(self, simulator_url: str, credit: str) -> tuple[str, str, int]:
+        channel = {
+            "name": "sim",
+            "type": "openai",
+            "base_url": simulator_url,
+            "api_key": "sim-key",
+            "models": ["*"],
+        }
+        assert self.post("/api/channels", json=channel).status_code == 201
+        user = self.post("/api/users", json={"username": "e2e"}).json()
+        got = self.post(
+            f"/api/users/{user['id']}/credit", json={"amount_usd": credit, "reason": "e2e"}
+        )
+        assert got.status_code == 200
+        mkey = user["management_key"]
+        time.sleep(0.7)  # other replicas see the new channel within their 500 ms poll
+        token = httpx.post(
+            f"{self.base}/api/tokens",
+            json={"name": "e2e"},
+            headers={"Authorization": f"Bearer {mkey}"},
+        ).json()
+        return mkey, token["key"], token["id"]
+
+    def me(self, mkey: str) -> dict[str, Any]:
+        got = httpx.get(f"{self.base}/api/me", headers={"Authorization": f"Bearer {mkey}"})
+        data: dict[str, Any] = got.json()
+        return data
+
+    def usage(self, mkey: str) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+            page = httpx.get(
+                f"{self.base}/api/usage", params=params, headers={"Authorization": f"Bearer {mkey}"}
+            ).json()
+            records += page["data"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return records
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_sdk_calls_bill_exactly(kind: str, simulator_url: str, tmp_path: Path) -> None:
+    async with database_env(kind, tmp_path) as env:
+        with gateways(env, tmp_path) as [base]:
+            op = Operator(base)
+            mkey, key, _ = op.setup(simulator_url, "5")
+            client = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
+            raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=HELLO)
+            assert raw.headers["x-tollway-billing-method"] == "per_use"
+            assert raw.headers["x-tollway-cost-usd"] == "0.00028"
+            chunks = list(
+                client.chat.completions.create(model="gpt-4o", messages=HELLO, stream=True)
+            )
+            assert "".join(c.choices[0].delta.content or "" for c in chunks).count(" ") == 15
+            emb = client.embeddings.create(model="text-embedding-3-small", input="a b c")
+            assert emb.usage.prompt_tokens == 3
+            records = op.usage(mkey)
+            assert len(records) == 3 and {r["status"] for r in records} == {"ok"}
+            spent = sum(Decimal(r["cost_usd"]) for r in records)
+            me = op.me(mkey)
+            assert Decimal(me["balance_usd"]) == Decimal(5) - spent
+            assert me["held_usd"] == "0"
+            client.close()
+
+
+async def hammer(bases: list[str], key: str, calls: int) -> tuple[int, int]:
+    """`calls` parallel calls spread over the gateways; returns (ok, refused)."""
+    clients = [openai.AsyncOpenAI(base_url=b + "/v1", api_key=key, max_retries=0) for b in bases]
+
+    async def one(i: int) -> bool:
+        client = clients[i % len(clients)]
+        content = f"call {i} [sim:tokens={1 + i % 13}]"
+        messages = [{"role": "user", "content": content}]
+        try:
+            if i % 3 == 0:
+                stream = await client.chat.completions.create(
+                    model="gpt-4o", messages=messages, stream=True, max_tokens=64
+                )
+                async for _ in stream:
+                    pass
+            else:
+                await client.chat.completions.create(
+                    model="gpt-4o", messages=messages, max_tokens=64
+                )
+        except openai.APIStatusError as exc:
+            assert exc.status_code == 402, exc
+            return False
+        return True
+
+    results = await asyncio.gather(*(one(i) for i in range(calls)))
+    for client in clients:
+        await client.close()
+    return sum(results), calls - sum(results)
+
+
+@pytest.mark.parametrize(
+    ("kind", "replicas"),
+    [
+        ("sqlite", 1),
+        pytest.param("postgres", 1, marks=pytest.mark.postgres),
+        pytest.param("postgres", 2, marks=pytest.mark.postgres),
+    ],
+)
+async def test_concurrent_calls_keep_the_balance_exact(
+    kind: str, replicas: int, simulator_url: str, tmp_path: Path
+) -> None:
+    async with database_env(kind, tmp_path) as env:
+        with gateways(env, tmp_path, replicas) as bases:
+            op = Operator(bases[0])
+            mkey, key, _ = op.setup(simulator_url, "1")
+            ok, refused = await hammer(bases, key, 300)
+            assert (ok, refused) == (300, 0)
+            records = op.usage(mkey)
+            assert len(records) == 300
+            assert len({r["request_id"] for r in records}) == 300
+            spent = sum(Decimal(r["cost_usd"]) for r in records)
+            me = op.me(mkey)
+            assert Decimal(me["balance_usd"]) == Decimal(1) - spent
+            assert me["held_usd"] == "0"
+
+
+@pytest.mark.postgres
+async def test_holds_stop_overspending_across_replicas(simulator_url: str, tmp_path: Path) -> None:
+    """A balance for about 40 calls, 200 parallel calls on two replicas: those
+    that do not fit are refused, and the balance never goes below zero."""
+    async with database_env("postgres", tmp_path) as env:
+        with gateways(env, tmp_path, 2) as bases:
+            op = Operator(bases[0])
+            # each call holds (prompt bytes/2 + 64 output) tokens' worth: ~0.0011 USD
+            mkey, key, _ = op.setup(simulator_url, "0.05")
+            ok, refused = await hammer(bases, key, 200)
+            assert ok > 0 and refused > 0 and ok + refused == 200
+            records = [r for r in op.usage(mkey) if r["status"] == "ok"]
+            assert len(records) == ok
+            me = op.me(mkey)
+            spent = sum(Decimal(r["cost_usd"]) for r in records)
+            assert Decimal(me["balance_usd"]) == Decimal("0.05") - spent >= 0
+            assert me["held_usd"] == "0"
+
+
+@pytest.mark.postgres
+async def test_mode_edit_reaches_the_other_replica_within_a_second(
+    simulator_url: str, tmp_path: Path
+) -> None:
+    async with database_env("postgres", tmp_path) as env:
+        with gateways(env, tmp_path, 2) as [a, b]:
+            op = Operator(a)
+            mkey, key, token_id = op.setup(simulator_url, "1")
+            with httpx.Client(base_url=b, headers={"Authorization": f"Bearer {key}"}) as client_b:
+                body = {"model": "gpt-4o", "messages": HELLO}
+                assert client_b.post("/v1/chat/completions", json=body).status_code == 200
+                edited = httpx.patch(
+                    f"{a}/api/tokens/{token_id}",
+                    json={"billing_mode": "pay_per_call"},
+                    headers={"Authorization": f"Bearer {mkey}"},
+                )
+                assert edited.status_code == 200
+                started = time.monotonic()
+                while client_b.post("/v1/chat/completions", json=body).status_code == 200:
+                    assert time.monotonic() - started < 1.0, "replica b still uses the old mode"
+                    time.sleep(0.05)
+                refused = client_b.post("/v1/chat/completions", json=body)
+                assert refused.json()["error"]["code"] == "billing_mode_mismatch"
