@@ -1,0 +1,239 @@
+"""The ledger on SQLite and PostgreSQL: holds, idempotent settlement, releases,
+group commit, and balances that always follow from the entries."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tollway.db.engine import make_engine, migrate
+from tollway.db.schema import accounts, holds, ledger, tokens, usage_records
+from tollway.ledger import InsufficientFunds, Ledger, LedgerError, UsageRecord
+from tollway.types import Usage
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = make_engine(database_url)
+    await migrate(eng)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+async def book(engine: AsyncEngine) -> AsyncIterator[Ledger]:
+    ledger_ = Ledger(engine)
+    await ledger_.start()
+    yield ledger_
+    await ledger_.stop()
+
+
+async def account(
+    engine: AsyncEngine, balance_nano: int, quota_nano: int | None = None
+) -> tuple[int, int]:
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        account_id = (
+            await conn.execute(
+                insert(accounts)
+                .values(
+                    username=f"a{now.timestamp()}",
+                    role="user",
+                    balance_nano=0,
+                    held_nano=0,
+                    enabled=True,
+                    created_at=now,
+                )
+                .returning(accounts.c.id)
+            )
+        ).scalar_one()
+        token_id = (
+            await conn.execute(
+                insert(tokens)
+                .values(
+                    account_id=account_id,
+                    name="t",
+                    key_hash=f"h{now.timestamp()}",
+                    key_prefix="sk-",
+                    billing_mode="pay_per_use_priority",
+                    quota_nano=quota_nano,
+                    used_nano=0,
+                    held_nano=0,
+                    enabled=True,
+                    deleted=False,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(tokens.c.id)
+            )
+        ).scalar_one()
+    return account_id, token_id
+
+
+async def funded(
+    engine: AsyncEngine, book: Ledger, nano: int, quota: int | None = None
+) -> tuple[int, int]:
+    account_id, token_id = await account(engine, 0, quota)
+    await book.credit(account_id, nano, "test")
+    return account_id, token_id
+
+
+def record(request_id: str, account_id: int, token_id: int, cost: int) -> UsageRecord:
+    return UsageRecord(
+        request_id,
+        account_id,
+        token_id,
+        "gpt-4o",
+        "chat/completions",
+        "pay_per_use_priority",
+        "per_use",
+        Usage(input_tokens=1),
+        {},
+        cost,
+    )
+
+
+async def money(engine: AsyncEngine, account_id: int) -> tuple[int, int]:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(accounts.c.balance_nano, accounts.c.held_nano).where(
+                    accounts.c.id == account_id
+                )
+            )
+        ).one()
+    return int(row[0]), int(row[1])
+
+
+async def ledger_sum(engine: AsyncEngine, account_id: int) -> int:
+    async with engine.connect() as conn:
+        total = (
+            await conn.execute(
+                select(func.sum(ledger.c.amount_nano)).where(
+                    ledger.c.account_id == account_id,
+                    ledger.c.kind.in_(("credit", "debit", "settle")),
+                )
+            )
+        ).scalar()
+    return int(total or 0)
+
+
+async def test_hold_settle_and_idempotency(engine: AsyncEngine, book: Ledger) -> None:
+    a, t = await funded(engine, book, 1_000)
+    assert await book.hold("r1", a, t, 600) is None
+    assert await money(engine, a) == (1_000, 600)
+    first = await book.settle(record("r1", a, t, 250))
+    again = await book.settle(record("r1", a, t, 250))
+    assert (first.cost_nano, first.already_settled) == (250, False)
+    assert (again.cost_nano, again.already_settled) == (250, True)
+    assert await money(engine, a) == (750, 0)
+    assert await ledger_sum(engine, a) == 750
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(usage_records))).scalar() == 1
+        used = (
+            await conn.execute(
+                select(tokens.c.used_nano, tokens.c.held_nano).where(tokens.c.id == t)
+            )
+        ).one()
+    assert tuple(used) == (250, 0)
+
+
+async def test_release_returns_everything_once(engine: AsyncEngine, book: Ledger) -> None:
+    a, t = await funded(engine, book, 1_000)
+    await book.hold("r1", a, t, 900)
+    await book.release(record("r1", a, t, 0))
+    assert await money(engine, a) == (1_000, 0)
+    settled_after = await book.settle(record("r1", a, t, 500))  # too late: already closed
+    assert settled_after.already_settled and settled_after.cost_nano == 0
+    assert await money(engine, a) == (1_000, 0)
+
+
+async def test_hold_that_does_not_fit(engine: AsyncEngine, book: Ledger) -> None:
+    a, t = await funded(engine, book, 1_000)
+    await book.hold("r1", a, t, 700)
+    short = await book.hold("r2", a, t, 301)
+    assert short == InsufficientFunds("balance", 301, 300)
+    assert await money(engine, a) == (1_000, 700)
+
+
+async def test_token_quota_refusal_leaves_the_account_untouched(
+    engine: AsyncEngine, book: Ledger
+) -> None:
+    a, t = await funded(engine, book, 10_000, quota=500)
+    short = await book.hold("r1", a, t, 501)
+    assert short == InsufficientFunds("token_quota", 501, 500)
+    assert await money(engine, a) == (10_000, 0)
+    assert await book.hold("r2", a, t, 500) is None
+
+
+async def test_a_failing_step_fails_alone(engine: AsyncEngine, book: Ledger) -> None:
+    a, t = await funded(engine, book, 10_000)
+    for i in range(5):
+        assert await book.hold(f"r{i}", a, t, 100) is None
+    results = await asyncio.gather(
+        *(book.settle(record(f"r{i}", a, t, 10)) for i in range(5)),
+        book.settle(record("never-held", a, t, 10)),
+        return_exceptions=True,
+    )
+    assert [r.cost_nano for r in results[:5]] == [10] * 5  # type: ignore[union-attr]
+    assert isinstance(results[5], LedgerError)
+    assert await money(engine, a) == (9_950, 0)
+
+
+async def test_concurrent_holds_never_overspend(engine: AsyncEngine, book: Ledger) -> None:
+    a, t = await funded(engine, book, 1_000)
+    results = await asyncio.gather(*(book.hold(f"r{i}", a, t, 30) for i in range(100)))
+    assert sum(r is None for r in results) == 33
+    assert await money(engine, a) == (1_000, 990)
+
+
+async def test_negative_amounts_are_refused(engine: AsyncEngine, book: Ledger) -> None:
+    a, t = await funded(engine, book, 100)
+    with pytest.raises(LedgerError):
+        await book.hold("r", a, t, -1)
+    with pytest.raises(LedgerError):
+        await book.settle(record("r", a, t, -1))
+
+
+async def test_debit_and_unknown_account(engine: AsyncEngine, book: Ledger) -> None:
+    a, _ = await funded(engine, book, 100)
+    assert await book.credit(a, -40, "refund") == 60
+    with pytest.raises(LedgerError):
+        await book.credit(999_999, 1, "nobody")
+
+
+async def test_stale_holds_are_released(engine: AsyncEngine, book: Ledger) -> None:
+    a, t = await funded(engine, book, 1_000)
+    await book.hold("old", a, t, 400)
+    await book.hold("new", a, t, 100)
+    async with engine.begin() as conn:
+        an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        await conn.execute(
+            update(holds).where(holds.c.request_id == "old").values(created_at=an_hour_ago)
+        )
+    assert await book.release_stale_holds(timedelta(minutes=10)) == 1
+    assert await money(engine, a) == (1_000, 100)
+    async with engine.connect() as conn:
+        status = (
+            await conn.execute(
+                select(usage_records.c.status).where(usage_records.c.request_id == "old")
+            )
+        ).scalar()
+    assert status == "abandoned"
+
+
+async def test_stop_finishes_queued_steps(engine: AsyncEngine) -> None:
+    book = Ledger(engine)
+    await book.start()
+    a, _ = await account(engine, 0)
+    pending = [asyncio.create_task(book.credit(a, 1, "x")) for _ in range(50)]
+    await asyncio.sleep(0)
+    await book.stop()
+    assert [p.result() for p in pending][-1] == 50
+    with pytest.raises(LedgerError):
+        await book.credit(a, 1, "after stop")
