@@ -1,0 +1,120 @@
+"""Reading OpenAI-shaped usage and relaying SSE streams byte-exactly."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from tollway.counting import TokenCounter, heuristic_tokens
+from tollway.providers.openai import ChatStreamScanner, OpenAIProvider, usage_from_openai
+from tollway.types import Usage
+
+
+def event(obj: object) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+CHUNKS = [
+    event({"id": "c", "choices": [{"index": 0, "delta": {"role": "assistant"}}], "usage": None}),
+    event({"id": "c", "choices": [{"index": 0, "delta": {"content": "Hello"}}], "usage": None}),
+    event({"id": "c", "choices": [{"index": 0, "delta": {"content": " world"}}], "usage": None}),
+    event(
+        {
+            "id": "c",
+            "choices": [],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+        }
+    ),
+    b"data: [DONE]\n\n",
+]
+
+
+def test_chat_usage_splits_audio_and_keeps_cached_and_reasoning() -> None:
+    usage = usage_from_openai(
+        {
+            "prompt_tokens": 100,
+            "completion_tokens": 50,
+            "prompt_tokens_details": {"cached_tokens": 30, "audio_tokens": 10},
+            "completion_tokens_details": {"reasoning_tokens": 20, "audio_tokens": 5},
+        }
+    )
+    assert usage == Usage(
+        input_tokens=90,
+        cached_input_tokens=30,
+        output_tokens=45,
+        reasoning_tokens=20,
+        audio_input_tokens=10,
+        audio_output_tokens=5,
+    )
+
+
+def test_image_style_usage() -> None:
+    usage = usage_from_openai(
+        {
+            "input_tokens": 50,
+            "output_tokens": 4160,
+            "input_tokens_details": {"text_tokens": 40, "image_tokens": 10},
+        }
+    )
+    assert usage is not None
+    assert (usage.input_tokens, usage.image_input_tokens, usage.output_tokens) == (40, 10, 4160)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"prompt_tokens": -1}, {"prompt_tokens": "7"}, {"prompt_tokens": 1.5}, {"nothing": 1}]
+)
+def test_garbage_usage_means_none(bad: dict[str, object]) -> None:
+    assert usage_from_openai(bad) is None
+
+
+def test_stream_passes_bytes_through_untouched_when_client_asked_for_usage() -> None:
+    scanner = ChatStreamScanner(strip_usage=False)
+    out = b"".join(scanner.feed(chunk) for chunk in CHUNKS)
+    assert out == b"".join(CHUNKS)
+    assert scanner.usage == Usage(input_tokens=5, output_tokens=2)
+    assert scanner.done and scanner.output_text() == "Hello world"
+
+
+def test_stream_strips_what_the_gateway_added() -> None:
+    scanner = ChatStreamScanner(strip_usage=True)
+    whole = b"".join(CHUNKS)
+    # split at awkward places: events arrive in pieces
+    pieces = [whole[i : i + 7] for i in range(0, len(whole), 7)]
+    out = b"".join(scanner.feed(piece) for piece in pieces)
+    assert b"usage" not in out
+    assert out.endswith(b"data: [DONE]\n\n")
+    assert out.count(b"data: ") == 4
+    assert scanner.usage == Usage(input_tokens=5, output_tokens=2)
+
+
+def test_stream_body_asks_for_usage_only_when_missing() -> None:
+    provider = OpenAIProvider()
+    asked = {"model": "m", "stream": True, "stream_options": {"include_usage": True}}
+    body = orjson.dumps(asked)
+    assert provider.stream_body(asked, body) == (body, False)
+    plain = {"model": "m", "stream": True}
+    new_body, strip = provider.stream_body(plain, orjson.dumps(plain))
+    assert strip and orjson.loads(new_body)["stream_options"] == {"include_usage": True}
+
+
+def test_counting_offline() -> None:
+    counter = TokenCounter()
+    counter.load()
+    assert counter.count("hello world, how are you?") == 7  # cl100k_base, exact
+    prompt = {
+        "messages": [
+            {"role": "user", "content": "hello world"},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {}}],
+            },
+        ]
+    }
+    assert counter.count_chat_prompt(prompt) == 3 + (3 + 2) + (3 + 1 + 85)
+    assert counter.count_inputs(["a b", [1, 2, 3]]) == 2 + 3
+
+
+def test_heuristic_when_no_encoding() -> None:
+    assert heuristic_tokens("abcdefgh") == 2
+    assert heuristic_tokens("你好") == 2
+    assert TokenCounter().count("abcd") == 1  # not loaded: the heuristic stands in
