@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+
 from conftest import ADMIN_KEY, free_port, fresh_postgres_database, need_postgres
 
 HELLO = [{"role": "user", "content": "Hello there"}]

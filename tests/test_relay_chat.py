@@ -9,9 +9,10 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import Served
 
 from tollway.simulator import Simulator
+
+from conftest import Served
 
 HELLO = [{"role": "user", "content": "Hello there"}]
 # The simulator counts 3 + (3 + words) per message: 8 prompt tokens; 16 out.

@@ -9,9 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Served, serve, test_settings
 from tollway.simulator import Simulator
 from tollway.types import Model
+
+from conftest import Served, serve, test_settings
 
 HELLO = [{"role": "user", "content": "Hello there"}]
 
