@@ -4,6 +4,7 @@ handed to every endpoint (no globals)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,3 +23,16 @@ class Gateway:
     ledger: Ledger
     http: aiohttp.ClientSession
     counter: TokenCounter
+
+    @cached_property
+    def unary_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self.settings.upstream_timeout_s)
+
+    @cached_property
+    def stream_timeout(self) -> aiohttp.ClientTimeout:
+        # A stream may run long; what must not stall is the gap between chunks.
+        return aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self.settings.upstream_connect_timeout_s,
+            sock_read=self.settings.upstream_timeout_s,
+        )

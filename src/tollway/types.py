@@ -81,6 +81,19 @@ class ModelKind(StrEnum):
     AUDIO = "audio"
 
 
+# The token classes a usage (and a usage record) counts, in display order.
+TOKEN_CLASSES = (
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "image_input_tokens",
+    "image_output_tokens",
+    "audio_input_tokens",
+    "audio_output_tokens",
+)
+
+
 class UsageSource(StrEnum):
     UPSTREAM = "upstream"
     ESTIMATED = "estimated"
@@ -161,16 +174,7 @@ class Usage:
     source: UsageSource = UsageSource.UPSTREAM
 
     def token_classes(self) -> dict[str, int]:
-        return {
-            "input_tokens": self.input_tokens,
-            "cached_input_tokens": self.cached_input_tokens,
-            "output_tokens": self.output_tokens,
-            "reasoning_tokens": self.reasoning_tokens,
-            "image_input_tokens": self.image_input_tokens,
-            "image_output_tokens": self.image_output_tokens,
-            "audio_input_tokens": self.audio_input_tokens,
-            "audio_output_tokens": self.audio_output_tokens,
-        }
+        return {name: getattr(self, name) for name in TOKEN_CLASSES}
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from tollway.gateway import Gateway
 from tollway.manage import models as service
 from tollway.manage.accounts import Account
 from tollway.manage.quote import quote, usage_from_fields, usage_from_request
-from tollway.manage.tokens import get_token
+from tollway.manage.tokens import check_mode, get_token
 from tollway.types import BillingMode
 
 router = APIRouter()
@@ -40,15 +40,8 @@ async def billing_modes(request: Request) -> dict[str, Any]:
 
 
 def parse_mode(value: Any) -> BillingMode:
-    try:
-        return BillingMode(value)
-    except ValueError:
-        choices = ", ".join(m.value for m in BillingMode)
-        raise bad_request(
-            f"Unknown billing mode {value!r}; choose one of: {choices}.",
-            param="billing_mode",
-            code="invalid_billing_mode",
-        ) from None
+    """A mode to look at models through; hybrid may be looked at even when off."""
+    return check_mode(value, allow_hybrid=True)
 
 
 async def _mode_of(gw: Gateway, caller: Account, mode: Any, token_id: Any) -> BillingMode | None:

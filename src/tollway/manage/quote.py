@@ -11,23 +11,21 @@ from tollway.billing.modes import Refusal, resolve_method
 from tollway.billing.pricing import PricingError, price_call
 from tollway.counting import TokenCounter
 from tollway.errors import bad_request
-from tollway.types import NANO_PER_USD, BillingMode, Cost, Model, Usage, UsageSource, nano_to_usd
-
-USAGE_FIELDS = (
-    "input_tokens",
-    "cached_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "image_input_tokens",
-    "image_output_tokens",
-    "audio_input_tokens",
-    "audio_output_tokens",
+from tollway.types import (
+    NANO_PER_USD,
+    TOKEN_CLASSES,
+    BillingMode,
+    Cost,
+    Model,
+    Usage,
+    UsageSource,
+    nano_to_usd,
 )
 
 
 def usage_from_fields(fields: dict[str, Any]) -> Usage:
     values: dict[str, int] = {}
-    for name in (*USAGE_FIELDS, "n"):
+    for name in (*TOKEN_CLASSES, "n"):
         value = fields.get(name, 1 if name == "n" else 0)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise bad_request(f"'{name}' must be a whole number, 0 or more.", param=name)

@@ -10,18 +10,8 @@ from sqlalchemy import select
 from tollway.db.schema import usage_records
 from tollway.gateway import Gateway
 from tollway.timeutil import iso
-from tollway.types import nano_to_usd
+from tollway.types import TOKEN_CLASSES, nano_to_usd
 
-TOKEN_CLASSES = (
-    "input_tokens",
-    "cached_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "image_input_tokens",
-    "image_output_tokens",
-    "audio_input_tokens",
-    "audio_output_tokens",
-)
 MAX_PAGE = 1000
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -47,23 +47,34 @@ async def forward_unary(
 
 
 async def _post(call: Call, body: bytes) -> bytes:
-    timeout = aiohttp.ClientTimeout(total=call.gw.settings.upstream_timeout_s)
+    async with (
+        _released_on_failure(call),
+        call.gw.http.post(
+            call.upstream_url(),
+            data=body,
+            headers=call.upstream_headers(),
+            timeout=call.gw.unary_timeout,
+        ) as resp,
+    ):
+        data = await resp.read()
+        status = resp.status
+    if status != 200:
+        await call.release("upstream_error", f"upstream answered HTTP {status}")
+        raise upstream_failure(status, data)
+    return data
+
+
+@contextlib.asynccontextmanager
+async def _released_on_failure(call: Call) -> AsyncIterator[None]:
+    """Whatever stops the upstream request gives the hold back."""
     try:
-        async with call.gw.http.post(
-            call.upstream_url(), data=body, headers=call.upstream_headers(), timeout=timeout
-        ) as resp:
-            data = await resp.read()
-            status = resp.status
+        yield
     except asyncio.CancelledError:
         await call.release("cancelled", "the gateway stopped the call before the upstream answered")
         raise
     except (aiohttp.ClientError, OSError) as exc:
         await call.release("upstream_error", f"upstream request failed: {exc!r}")
         raise _transport_error(exc) from exc
-    if status != 200:
-        await call.release("upstream_error", f"upstream answered HTTP {status}")
-        raise upstream_failure(status, data)
-    return data
 
 
 def _transport_error(exc: Exception) -> ApiError:
@@ -73,21 +84,13 @@ def _transport_error(exc: Exception) -> ApiError:
 
 
 async def open_stream(call: Call, body: bytes) -> aiohttp.ClientResponse:
-    timeout = aiohttp.ClientTimeout(
-        total=None,
-        sock_connect=call.gw.settings.upstream_connect_timeout_s,
-        sock_read=call.gw.settings.upstream_timeout_s,
-    )
-    try:
+    async with _released_on_failure(call):
         resp = await call.gw.http.post(
-            call.upstream_url(), data=body, headers=call.upstream_headers(), timeout=timeout
+            call.upstream_url(),
+            data=body,
+            headers=call.upstream_headers(),
+            timeout=call.gw.stream_timeout,
         )
-    except asyncio.CancelledError:
-        await call.release("cancelled", "the gateway stopped the call before the upstream answered")
-        raise
-    except (aiohttp.ClientError, OSError) as exc:
-        await call.release("upstream_error", f"upstream request failed: {exc!r}")
-        raise _transport_error(exc) from exc
     if resp.status != 200:
         try:
             data = await resp.read()
