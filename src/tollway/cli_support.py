@@ -14,7 +14,7 @@ import functools
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich import box
@@ -26,7 +26,7 @@ from tollway.billing.modes import MODE_INFO
 from tollway.errors import ApiError, bad_request, not_found
 from tollway.settings import Settings, SettingsError
 from tollway.timeutil import parse_iso
-from tollway.types import BillingMode, MoneyError, nano_to_usd, usd_to_nano
+from tollway.types import BillingMode, Model, MoneyError, nano_to_usd, usd_to_nano
 
 if TYPE_CHECKING:
     from tollway.gateway import Gateway
@@ -40,12 +40,14 @@ def stdout() -> Console:
     return Console()
 
 
-def fail(message: str) -> typer.Exit:
+def fail(message: str) -> NoReturn:
     Console(stderr=True).print(Text(message, style="red"), soft_wrap=True)
-    return typer.Exit(1)
+    raise typer.Exit(1)
 
 
-def command(group: typer.Typer, name: str | None = None, **options: Any) -> Callable[[Command], Command]:
+def command(
+    group: typer.Typer, name: str | None = None, **options: Any
+) -> Callable[[Command], Command]:
     """Register a command whose user errors (ApiError from the services, bad
     settings) print in red on stderr and exit 1, with no traceback."""
 
@@ -55,7 +57,7 @@ def command(group: typer.Typer, name: str | None = None, **options: Any) -> Call
             try:
                 fn(*args, **kwargs)
             except (ApiError, SettingsError) as exc:
-                raise fail(str(exc)) from None
+                fail(str(exc))
 
         group.command(name, **options)(guarded)
         return fn
@@ -69,12 +71,20 @@ def run(work: Callable[[Gateway], Awaitable[T]]) -> T:
 
     async def go() -> T:
         from tollway.app import running_gateway
-        from tollway.catalog import load_catalog_files
 
-        async with running_gateway(settings, load_catalog_files()) as gw:
+        async with running_gateway(settings, list(shipped_models())) as gw:
             return await work(gw)
 
     return asyncio.run(go())
+
+
+@functools.cache
+def shipped_models() -> tuple[Model, ...]:
+    """The catalog's data files, read once per process: they do not change while
+    it runs, and parsing them is most of a command's start-up."""
+    from tollway.catalog import load_catalog_files
+
+    return tuple(load_catalog_files())
 
 
 # Parsing: every bad value becomes an ApiError, so it fails like a service error.
@@ -90,7 +100,7 @@ def parse_usd(text: str, what: str) -> int:
 
 def parse_percent(text: str, what: str) -> Decimal:
     try:
-        value = Decimal(text.strip())
+        value = Decimal(text.strip().removesuffix("%"))
     except InvalidOperation:
         raise bad_request(f"{what}: not a percentage: {text!r}.") from None
     if not value.is_finite() or value < 0:

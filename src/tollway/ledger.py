@@ -97,6 +97,9 @@ class Settlement:
 
 
 class _Step(Protocol):
+    @property
+    def account_id(self) -> int: ...
+
     async def apply(self, conn: AsyncConnection, now: datetime) -> Any: ...
 
 
@@ -167,6 +170,10 @@ class _Close:
 
     record: UsageRecord
     kind: str  # "settle" | "release"
+
+    @property
+    def account_id(self) -> int:
+        return self.record.account_id
 
     async def apply(self, conn: AsyncConnection, now: datetime) -> Settlement:
         r = self.record
@@ -353,6 +360,10 @@ class Ledger:
                     self._queue.task_done()
 
     async def _commit(self, batch: list[tuple[_Step, asyncio.Future[Any]]]) -> None:
+        # Rows are locked in account order, the same in every replica's batches,
+        # so two batches never wait on each other in a cycle (a deadlock).
+        # The sort is stable: one account's steps keep their order.
+        batch.sort(key=lambda item: item[0].account_id)
         now = datetime.now(UTC)
         try:
             async with self._engine.begin() as conn:
