@@ -121,7 +121,7 @@ class Operator:
         )
         assert got.status_code == 200
         mkey = user["management_key"]
-        time.sleep(0.7)  # other replicas see the new channel within their 500 ms poll
+        time.sleep(0.5)  # other replicas see the new channel within their 250 ms poll
         token = httpx.post(
             f"{self.base}/api/tokens",
             json={"name": "e2e"},

@@ -43,7 +43,7 @@ def register_catalog_commands(app: typer.Typer) -> None:
         """The five billing modes, and how many models each can call now."""
 
         async def work(gw: Gateway) -> list[dict[str, Any]]:
-            from tollway.api.catalog import modes_view
+            from tollway.manage.models import modes_view
 
             return modes_view(gw)
 

@@ -29,7 +29,7 @@ class Settings:
     upstream_timeout_s: int = 300
     upstream_connect_timeout_s: int = 10
     # How often a replica checks the shared state version (edits by others).
-    state_poll_ms: int = 500
+    state_poll_ms: int = 250
     sqlite_synchronous: str = "NORMAL"
 
     @classmethod
@@ -44,7 +44,7 @@ class Settings:
             hold_output_tokens=_int(env, "TOLLWAY_HOLD_OUTPUT_TOKENS", DEFAULT_HOLD_OUTPUT_TOKENS),
             max_body_bytes=_int(env, "TOLLWAY_MAX_BODY_BYTES", 32 * 1024 * 1024),
             upstream_timeout_s=_int(env, "TOLLWAY_UPSTREAM_TIMEOUT_S", 300),
-            state_poll_ms=_int(env, "TOLLWAY_STATE_POLL_MS", 500),
+            state_poll_ms=_int(env, "TOLLWAY_STATE_POLL_MS", 250),
             sqlite_synchronous=env.get("TOLLWAY_SQLITE_SYNCHRONOUS", "NORMAL").upper(),
         )
 

@@ -7,31 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from tollway.api.deps import Admin, Caller, gateway, json_body
-from tollway.billing.modes import MODE_INFO, MODE_ORDER, can_call
 from tollway.errors import bad_request, model_not_found
 from tollway.gateway import Gateway
 from tollway.manage import models as service
 from tollway.manage.accounts import Account
+from tollway.manage.models import modes_view
 from tollway.manage.quote import quote, usage_from_fields, usage_from_request
 from tollway.manage.tokens import check_mode, get_token
 from tollway.types import BillingMode
 
 router = APIRouter()
-
-
-def modes_view(gw: Gateway) -> list[dict[str, Any]]:
-    models = gw.state.catalog.models
-    return [
-        {
-            "value": mode.value,
-            "name": MODE_INFO[mode].name,
-            "description": MODE_INFO[mode].description,
-            "recommended": MODE_INFO[mode].recommended,
-            "applicable": MODE_INFO[mode].applicable or gw.settings.allow_hybrid,
-            "models_reachable": sum(1 for m in models if can_call(mode, m)),
-        }
-        for mode in MODE_ORDER
-    ]
 
 
 @router.get("/billing-modes")

@@ -13,7 +13,14 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import delete, select
 
-from tollway.billing.modes import Refusal, resolve_method, working_modes
+from tollway.billing.modes import (
+    MODE_INFO,
+    MODE_ORDER,
+    Refusal,
+    can_call,
+    resolve_method,
+    working_modes,
+)
 from tollway.catalog.schema import ModelEntry
 from tollway.db.schema import model_overrides
 from tollway.errors import ApiError, bad_request, model_not_found
@@ -157,3 +164,19 @@ async def store_models(gw: Gateway, models: list[Model]) -> None:
 async def overridden_ids(gw: Gateway) -> set[str]:
     async with gw.engine.connect() as conn:
         return set((await conn.execute(select(model_overrides.c.id))).scalars().all())
+
+
+def modes_view(gw: Gateway) -> list[dict[str, Any]]:
+    """The five modes as GET /api/billing-modes lists them, with live counts."""
+    models = gw.state.catalog.models
+    return [
+        {
+            "value": mode.value,
+            "name": MODE_INFO[mode].name,
+            "description": MODE_INFO[mode].description,
+            "recommended": MODE_INFO[mode].recommended,
+            "applicable": MODE_INFO[mode].applicable or gw.settings.allow_hybrid,
+            "models_reachable": sum(1 for m in models if can_call(mode, m)),
+        }
+        for mode in MODE_ORDER
+    ]
