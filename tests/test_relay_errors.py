@@ -263,3 +263,25 @@ async def test_unknown_endpoint_is_openai_shaped(served: Served) -> None:
     async with served.client() as c:
         error_of(await c.get("/v1/nothing-here"), 404, "not_found")
         error_of(await c.get("/v1/chat/completions"), 405, "method_not_allowed")
+
+
+async def test_upstream_timeout(
+    database_url: str, catalog_models: list[Model], simulator: Simulator
+) -> None:
+    async with serve(test_settings(database_url, upstream_timeout_s=1), catalog_models) as s:
+        channel = {
+            "name": "sim",
+            "type": "openai",
+            "base_url": simulator.base_url,
+            "api_key": "sim-key",
+            "models": ["*"],
+        }
+        assert (await s.admin.post("/api/channels", json=channel)).status_code == 201
+        account = await s.new_account()
+        token = await s.new_token(account["management_key"])
+        slow = {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "[sim:latency_ms=3000]"}],
+        }
+        error_of(await post_chat(s, token["key"], slow), 504, "upstream_timeout")
+        assert await s.balance_usd(account["management_key"]) == "10"

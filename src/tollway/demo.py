@@ -66,7 +66,6 @@ async def _demo(port: int, simulator_port: int, credit_usd: str) -> None:
     simulator = await start(SimulatorConfig(api_key="sim-key"), port=simulator_port)
     async with running_gateway(settings, models) as gw:
         key, management_key = await prepare(gw, simulator.base_url, credit_usd)
-    _explain(port, key, management_key, settings.database_url)
     config = uvicorn.Config(
         create_app(settings, models),
         host="127.0.0.1",
@@ -74,8 +73,14 @@ async def _demo(port: int, simulator_port: int, credit_usd: str) -> None:
         log_level="warning",
         access_log=False,
     )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
     try:
-        await uvicorn.Server(config).serve()
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.02)
+        if server.started:  # say how to call it only once it answers
+            _explain(port, key, management_key, settings.database_url)
+        await serving
     finally:
         await simulator.stop()
 
