@@ -65,7 +65,7 @@ async def running_gateway(settings: Settings, models: list[Model]) -> AsyncItera
     engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     await migrate(engine)
     state = State(engine, models, settings.state_poll_ms)
-    ledger = Ledger(engine)
+    ledger = Ledger(engine, synchronous=settings.sqlite_synchronous)
     counter = TokenCounter()
     http = aiohttp.ClientSession(connector=_connector(), auto_decompress=False)
     gw = Gateway(settings, engine, state, ledger, http, counter)

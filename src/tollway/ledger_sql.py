@@ -1,0 +1,385 @@
+"""One batch of ledger steps as one database transaction, in plain SQL.
+
+This is the hot path's only database work, so it is written against the
+DB-API drivers directly (sqlite3, psycopg) rather than through SQLAlchemy:
+profiling showed a quarter of the gateway's time spent building SQLAlchemy
+statements and, on SQLite, a thread hand-off per statement (aiosqlite). Here
+a whole batch runs in one call on the writer thread, with statements written
+once and rows inserted with executemany.
+
+A batch applies closes (settle/release) and credits before holds, so a hold
+sees the money its batch-mates just freed; per-account and per-token changes
+of the closes are summed and applied once per row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from tollway.types import TOKEN_CLASSES, Usage
+
+TOKEN_COLUMNS = TOKEN_CLASSES
+
+
+class LedgerError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class InsufficientFunds:
+    """Why a hold did not fit: the account's balance or the token's quota."""
+
+    scope: str  # "balance" | "token_quota"
+    needed_nano: int
+    available_nano: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    cost_nano: int
+    already_settled: bool = False
+
+
+@dataclass(slots=True)
+class UsageRecord:
+    """The one record a call leaves (SPEC §3)."""
+
+    request_id: str
+    account_id: int
+    token_id: int | None
+    model: str
+    endpoint: str
+    billing_mode: str
+    method: str
+    usage: Usage
+    unit_prices: dict[str, str]
+    cost_nano: int
+    status: str = "ok"
+    channel_id: int | None = None
+    duration_ms: int | None = None
+    detail: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class Hold:
+    request_id: str
+    account_id: int
+    token_id: int | None
+    amount_nano: int
+
+
+@dataclass(slots=True)
+class Close:
+    """Settle (any cost) or release (cost 0) an open hold, exactly once."""
+
+    record: UsageRecord
+    kind: str  # "settle" | "release"
+
+    @property
+    def account_id(self) -> int:
+        return self.record.account_id
+
+
+@dataclass(slots=True)
+class Credit:
+    account_id: int
+    amount_nano: int
+    reason: str
+
+
+Step = Hold | Close | Credit
+
+
+class Dialect(Protocol):
+    name: str
+
+    def sql(self, text: str) -> str: ...
+
+    def time(self, moment: datetime) -> Any: ...
+
+    def json(self, value: Any) -> Any: ...
+
+    def lock_rows(self, cursor: Any, table: str, ids: list[int]) -> None: ...
+
+
+class SqliteDialect:
+    name = "sqlite"
+
+    def sql(self, text: str) -> str:
+        return text
+
+    def time(self, moment: datetime) -> Any:
+        # the format SQLAlchemy's SQLite DateTime reads back (stored as UTC)
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def json(self, value: Any) -> Any:
+        import orjson
+
+        return orjson.dumps(value).decode()
+
+    def lock_rows(self, cursor: Any, table: str, ids: list[int]) -> None:
+        return None  # BEGIN IMMEDIATE already holds the one write lock
+
+
+class PostgresDialect:
+    name = "postgresql"
+
+    def __init__(self) -> None:
+        self._cache: dict[str, str] = {}
+
+    def sql(self, text: str) -> str:
+        found = self._cache.get(text)
+        if found is None:
+            found = re.sub(r"(?<!:):(\w+)", r"%(\1)s", text)
+            self._cache[text] = found
+        return found
+
+    def time(self, moment: datetime) -> Any:
+        return moment
+
+    def json(self, value: Any) -> Any:
+        from psycopg.types.json import Json
+
+        return Json(value)
+
+    def lock_rows(self, cursor: Any, table: str, ids: list[int]) -> None:
+        # Every batch locks its rows in id order, accounts before tokens, so two
+        # replicas' batches never wait on each other in a cycle.
+        if ids:
+            cursor.execute(
+                f"SELECT id FROM {table} WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE",
+                {"ids": sorted(ids)},
+            )
+
+
+HOLD_ACCOUNT = """UPDATE accounts SET held_nano = held_nano + :amount
+WHERE id = :id AND enabled AND balance_nano - held_nano >= :amount"""
+HOLD_TOKEN = """UPDATE tokens SET held_nano = held_nano + :amount
+WHERE id = :id AND (quota_nano IS NULL OR quota_nano - used_nano - held_nano >= :amount)"""
+UNHOLD_ACCOUNT = "UPDATE accounts SET held_nano = held_nano - :amount WHERE id = :id"
+AVAILABLE_BALANCE = "SELECT balance_nano - held_nano FROM accounts WHERE id = :id"
+AVAILABLE_QUOTA = "SELECT quota_nano - used_nano - held_nano FROM tokens WHERE id = :id"
+CLOSE_HOLD = """UPDATE holds SET state = :state, closed_at = :now
+WHERE request_id = :request_id AND state = 'open' RETURNING amount_nano"""
+RECORDED_COST = "SELECT cost_nano FROM usage_records WHERE request_id = :request_id"
+CHARGE_ACCOUNT = """UPDATE accounts SET held_nano = held_nano - :held,
+balance_nano = balance_nano - :cost WHERE id = :id"""
+CHARGE_TOKEN = """UPDATE tokens SET held_nano = held_nano - :held, used_nano = used_nano + :cost,
+last_used_at = :now WHERE id = :id"""
+CREDIT_ACCOUNT = """UPDATE accounts SET balance_nano = balance_nano + :amount WHERE id = :id
+RETURNING balance_nano"""
+INSERT_HOLD = """INSERT INTO holds (request_id, account_id, token_id, amount_nano, state,
+created_at) VALUES (:request_id, :account_id, :token_id, :amount, 'open', :now)"""
+INSERT_LEDGER = """INSERT INTO ledger (created_at, account_id, token_id, request_id, kind,
+amount_nano, reason) VALUES (:now, :account_id, :token_id, :request_id, :kind, :amount, :reason)"""
+INSERT_USAGE = f"""INSERT INTO usage_records (request_id, created_at, account_id, token_id, model,
+endpoint, billing_mode, method, {", ".join(TOKEN_COLUMNS)}, items, unit_prices, cost_nano,
+usage_source, status, channel_id, duration_ms, detail) VALUES (:request_id, :now, :account_id,
+:token_id, :model, :endpoint, :billing_mode, :method, {", ".join(":" + c for c in TOKEN_COLUMNS)},
+:items, :unit_prices, :cost_nano, :usage_source, :status, :channel_id, :duration_ms, :detail)"""
+
+
+@dataclass
+class _Batch:
+    """What a batch will write once every step is decided."""
+
+    dialect: Dialect
+    now: Any
+    holds: list[dict[str, Any]] = field(default_factory=list)
+    usage: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    accounts: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    tokens: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    closed: dict[str, int] = field(default_factory=dict)
+
+    def entry(
+        self,
+        account_id: int,
+        token_id: int | None,
+        request_id: str | None,
+        kind: str,
+        amount: int,
+        reason: str | None = None,
+    ) -> None:
+        self.entries.append(
+            {
+                "now": self.now,
+                "account_id": account_id,
+                "token_id": token_id,
+                "request_id": request_id,
+                "kind": kind,
+                "amount": amount,
+                "reason": reason,
+            }
+        )
+
+
+def run_batch(conn: Any, dialect: Dialect, steps: Sequence[Step], now: datetime) -> list[Any]:
+    """Apply the steps in one transaction (the caller begins and commits it).
+    Returns one result per step: None or InsufficientFunds for a hold, a
+    Settlement for a close, the new balance for a credit, or a LedgerError."""
+    cur = conn.cursor()
+    batch = _Batch(dialect, dialect.time(now))
+    q = dialect.sql
+    dialect.lock_rows(cur, "accounts", list({s.account_id for s in steps}))
+    dialect.lock_rows(cur, "tokens", list(_token_ids(steps)))
+    results: list[Any] = [None] * len(steps)
+    order = sorted(range(len(steps)), key=lambda i: isinstance(steps[i], Hold))
+    for i in order:
+        step = steps[i]
+        if isinstance(step, Close):
+            results[i] = _close(cur, batch, step)
+        elif isinstance(step, Credit):
+            _apply_charges(cur, batch)
+            results[i] = _credit(cur, batch, step)
+        else:
+            _apply_charges(cur, batch)
+            results[i] = _hold(cur, batch, step)
+    _apply_charges(cur, batch)
+    if batch.holds:
+        cur.executemany(q(INSERT_HOLD), batch.holds)
+    if batch.usage:
+        cur.executemany(q(INSERT_USAGE), batch.usage)
+    if batch.entries:
+        cur.executemany(q(INSERT_LEDGER), batch.entries)
+    return results
+
+
+def _token_ids(steps: Sequence[Step]) -> set[int]:
+    found = set()
+    for step in steps:
+        token_id = (
+            step.record.token_id if isinstance(step, Close) else getattr(step, "token_id", None)
+        )
+        if token_id is not None:
+            found.add(token_id)
+    return found
+
+
+def _close(cur: Any, batch: _Batch, step: Close) -> Settlement | LedgerError:
+    r = step.record
+    q = batch.dialect.sql
+    if r.request_id in batch.closed:
+        return Settlement(batch.closed[r.request_id], already_settled=True)
+    state = "settled" if step.kind == "settle" else "released"
+    cur.execute(q(CLOSE_HOLD), {"state": state, "now": batch.now, "request_id": r.request_id})
+    row = cur.fetchone()
+    if row is None:
+        cur.execute(q(RECORDED_COST), {"request_id": r.request_id})
+        found = cur.fetchone()
+        if found is None:
+            return LedgerError(f"no open hold for request {r.request_id}")
+        return Settlement(int(found[0]), already_settled=True)
+    held, cost = int(row[0]), r.cost_nano
+    batch.closed[r.request_id] = cost
+    account = batch.accounts[r.account_id]
+    account[0] += held
+    account[1] += cost
+    if r.token_id is not None:
+        token = batch.tokens[r.token_id]
+        token[0] += held
+        token[1] += cost
+    batch.usage.append(_usage_row(batch, r))
+    amount = -cost if step.kind == "settle" else -held
+    batch.entry(r.account_id, r.token_id, r.request_id, step.kind, amount)
+    return Settlement(cost)
+
+
+def _apply_charges(cur: Any, batch: _Batch) -> None:
+    q = batch.dialect.sql
+    if batch.accounts:
+        cur.executemany(
+            q(CHARGE_ACCOUNT),
+            [
+                {"held": held, "cost": cost, "id": i}
+                for i, (held, cost) in sorted(batch.accounts.items())
+            ],
+        )
+        batch.accounts.clear()
+    if batch.tokens:
+        cur.executemany(
+            q(CHARGE_TOKEN),
+            [
+                {"held": held, "cost": cost, "now": batch.now, "id": i}
+                for i, (held, cost) in sorted(batch.tokens.items())
+            ],
+        )
+        batch.tokens.clear()
+
+
+def _credit(cur: Any, batch: _Batch, step: Credit) -> int | LedgerError:
+    cur.execute(
+        batch.dialect.sql(CREDIT_ACCOUNT), {"amount": step.amount_nano, "id": step.account_id}
+    )
+    row = cur.fetchone()
+    if row is None:
+        return LedgerError(f"no account {step.account_id}")
+    kind = "credit" if step.amount_nano >= 0 else "debit"
+    batch.entry(step.account_id, None, None, kind, step.amount_nano, step.reason)
+    return int(row[0])
+
+
+def _hold(cur: Any, batch: _Batch, step: Hold) -> InsufficientFunds | None:
+    q = batch.dialect.sql
+    args = {"amount": step.amount_nano, "id": step.account_id}
+    cur.execute(q(HOLD_ACCOUNT), args)
+    if cur.rowcount != 1:
+        return _short(cur, batch, AVAILABLE_BALANCE, step.account_id, step.amount_nano, "balance")
+    if step.token_id is not None:
+        cur.execute(q(HOLD_TOKEN), {"amount": step.amount_nano, "id": step.token_id})
+        if cur.rowcount != 1:
+            cur.execute(q(UNHOLD_ACCOUNT), args)
+            return _short(
+                cur, batch, AVAILABLE_QUOTA, step.token_id, step.amount_nano, "token_quota"
+            )
+    batch.holds.append(
+        {
+            "request_id": step.request_id,
+            "account_id": step.account_id,
+            "token_id": step.token_id,
+            "amount": step.amount_nano,
+            "now": batch.now,
+        }
+    )
+    batch.entry(step.account_id, step.token_id, step.request_id, "hold", step.amount_nano)
+    return None
+
+
+def _short(
+    cur: Any, batch: _Batch, query: str, row_id: int, needed: int, scope: str
+) -> InsufficientFunds:
+    cur.execute(batch.dialect.sql(query), {"id": row_id})
+    row = cur.fetchone()
+    available = int(row[0]) if row is not None and row[0] is not None else 0
+    return InsufficientFunds(scope, needed, max(available, 0))
+
+
+def _usage_row(batch: _Batch, r: UsageRecord) -> dict[str, Any]:
+    u = r.usage
+    row = {
+        "request_id": r.request_id,
+        "now": batch.dialect.time(r.created_at) if r.created_at else batch.now,
+        "account_id": r.account_id,
+        "token_id": r.token_id,
+        "model": r.model,
+        "endpoint": r.endpoint,
+        "billing_mode": r.billing_mode,
+        "method": r.method,
+        "items": u.items,
+        "unit_prices": batch.dialect.json(r.unit_prices),
+        "cost_nano": r.cost_nano,
+        "usage_source": u.source.value,
+        "status": r.status,
+        "channel_id": r.channel_id,
+        "duration_ms": r.duration_ms,
+        "detail": r.detail,
+    }
+    for name in TOKEN_COLUMNS:
+        row[name] = getattr(u, name)
+    return row
