@@ -29,6 +29,7 @@ from tollway.errors import ApiError
 from tollway.gateway import Gateway
 from tollway.ledger import Ledger
 from tollway.manage.accounts import ensure_bootstrap_admin
+from tollway.relay.fastpath import FastPath
 from tollway.settings import Settings
 from tollway.state import State
 from tollway.types import Model
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 RECONCILE_EVERY_S = 60
 
 
-def create_app(settings: Settings, base_models: list[Model] | None = None) -> Starlette:
+def create_app(settings: Settings, base_models: list[Model] | None = None) -> FastPath:
     models = load_catalog_files() if base_models is None else base_models
 
     @contextlib.asynccontextmanager
@@ -57,7 +58,7 @@ def create_app(settings: Settings, base_models: list[Model] | None = None) -> St
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_exception_handler(404, _not_found)
     app.add_exception_handler(405, _not_allowed)
-    return app
+    return FastPath(app, relay.hot_endpoints())
 
 
 @contextlib.asynccontextmanager
@@ -67,7 +68,11 @@ async def running_gateway(settings: Settings, models: list[Model]) -> AsyncItera
     state = State(engine, models, settings.state_poll_ms)
     ledger = Ledger(engine, synchronous=settings.sqlite_synchronous)
     counter = TokenCounter()
-    http = aiohttp.ClientSession(connector=_connector(), auto_decompress=False)
+    # No cookie jar (upstream cookies must not leak between customers, and the
+    # jar costs time per request); bodies relayed as they come, not decompressed.
+    http = aiohttp.ClientSession(
+        connector=_connector(), auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+    )
     gw = Gateway(settings, engine, state, ledger, http, counter)
     await state.start()
     await ledger.start()

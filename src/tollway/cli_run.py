@@ -35,6 +35,7 @@ def serve_blocking(host: str, port: int, workers: int = 1, log_level: str = "war
         log_level=log_level,
         access_log=False,
         lifespan="on",
+        proxy_headers=False,
     )
 
 

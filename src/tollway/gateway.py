@@ -3,7 +3,8 @@ handed to every endpoint (no globals)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import aiohttp
@@ -23,6 +24,8 @@ class Gateway:
     ledger: Ledger
     http: aiohttp.ClientSession
     counter: TokenCounter
+    # Strong references to fire-and-forget tasks, so none is collected mid-way.
+    background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @cached_property
     def unary_timeout(self) -> aiohttp.ClientTimeout:

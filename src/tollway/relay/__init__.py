@@ -26,6 +26,15 @@ def _answering_errors(endpoint: Endpoint) -> Endpoint:
     return wrapped
 
 
+def hot_endpoints() -> dict[tuple[str, str], Endpoint]:
+    """The calls served in front of Starlette (see fastpath.py)."""
+    return {
+        ("POST", "/v1/chat/completions"): chat_completions,
+        ("POST", "/v1/embeddings"): embeddings,
+        ("GET", "/v1/models"): list_models,
+    }
+
+
 def routes() -> list[Route]:
     return [
         Route("/v1/models", _answering_errors(list_models), methods=["GET"]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -197,7 +198,9 @@ class Call:
         prices = {line.name: nano_to_usd(line.unit_price_nano) for line in cost.lines}
         self.closed = True
         record = self.record(usage, cost.total_nano, prices, status, detail)
-        settlement = await asyncio.shield(self.gw.ledger.settle(record))
+        # No shield needed: the step is queued before the first await, and the
+        # writer applies it whether or not this caller is still waiting.
+        settlement = await self.gw.ledger.settle(record)
         return settlement.cost_nano
 
     async def release(self, status: str, detail: str) -> None:
@@ -206,7 +209,7 @@ class Call:
             return
         self.closed = True
         record = self.record(Usage(items=0), 0, {}, status, detail)
-        await asyncio.shield(self.gw.ledger.release(record))
+        await self.gw.ledger.release(record)
 
 
 async def open_call(
@@ -226,6 +229,12 @@ async def open_call(
     if isinstance(short, InsufficientFunds):
         raise _no_funds(short)
     return call
+
+
+def _background(gw: Gateway, work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.ensure_future(work)
+    gw.background.add(task)
+    task.add_done_callback(gw.background.discard)
 
 
 def _no_funds(short: InsufficientFunds) -> ApiError:
