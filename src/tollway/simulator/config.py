@@ -32,6 +32,11 @@ class SimulatorConfig:
     default_completion_tokens: int = 16
     embedding_dimensions: int = 8
     report_usage: bool = True
+    # Video jobs (``videos``): time queued, then time rendering, then done;
+    # each new job fails with this probability (drawn from the seeded RNG).
+    video_queue_ms: int = 50
+    video_render_ms: int = 200
+    video_failure_rate: float = 0.0
 
     def __post_init__(self) -> None:
         # Validate (and normalise) what the constructor got, so a bad CLI flag
@@ -54,8 +59,10 @@ _INT_FIELDS: dict[str, int | None] = {
     "seed": None,
     "default_completion_tokens": 0,
     "embedding_dimensions": 1,
+    "video_queue_ms": 0,
+    "video_render_ms": 0,
 }
-_RATE_FIELDS = frozenset({"error_rate", "drop_rate"})
+_RATE_FIELDS = frozenset({"error_rate", "drop_rate", "video_failure_rate"})
 FIELD_NAMES = frozenset(f.name for f in fields(SimulatorConfig))
 
 

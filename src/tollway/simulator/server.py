@@ -15,11 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
-from . import chat, control, embeddings, models
+from . import chat, control, embeddings, images, models, videos
 from .common import STATE, ApiError, SimState, SimStats, error_body, json_response
 from .config import SimulatorConfig
 
-ENDPOINT_MODULES: tuple[ModuleType, ...] = (models, chat, embeddings, control)
+ENDPOINT_MODULES: tuple[ModuleType, ...] = (models, chat, embeddings, images, videos, control)
 MAX_BODY_BYTES = 64 * 1024 * 1024  # image inputs arrive as base64 data URLs
 SHUTDOWN_TIMEOUT_S = 1.0  # stop() should not wait a minute for idle streams
 
