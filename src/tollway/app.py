@@ -9,12 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
-import aiohttp
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -33,6 +30,7 @@ from tollway.relay.fastpath import FastPath
 from tollway.settings import Settings
 from tollway.state import State
 from tollway.types import Model
+from tollway.upstream import UpstreamPool
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +66,8 @@ async def running_gateway(settings: Settings, models: list[Model]) -> AsyncItera
     state = State(engine, models, settings.state_poll_ms)
     ledger = Ledger(engine, synchronous=settings.sqlite_synchronous)
     counter = TokenCounter()
-    # No cookie jar (upstream cookies must not leak between customers, and the
-    # jar costs time per request); bodies relayed as they come, not decompressed.
-    http = aiohttp.ClientSession(
-        connector=_connector(), auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
-    )
-    gw = Gateway(settings, engine, state, ledger, http, counter)
+    upstream = UpstreamPool(settings.upstream_connect_timeout_s)
+    gw = Gateway(settings, engine, state, ledger, upstream, counter)
     await state.start()
     await ledger.start()
     await asyncio.to_thread(counter.load)
@@ -88,28 +82,8 @@ async def running_gateway(settings: Settings, models: list[Model]) -> AsyncItera
             await reconciler
         await ledger.stop()
         await state.stop()
-        await http.close()
+        await upstream.close()
         await engine.dispose()
-
-
-def _connector() -> aiohttp.TCPConnector:
-    # One pooled client for every upstream call: keep-alive, no per-host cap
-    # below the total, DNS cached, Nagle off for small request bodies.
-    return aiohttp.TCPConnector(
-        limit=0,
-        limit_per_host=0,
-        ttl_dns_cache=300,
-        keepalive_timeout=60,
-        enable_cleanup_closed=True,
-        socket_factory=_no_delay_socket,
-    )
-
-
-def _no_delay_socket(addr_info: tuple[Any, ...]) -> socket.socket:
-    family, kind, proto, _, _ = addr_info
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
 
 
 async def _reconcile(gw: Gateway) -> None:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -17,6 +16,8 @@ from starlette.types import Receive, Scope, Send
 from tollway.errors import ApiError, upstream_error
 from tollway.relay.call import COST_HEADER, Call, upstream_failure
 from tollway.types import StreamScanner, Usage, UsageSource, nano_to_usd
+from tollway.upstream import Response as UpstreamResponse
+from tollway.upstream import UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +48,12 @@ async def forward_unary(
 
 
 async def _post(call: Call, body: bytes) -> bytes:
-    async with (
-        _released_on_failure(call),
-        call.gw.http.post(
-            call.upstream_url(),
-            data=body,
-            headers=call.upstream_headers(),
-            timeout=call.gw.unary_timeout,
-        ) as resp,
-    ):
-        data = await resp.read()
+    async with _released_on_failure(call):
+        resp = await _send(call, body)
+        try:
+            data = await resp.read()
+        finally:
+            resp.close()
         status = resp.status
     if status != 200:
         await call.release("upstream_error", f"upstream answered HTTP {status}")
@@ -72,9 +69,12 @@ async def _released_on_failure(call: Call) -> AsyncIterator[None]:
     except asyncio.CancelledError:
         await call.release("cancelled", "the gateway stopped the call before the upstream answered")
         raise
-    except (aiohttp.ClientError, OSError) as exc:
+    except (UpstreamError, OSError) as exc:
         await call.release("upstream_error", f"upstream request failed: {exc!r}")
         raise _transport_error(exc) from exc
+    except Exception as exc:  # a bug: still give the money back before it surfaces
+        await call.release("gateway_error", f"gateway failed: {exc!r}")
+        raise
 
 
 def _transport_error(exc: Exception) -> ApiError:
@@ -83,19 +83,19 @@ def _transport_error(exc: Exception) -> ApiError:
     return upstream_error(f"The upstream could not be reached: {exc.__class__.__name__}.")
 
 
-async def open_stream(call: Call, body: bytes) -> aiohttp.ClientResponse:
+def _send(call: Call, body: bytes) -> Awaitable[UpstreamResponse]:
+    timeout = call.gw.settings.upstream_timeout_s
+    return call.gw.upstream.post(call.upstream_url(), call.upstream_headers(), body, timeout)
+
+
+async def open_stream(call: Call, body: bytes) -> UpstreamResponse:
     async with _released_on_failure(call):
-        resp = await call.gw.http.post(
-            call.upstream_url(),
-            data=body,
-            headers=call.upstream_headers(),
-            timeout=call.gw.stream_timeout,
-        )
+        resp = await _send(call, body)
     if resp.status != 200:
         try:
             data = await resp.read()
         finally:
-            resp.release()
+            resp.close()
         await call.release("upstream_error", f"upstream answered HTTP {resp.status}")
         raise upstream_failure(resp.status, data)
     return resp
@@ -123,7 +123,7 @@ class MeteredStream:
     def __init__(
         self,
         call: Call,
-        upstream: aiohttp.ClientResponse,
+        upstream: UpstreamResponse,
         scanner: StreamScanner,
         estimate: Estimator,
         items: int,
@@ -154,13 +154,13 @@ class MeteredStream:
 
     async def _pump(self, send: Send) -> str:
         try:
-            async for chunk in self.upstream.content.iter_any():
+            async for chunk in self.upstream.iter_chunks():
                 out = self.scanner.feed(chunk)
                 if out and not self.client_gone:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
                 if self.client_gone:
                     return "client_disconnected"
-        except (TimeoutError, aiohttp.ClientError):
+        except (UpstreamError, OSError):
             pass
         if self.client_gone:
             return "client_disconnected"
