@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 from genai_prices import types as gp
 
-from tollway.catalog import (
-    Catalog,
+from tollway.catalog import Catalog, load_catalog
+from tollway.catalog.genai_import import (
     ImportedPrice,
+    apply_markup,
+    genai_prices_version,
     import_per_use_prices,
-    load_catalog,
+    is_genai_sourced,
     plan_price_refresh,
 )
-from tollway.catalog.genai_import import apply_markup, genai_prices_version, is_genai_sourced
 from tollway.catalog.loader import default_catalog_paths, read_catalog_file
 from tollway.types import Model, ModelKind, PerUsePrice
 

@@ -237,3 +237,11 @@ async def test_stop_finishes_queued_steps(engine: AsyncEngine) -> None:
     assert [p.result() for p in pending][-1] == 50
     with pytest.raises(LedgerError):
         await book.credit(a, 1, "after stop")
+
+
+def test_schema_head_constant_matches_alembic() -> None:
+    from alembic.script import ScriptDirectory
+
+    from tollway.db.engine import SCHEMA_HEAD, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD

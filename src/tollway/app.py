@@ -70,7 +70,6 @@ async def running_gateway(settings: Settings, models: list[Model]) -> AsyncItera
     gw = Gateway(settings, engine, state, ledger, upstream, counter)
     await state.start()
     await ledger.start()
-    await asyncio.to_thread(counter.load)
     if settings.admin_key:
         await ensure_bootstrap_admin(gw, settings.admin_key)
     reconciler = asyncio.create_task(_reconcile(gw), name="tollway-reconciler")

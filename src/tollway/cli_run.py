@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 from typing import Annotated
 
 import typer
@@ -13,30 +14,6 @@ from rich.console import Console
 from tollway.settings import Settings
 
 console = Console()
-
-
-def app_from_env():  # type: ignore[no-untyped-def]  # uvicorn's factory hook
-    from tollway.app import create_app
-
-    return create_app(Settings.from_env())
-
-
-def serve_blocking(host: str, port: int, workers: int = 1, log_level: str = "warning") -> None:
-    import uvicorn
-
-    uvicorn.run(
-        "tollway.cli_run:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=log_level,
-        access_log=False,
-        lifespan="on",
-        proxy_headers=False,
-    )
 
 
 def register_run_commands(app: typer.Typer) -> None:
@@ -52,7 +29,10 @@ def register_run_commands(app: typer.Typer) -> None:
         console.print(
             f"Tollway on http://{host}:{port}  (database: {_safe_url(settings.database_url)})"
         )
-        serve_blocking(host, port, workers, log_level)
+        args = ["--host", host, "--port", str(port), "--workers", str(workers)]
+        argv = [sys.executable, "-m", "tollway.server", *args, "--log-level", log_level]
+        sys.stdout.flush()
+        os.execv(sys.executable, argv)  # a lean server process in place of this one
 
     @app.command()
     def migrate() -> None:

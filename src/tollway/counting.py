@@ -10,6 +10,7 @@ a documented heuristic stands in (never a download, never a blocked request).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from typing import Any
@@ -25,9 +26,21 @@ TOKENS_PER_IMAGE_PART = 85
 
 
 class TokenCounter:
+    """Loaded on first need, not at start: most calls carry the upstream's own
+    usage, and the encoding costs ~45 MiB of memory."""
+
     def __init__(self) -> None:
         self._encoding: Any = None
         self._tried = False
+        self._loading: asyncio.Future[None] | None = None
+
+    async def ready(self) -> TokenCounter:
+        """Load the encoding (once, off the event loop); returns self."""
+        if not self._tried:
+            if self._loading is None:
+                self._loading = asyncio.ensure_future(asyncio.to_thread(self.load))
+            await asyncio.shield(self._loading)
+        return self
 
     def load(self) -> None:
         """Load the bundled encoding (about 0.1 s); call off the event loop."""

@@ -94,7 +94,9 @@ async def make_quote(request: Request, caller: Caller) -> dict[str, Any]:
     if "request" in body:
         if not isinstance(body["request"], dict):
             raise bad_request("'request' must be the call's JSON body.", param="request")
-        usage = usage_from_request(body["request"], gw.counter, gw.settings.hold_output_tokens)
+        usage = usage_from_request(
+            body["request"], await gw.counter.ready(), gw.settings.hold_output_tokens
+        )
     else:
         usage = usage_from_fields(body)
     return quote(model, mode, usage)

@@ -9,23 +9,15 @@ per-use prices that come from the ``genai-prices`` package.
 """
 
 from tollway.catalog.catalog import Catalog, CatalogError, UnknownModel
-from tollway.catalog.genai_import import (
-    ImportedPrice,
-    PriceChange,
-    import_per_use_prices,
-    plan_price_refresh,
-)
 from tollway.catalog.loader import default_catalog_paths, load_catalog, load_catalog_files
 
+# genai_import is not imported here: the genai-prices package (and the HTTP
+# client it brings) is needed only to refresh prices, never by a server.
 __all__ = [
     "Catalog",
     "CatalogError",
-    "ImportedPrice",
-    "PriceChange",
     "UnknownModel",
     "default_catalog_paths",
-    "import_per_use_prices",
     "load_catalog",
     "load_catalog_files",
-    "plan_price_refresh",
 ]

@@ -39,7 +39,10 @@ async def forward_unary(
         raise upstream_error("The upstream answered with a body that is not JSON.") from None
     if not isinstance(parsed, dict):
         parsed = {}
-    usage = call.provider.usage(call.endpoint, parsed) or estimated(estimate(parsed))
+    usage = call.provider.usage(call.endpoint, parsed)
+    if usage is None:
+        await call.gw.counter.ready()
+        usage = estimated(estimate(parsed))
     usage.items = items(parsed)
     cost = await call.settle(usage)
     headers = call.headers()
@@ -178,6 +181,7 @@ class MeteredStream:
         usage = self.scanner.usage
         detail = None
         if usage is None:
+            await self.call.gw.counter.ready()
             usage = estimated(self.estimate(self.scanner.output_text()))
             detail = "no usage from upstream; counted by the gateway"
         elif status != "ok":
