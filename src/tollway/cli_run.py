@@ -29,6 +29,7 @@ def register_run_commands(app: typer.Typer) -> None:
         console.print(
             f"Tollway on http://{host}:{port}  (database: {_safe_url(settings.database_url)})"
         )
+        _migrate(settings)  # here, so the server process never needs to load Alembic
         args = ["--host", host, "--port", str(port), "--workers", str(workers)]
         argv = [sys.executable, "-m", "tollway.server", *args, "--log-level", log_level]
         sys.stdout.flush()
@@ -37,15 +38,7 @@ def register_run_commands(app: typer.Typer) -> None:
     @app.command()
     def migrate() -> None:
         """Bring the database schema up to date."""
-        from tollway.db.engine import make_engine
-        from tollway.db.engine import migrate as run_migrations
-
-        async def go() -> None:
-            engine = make_engine(Settings.from_env().database_url)
-            await run_migrations(engine)
-            await engine.dispose()
-
-        asyncio.run(go())
+        _migrate(Settings.from_env())
         console.print("database is up to date")
 
     @app.command()
@@ -85,6 +78,20 @@ def register_run_commands(app: typer.Typer) -> None:
 
         os.environ.setdefault("TOLLWAY_DATA_DIR", os.path.abspath("tollway-demo-data"))
         run_demo(port, simulator_port or _free_port(), credit_usd)
+
+
+def _migrate(settings: Settings) -> None:
+    from tollway.db.engine import make_engine
+    from tollway.db.engine import migrate as run_migrations
+
+    async def go() -> None:
+        engine = make_engine(settings.database_url, settings.sqlite_synchronous)
+        try:
+            await run_migrations(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
 
 
 def _free_port() -> int:
