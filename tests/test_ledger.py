@@ -245,3 +245,15 @@ def test_schema_head_constant_matches_alembic() -> None:
     from tollway.db.engine import SCHEMA_HEAD, alembic_config
 
     assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
+
+
+async def test_one_batch_of_holds_fits_exactly_as_many_as_the_quota_allows(
+    engine: AsyncEngine, book: Ledger
+) -> None:
+    a, t = await funded(engine, book, 10_000, quota=100)
+    results = await asyncio.gather(*(book.hold(f"r{i}", a, t, 30) for i in range(5)))
+    assert [r is None for r in results] == [True, True, True, False, False]
+    assert await money(engine, a) == (10_000, 90)
+    async with engine.connect() as conn:
+        held = (await conn.execute(select(tokens.c.held_nano).where(tokens.c.id == t))).scalar()
+    assert held == 90

@@ -190,7 +190,8 @@ def _commit(conn: Any, dialect: Dialect, steps: list[Step]) -> list[Any]:
     try:
         if dialect.name == "sqlite":
             conn.execute("BEGIN IMMEDIATE")
-        results = run_batch(conn, dialect, steps, now)
+        with dialect.pipeline(conn):
+            results = run_batch(conn, dialect, steps, now)
         conn.commit()
         return results
     except Exception:

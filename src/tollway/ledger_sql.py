@@ -14,6 +14,7 @@ of the closes are summed and applied once per row.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -105,6 +106,8 @@ class Dialect(Protocol):
 
     def json(self, value: Any) -> Any: ...
 
+    def pipeline(self, conn: Any) -> Any: ...
+
     def lock_rows(self, cursor: Any, table: str, ids: list[int]) -> None: ...
 
 
@@ -122,6 +125,9 @@ class SqliteDialect:
         import orjson
 
         return orjson.dumps(value).decode()
+
+    def pipeline(self, conn: Any) -> Any:
+        return contextlib.nullcontext()
 
     def lock_rows(self, cursor: Any, table: str, ids: list[int]) -> None:
         return None  # BEGIN IMMEDIATE already holds the one write lock
@@ -148,9 +154,14 @@ class PostgresDialect:
 
         return Json(value)
 
+    def pipeline(self, conn: Any) -> Any:
+        # Statements whose results are not read right away (charges, inserts)
+        # go out without waiting for each one's answer.
+        return conn.pipeline()
+
     def lock_rows(self, cursor: Any, table: str, ids: list[int]) -> None:
-        # Every batch locks its rows in id order, accounts before tokens, so two
-        # replicas' batches never wait on each other in a cycle.
+        # Every batch locks its rows in id order, so two replicas' batches
+        # never wait on each other in a cycle.
         if ids:
             cursor.execute(
                 f"SELECT id FROM {table} WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE",
@@ -159,10 +170,12 @@ class PostgresDialect:
 
 
 HOLD_ACCOUNT = """UPDATE accounts SET held_nano = held_nano + :amount
-WHERE id = :id AND enabled AND balance_nano - held_nano >= :amount"""
+WHERE id = :id AND enabled AND balance_nano - held_nano >= :amount RETURNING id"""
 HOLD_TOKEN = """UPDATE tokens SET held_nano = held_nano + :amount
-WHERE id = :id AND (quota_nano IS NULL OR quota_nano - used_nano - held_nano >= :amount)"""
+WHERE id = :id AND (quota_nano IS NULL OR quota_nano - used_nano - held_nano >= :amount)
+RETURNING id"""
 UNHOLD_ACCOUNT = "UPDATE accounts SET held_nano = held_nano - :amount WHERE id = :id"
+UNHOLD_TOKEN = "UPDATE tokens SET held_nano = held_nano - :amount WHERE id = :id"
 AVAILABLE_BALANCE = "SELECT balance_nano - held_nano FROM accounts WHERE id = :id"
 AVAILABLE_QUOTA = "SELECT quota_nano - used_nano - held_nano FROM tokens WHERE id = :id"
 CLOSE_HOLD = """UPDATE holds SET state = :state, closed_at = :now
@@ -227,21 +240,27 @@ def run_batch(conn: Any, dialect: Dialect, steps: Sequence[Step], now: datetime)
     cur = conn.cursor()
     batch = _Batch(dialect, dialect.time(now))
     q = dialect.sql
-    dialect.lock_rows(cur, "accounts", list({s.account_id for s in steps}))
-    dialect.lock_rows(cur, "tokens", list(_token_ids(steps)))
+    # A token is only ever locked by a transaction that holds its account's
+    # lock, so ordering the account locks is enough to rule out deadlocks.
+    accounts = {s.account_id for s in steps}
+    if len(accounts) > 1:
+        dialect.lock_rows(cur, "accounts", list(accounts))
     results: list[Any] = [None] * len(steps)
-    order = sorted(range(len(steps)), key=lambda i: isinstance(steps[i], Hold))
-    for i in order:
-        step = steps[i]
+    holds_by_account: dict[int, list[tuple[int, Hold]]] = {}
+    for i, step in enumerate(steps):
         if isinstance(step, Close):
             results[i] = _close(cur, batch, step)
         elif isinstance(step, Credit):
             _apply_charges(cur, batch)
             results[i] = _credit(cur, batch, step)
         else:
-            _apply_charges(cur, batch)
-            results[i] = _hold(cur, batch, step)
+            holds_by_account.setdefault(step.account_id, []).append((i, step))
     _apply_charges(cur, batch)
+    for group in holds_by_account.values():
+        if len(group) > 1 and _hold_together(cur, batch, [hold for _, hold in group]):
+            continue
+        for i, hold in group:
+            results[i] = _hold(cur, batch, hold)
     if batch.holds:
         cur.executemany(q(INSERT_HOLD), batch.holds)
     if batch.usage:
@@ -249,17 +268,6 @@ def run_batch(conn: Any, dialect: Dialect, steps: Sequence[Step], now: datetime)
     if batch.entries:
         cur.executemany(q(INSERT_LEDGER), batch.entries)
     return results
-
-
-def _token_ids(steps: Sequence[Step]) -> set[int]:
-    found = set()
-    for step in steps:
-        token_id = (
-            step.record.token_id if isinstance(step, Close) else getattr(step, "token_id", None)
-        )
-        if token_id is not None:
-            found.add(token_id)
-    return found
 
 
 def _close(cur: Any, batch: _Batch, step: Close) -> Settlement | LedgerError:
@@ -329,15 +337,48 @@ def _hold(cur: Any, batch: _Batch, step: Hold) -> InsufficientFunds | None:
     q = batch.dialect.sql
     args = {"amount": step.amount_nano, "id": step.account_id}
     cur.execute(q(HOLD_ACCOUNT), args)
-    if cur.rowcount != 1:
+    if cur.fetchone() is None:
         return _short(cur, batch, AVAILABLE_BALANCE, step.account_id, step.amount_nano, "balance")
     if step.token_id is not None:
         cur.execute(q(HOLD_TOKEN), {"amount": step.amount_nano, "id": step.token_id})
-        if cur.rowcount != 1:
+        if cur.fetchone() is None:
             cur.execute(q(UNHOLD_ACCOUNT), args)
             return _short(
                 cur, batch, AVAILABLE_QUOTA, step.token_id, step.amount_nano, "token_quota"
             )
+    _held(batch, step)
+    return None
+
+
+def _hold_together(cur: Any, batch: _Batch, group: list[Hold]) -> bool:
+    """One account's holds at once, when they all fit: two statements instead
+    of two per call. If they do not all fit, nothing is changed and the caller
+    goes one by one, so exactly the ones that fit are held."""
+    q = batch.dialect.sql
+    account_id = group[0].account_id
+    total = sum(h.amount_nano for h in group)
+    cur.execute(q(HOLD_ACCOUNT), {"amount": total, "id": account_id})
+    if cur.fetchone() is None:
+        return False
+    per_token: dict[int, int] = {}
+    for h in group:
+        if h.token_id is not None:
+            per_token[h.token_id] = per_token.get(h.token_id, 0) + h.amount_nano
+    held: list[tuple[int, int]] = []
+    for token_id, amount in sorted(per_token.items()):
+        cur.execute(q(HOLD_TOKEN), {"amount": amount, "id": token_id})
+        if cur.fetchone() is None:
+            for done_id, done_amount in held:
+                cur.execute(q(UNHOLD_TOKEN), {"amount": done_amount, "id": done_id})
+            cur.execute(q(UNHOLD_ACCOUNT), {"amount": total, "id": account_id})
+            return False
+        held.append((token_id, amount))
+    for h in group:
+        _held(batch, h)
+    return True
+
+
+def _held(batch: _Batch, step: Hold) -> None:
     batch.holds.append(
         {
             "request_id": step.request_id,
@@ -348,7 +389,6 @@ def _hold(cur: Any, batch: _Batch, step: Hold) -> InsufficientFunds | None:
         }
     )
     batch.entry(step.account_id, step.token_id, step.request_id, "hold", step.amount_nano)
-    return None
 
 
 def _short(
