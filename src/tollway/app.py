@@ -32,6 +32,7 @@ from tollway.settings import Settings
 from tollway.state import State
 from tollway.types import Model
 from tollway.upstream import UpstreamPool
+from tollway.web import console_mount, create_web, session_secret
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,14 @@ def create_app(settings: Settings, base_models: list[Model] | None = None) -> Fa
             yield
 
     api = create_api()
+    web = create_web(
+        session_secret(settings.secret_key, settings.data_dir), https_only=settings.secure_cookies
+    )
     routes = [
         *relay.routes(),
         Route("/health", health, methods=["GET"]),
         Mount("/api", app=api),
+        console_mount(web),  # last: it claims only the console's own paths
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_exception_handler(404, _not_found)

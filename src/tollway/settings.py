@@ -31,6 +31,11 @@ class Settings:
     # How often a replica checks the shared state version (edits by others).
     state_poll_ms: int = 250
     sqlite_synchronous: str = "NORMAL"
+    # Web console: the key that signs session cookies. None: generated once and
+    # kept in data_dir/secret_key (0600); no data_dir either: random per process.
+    secret_key: str | None = None
+    data_dir: Path | None = None
+    secure_cookies: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -46,6 +51,9 @@ class Settings:
             upstream_timeout_s=_int(env, "TOLLWAY_UPSTREAM_TIMEOUT_S", 300),
             state_poll_ms=_int(env, "TOLLWAY_STATE_POLL_MS", 250),
             sqlite_synchronous=env.get("TOLLWAY_SQLITE_SYNCHRONOUS", "NORMAL").upper(),
+            secret_key=env.get("TOLLWAY_SECRET_KEY") or None,
+            data_dir=data_dir,
+            secure_cookies=env.get("TOLLWAY_SECURE_COOKIES", "").lower() in TRUE_WORDS,
         )
 
 

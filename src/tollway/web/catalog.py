@@ -1,0 +1,114 @@
+"""Models and prices: the catalog, searchable and filterable by kind; through
+a billing mode (or one of the account's tokens), which models it can call,
+billed how, at what price, and why the others are refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tollway.billing.modes import MODE_INFO, MODE_ORDER
+from tollway.errors import bad_request
+from tollway.manage.models import model_view, modes_view
+from tollway.manage.tokens import get_token, list_tokens
+from tollway.types import BillingMode, Model, ModelKind
+from tollway.web.render import render
+from tollway.web.session import account_of, gateway, page
+
+PAGE_SIZE = 100
+
+
+def routes() -> list[Route]:
+    return [Route("/models", models_page, methods=["GET"])]
+
+
+def matches(model: Model, query: str, kind: str) -> bool:
+    if kind and model.kind.value != kind:
+        return False
+    if not query:
+        return True
+    words = query.casefold().split()
+    text = " ".join((model.id, *model.aliases, model.provider, model.description)).casefold()
+    return all(w in text for w in words)
+
+
+async def _mode(request: Request) -> tuple[BillingMode | None, dict[str, Any] | None]:
+    """The mode to look through: a token's (its own, never another's) or a chosen one."""
+    params = request.query_params
+    token_id = params.get("token", "")
+    if token_id:
+        if not token_id.isdigit():
+            raise bad_request("Choose a token from the list.", "token")
+        token = await get_token(gateway(request), account_of(request).id, int(token_id))
+        return BillingMode(token["billing_mode"]), token
+    mode = params.get("mode", "")
+    if not mode:
+        return None, None
+    if mode not in {m.value for m in MODE_ORDER}:
+        raise bad_request("Choose a billing mode from the list.", "mode")
+    return BillingMode(mode), None
+
+
+def _callable(view: dict[str, Any], token: dict[str, Any] | None) -> dict[str, Any]:
+    """Add the token's allowlist to the mode's verdict, and a short why."""
+    billing = view.get("billing")
+    if billing is None:
+        return view
+    if token and token["models"] and billing["method"]:
+        names = {view["id"], *view["aliases"]}
+        if not names & set(token["models"]):
+            reason = "Not in this token's model allowlist."
+            billing.update(method=None, refused=reason, why=reason)
+    if billing["method"] is None and "why" not in billing:
+        billing["why"] = _why(view)
+    return view
+
+
+def _why(view: dict[str, Any]) -> str:
+    """'Sold per use only; callable with Pay-per-Use Priority, ...' (the full
+    message, with the fix, is the API's)."""
+    methods = " and ".join(m.replace("_", "-") for m in view["methods"])
+    modes = ", ".join(MODE_INFO[BillingMode(m)].name for m in view["modes"])
+    return f"Sold {methods} only; callable with {modes}."
+
+
+@page
+async def models_page(request: Request) -> Response:
+    gw = gateway(request)
+    params = request.query_params
+    query, kind, only = params.get("q", "").strip(), params.get("kind", ""), params.get("only", "")
+    mode, token = await _mode(request)
+    views = [
+        _callable(model_view(m, mode, gw.settings.allow_hybrid), token)
+        for m in gw.state.catalog.models
+        if matches(m, query, kind)
+    ]
+    if mode is not None and only == "callable":
+        views = [v for v in views if v["billing"]["method"]]
+    elif mode is not None and only == "refused":
+        views = [v for v in views if not v["billing"]["method"]]
+    page_no = int(params["page"]) if params.get("page", "").isdigit() else 1
+    page_no = max(1, page_no)
+    shown = views[(page_no - 1) * PAGE_SIZE : page_no * PAGE_SIZE]
+    context = {
+        "models": shown,
+        "total": len(views),
+        "page_no": page_no,
+        "pages": max(1, -(-len(views) // PAGE_SIZE)),
+        "kinds": [k.value for k in ModelKind],
+        "modes": modes_view(gw),
+        "tokens": await list_tokens(gw, account_of(request).id),
+        "filters": {
+            "q": query,
+            "kind": kind,
+            "mode": mode.value if mode and not token else "",
+            "token": str(token["id"]) if token else "",
+            "only": only,
+        },
+        "mode": mode.value if mode else None,
+        "token": token,
+    }
+    return render(request, "models.html", context)

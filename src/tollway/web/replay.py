@@ -1,0 +1,178 @@
+"""The advisor's arithmetic: replay a token's recent calls under each billing
+mode at today's prices, and recommend one in the guide's terms.
+
+Pure: usage records and a model lookup in, outcomes and advice out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tollway.billing.modes import MODE_INFO, MODE_ORDER, Refusal, resolve_method
+from tollway.billing.pricing import PricingError, price_call
+from tollway.types import (
+    TOKEN_CLASSES,
+    BillingMethod,
+    BillingMode,
+    Model,
+    ModelKind,
+    Usage,
+    nano_to_usd,
+)
+
+MEDIA_KINDS = frozenset({ModelKind.IMAGE, ModelKind.VIDEO})
+Lookup = Callable[[str], Model | None]
+
+
+@dataclass
+class Outcome:
+    mode: BillingMode
+    cost_nano: int = 0
+    per_use_calls: int = 0
+    per_call_calls: int = 0
+    refused_calls: int = 0
+    refused_models: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def name(self) -> str:
+        return MODE_INFO[self.mode].name
+
+
+@dataclass(frozen=True)
+class Profile:
+    calls: int
+    text_calls: int  # text, multimodal, embedding, audio models
+    media_calls: int  # image and video models
+    dual_priced_calls: int  # models sold both per use and per call
+    unknown_models: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Advice:
+    mode: BillingMode
+    headline: str
+    reasons: tuple[str, ...]
+
+
+def usage_of(record: dict[str, Any]) -> Usage:
+    usage = Usage(items=max(1, int(record["items"] or 0)))
+    for name in TOKEN_CLASSES:
+        setattr(usage, name, int(record["tokens"][name] or 0))
+    return usage
+
+
+def billed(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The calls that reached a model (failed upstream calls cost nothing anywhere)."""
+    return [r for r in records if r["status"] != "upstream_error"]
+
+
+def replay(records: list[dict[str, Any]], lookup: Lookup) -> list[Outcome]:
+    outcomes = [Outcome(mode) for mode in MODE_ORDER]
+    for record in records:
+        model = lookup(record["model"])
+        if model is None:
+            continue
+        usage = usage_of(record)
+        for outcome in outcomes:
+            _replay_one(outcome, model, usage)
+    return outcomes
+
+
+def _replay_one(outcome: Outcome, model: Model, usage: Usage) -> None:
+    decision = resolve_method(outcome.mode, model)
+    if isinstance(decision, Refusal):
+        outcome.refused_calls += 1
+        outcome.refused_models[model.id] += 1
+        return
+    try:
+        outcome.cost_nano += price_call(model, decision, usage).total_nano
+    except PricingError:
+        outcome.refused_calls += 1
+        outcome.refused_models[model.id] += 1
+        return
+    if decision is BillingMethod.PER_USE:
+        outcome.per_use_calls += 1
+    else:
+        outcome.per_call_calls += 1
+
+
+def profile(records: list[dict[str, Any]], lookup: Lookup) -> Profile:
+    text = media = dual = 0
+    unknown: list[str] = []
+    for record in records:
+        model = lookup(record["model"])
+        if model is None:
+            unknown.append(record["model"])
+            continue
+        if model.kind in MEDIA_KINDS:
+            media += 1
+        else:
+            text += 1
+        if len(model.methods) == 2:
+            dual += 1
+    return Profile(text + media, text, media, dual, tuple(sorted(set(unknown))))
+
+
+def _scenario(p: Profile) -> tuple[str, BillingMode]:
+    """The guide's scenarios ("How to Choose Billing Mode?")."""
+    if p.calls == 0:
+        return "No calls yet → Pay-per-Use Priority (the default; reaches every model)", (
+            BillingMode.PAY_PER_USE_PRIORITY
+        )
+    if p.media_calls == 0:
+        return "Pure text → Pay-per-Use Priority or Pay-per-Use (same effect)", (
+            BillingMode.PAY_PER_USE_PRIORITY
+        )
+    if p.text_calls == 0:
+        return "Pure image/video → Pay-per-Call", BillingMode.PAY_PER_CALL
+    if p.media_calls > p.text_calls:
+        return "Mainly images/videos, occasionally text → Pay-per-Call Priority", (
+            BillingMode.PAY_PER_CALL_PRIORITY
+        )
+    return "Mainly text, occasionally images/videos → Pay-per-Use Priority", (
+        BillingMode.PAY_PER_USE_PRIORITY
+    )
+
+
+def advise(p: Profile, outcomes: list[Outcome]) -> Advice:
+    headline, mode = _scenario(p)
+    by_mode = {o.mode: o for o in outcomes}
+    reasons: list[str] = []
+    if by_mode[mode].refused_calls:
+        fallback = BillingMode.PAY_PER_CALL_PRIORITY
+        if mode is BillingMode.PAY_PER_CALL_PRIORITY or by_mode[fallback].refused_calls:
+            fallback = BillingMode.PAY_PER_USE_PRIORITY
+        reasons.append(
+            f"{MODE_INFO[mode].name} would have refused {by_mode[mode].refused_calls} of these "
+            f"calls, so {MODE_INFO[fallback].name} instead: it reaches every model."
+        )
+        mode = fallback
+    chosen = by_mode[mode]
+    if mode is BillingMode.PAY_PER_CALL_PRIORITY:
+        other = by_mode[BillingMode.PAY_PER_USE_PRIORITY]
+        if other.cost_nano <= chosen.cost_nano:
+            mode, chosen = other.mode, other
+            reasons.append(
+                "Pay-per-Use Priority would not have cost more here, and the guide recommends "
+                "it unless you need fixed per-call costs."
+            )
+    reasons.extend(_cost_notes(chosen, outcomes))
+    return Advice(mode, headline, tuple(reasons))
+
+
+def _cost_notes(chosen: Outcome, outcomes: list[Outcome]) -> list[str]:
+    notes = []
+    working = [o for o in outcomes if not o.refused_calls and MODE_INFO[o.mode].applicable]
+    cheaper = [o for o in working if o.cost_nano < chosen.cost_nano]
+    if cheaper:
+        best = min(cheaper, key=lambda o: o.cost_nano)
+        notes.append(
+            f"{best.name} would have cost ${nano_to_usd(chosen.cost_nano - best.cost_nano)} "
+            "less for these calls: it bills the models sold both ways by the other method."
+        )
+    if not chosen.refused_calls:
+        notes.append(f"{chosen.name} would have served every one of these calls.")
+    return notes
