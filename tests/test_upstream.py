@@ -192,3 +192,24 @@ def test_parse_target() -> None:
     assert parse_target("http://h:8080/").host_header == b"h:8080"
     with pytest.raises(ValueError):
         parse_target("ftp://x/y")
+
+
+async def test_get_with_headers_and_no_body(pool: UpstreamPool) -> None:
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nX-Poll: 5\r\n"
+            b"Content-Length: 4\r\n\r\nmp4!"
+        )
+        await writer.drain()
+
+    async with RawServer(handler) as server:
+        resp = await pool.request("GET", server.url, {"Authorization": "Bearer k"}, b"", 5)
+        assert await resp.read() == b"mp4!"
+        assert resp.header("content-type") == "video/mp4" and resp.header("x-poll") == "5"
+        assert resp.header("missing") is None
+        resp.close()
+    assert seen[0].startswith(b"GET /v1/x HTTP/1.1\r\n")
+    assert b"Content-Length" not in seen[0]

@@ -21,7 +21,7 @@ import collections
 import contextlib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -71,7 +71,16 @@ class Response:
     def __init__(self, conn: _Connection, status: int) -> None:
         self._conn = conn
         self.status = status
+        self.headers: list[tuple[bytes, bytes]] = conn.headers
         self._closed = False
+
+    def header(self, name: str) -> str | None:
+        """The first header of that name (case-insensitive), decoded."""
+        wanted = name.lower().encode()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value.decode("latin-1")
+        return None
 
     async def read(self) -> bytes:
         chunks = [chunk async for chunk in self.iter_chunks()]
@@ -106,6 +115,7 @@ class _Connection(asyncio.Protocol):
         self.complete = False
         self.status_waiter: asyncio.Future[int] | None = None
         self.chunks: collections.deque[bytes] = collections.deque()
+        self.headers: list[tuple[bytes, bytes]] = []
         self.buffered = 0
         self.paused = False
         self.chunk_waiter: asyncio.Future[None] | None = None
@@ -136,6 +146,9 @@ class _Connection(asyncio.Protocol):
             self._fail(UpstreamError(f"upstream closed the connection: {exc or 'EOF'}"))
 
     # httptools callbacks -------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
     def on_headers_complete(self) -> None:
         if self.status_waiter is not None and not self.status_waiter.done():
             self.status_waiter.set_result(self.parser.get_status_code())
@@ -161,6 +174,7 @@ class _Connection(asyncio.Protocol):
         self.complete = self.received = False
         self.error = None
         self.chunks.clear()
+        self.headers = []
         self.buffered = 0
         self.parser = httptools.HttpResponseParser(self)
         self.status_waiter = self.loop.create_future()
@@ -235,15 +249,23 @@ class UpstreamPool:
         self.connect_timeout_s = connect_timeout_s
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._targets: dict[str, Target] = {}
-        self._heads: dict[tuple[bytes, tuple[tuple[str, str], ...]], bytes] = {}
+        self._heads: dict[tuple[str, bytes, tuple[tuple[str, str], ...]], bytes] = {}
         self._ssl: ssl.SSLContext | None = None
 
-    async def post(
+    def post(
         self, url: str, headers: Mapping[str, str], body: bytes, timeout_s: float
+    ) -> Awaitable[Response]:
+        return self.request("POST", url, headers, body, timeout_s)
+
+    async def request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes, timeout_s: float
     ) -> Response:
         """Send; returns once the status line and headers are in."""
         target = self._target(url)
-        head = self._head(target, headers) + b"Content-Length: %d\r\n\r\n" % len(body)
+        head = self._head(method, target, headers)
+        if body or method in ("POST", "PUT", "PATCH"):
+            head += b"Content-Length: %d\r\n" % len(body)
+        head += b"\r\n"
         conn = await self._acquire(target)
         try:
             status = await conn.send(head, body, timeout_s)
@@ -281,11 +303,12 @@ class UpstreamPool:
             self._targets[url] = target
         return target
 
-    def _head(self, target: Target, headers: Mapping[str, str]) -> bytes:
-        key = (target.path + b"\0" + target.host_header, tuple(headers.items()))
+    def _head(self, method: str, target: Target, headers: Mapping[str, str]) -> bytes:
+        key = (method, target.path + b"\0" + target.host_header, tuple(headers.items()))
         head = self._heads.get(key)
         if head is None:
-            lines = [b"POST %s HTTP/1.1\r\nHost: %s\r\n" % (target.path, target.host_header)]
+            start = b"%s %s HTTP/1.1\r\nHost: %s\r\n"
+            lines = [start % (method.encode(), target.path, target.host_header)]
             lines += [f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items()]
             head = b"".join(lines)
             if len(self._heads) > 10_000:
