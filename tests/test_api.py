@@ -219,7 +219,7 @@ async def test_models_catalog_with_a_mode(served: Served) -> None:
                 else {}
             ),
         }
-        assert by_id["sora_video2"]["per_call"] == {"price": "0.15"}
+        assert by_id["sora_video2"]["per_call"] == {"price": "0.15", "unit": "video"}
         assert by_id["gemini-3-pro-image-preview"]["aliases"] == ["nano-banana-pro"]
         assert (await c.get("/api/models", params={"billing_mode": "bogus"})).status_code == 400
         images = (await c.get("/api/models", params={"kind": "image"})).json()["data"]

@@ -4,13 +4,28 @@ from decimal import Decimal
 
 import pytest
 
-from tollway.billing.holds import CallShape, hold_nano, hold_usage
-from tollway.billing.pricing import PricingError, price_call
+from tollway.billing.holds import (
+    CallShape,
+    ImageShape,
+    hold_nano,
+    hold_usage,
+    image_estimate_tokens,
+    image_estimate_usage,
+    image_hold_tokens,
+)
+from tollway.billing.pricing import (
+    PricingError,
+    UnpricedVariant,
+    per_call_unit_price,
+    price_call,
+    variant_key,
+)
 from tollway.types import (
     BillingMethod,
     Model,
     ModelKind,
     PerCallPrice,
+    PerCallUnit,
     PerUsePrice,
     Usage,
     usd_to_nano,
@@ -34,7 +49,26 @@ GPT_IMAGE = Model(
     ),
 )
 CHEAP = Model("cheap", ModelKind.TEXT, "x", per_use=PerUsePrice(usd_to_nano("0.075"), 0))
-FLUX = Model("flux", ModelKind.IMAGE, "bfl", per_call=PerCallPrice(usd_to_nano("0.04")))
+FLUX = Model(
+    "flux", ModelKind.IMAGE, "bfl", per_call=PerCallPrice(usd_to_nano("0.04"), PerCallUnit.IMAGE)
+)
+DALL_E_3_TABLE = (
+    ("1024x1024/standard", 40_000_000),
+    ("1792x1024/standard", 80_000_000),
+    ("1024x1792/standard", 80_000_000),
+    ("1024x1024/hd", 80_000_000),
+    ("1792x1024/hd", 120_000_000),
+    ("1024x1792/hd", 120_000_000),
+)
+DALL_E_3 = Model(
+    "dall-e-3",
+    ModelKind.IMAGE,
+    "openai",
+    per_call=PerCallPrice(40_000_000, PerCallUnit.IMAGE, DALL_E_3_TABLE, "1024x1024/standard"),
+)
+SORA_PER_SECOND = Model(
+    "sora-2", ModelKind.VIDEO, "openai", per_call=PerCallPrice(100_000_000, PerCallUnit.SECOND)
+)
 
 USE, CALL = BillingMethod.PER_USE, BillingMethod.PER_CALL
 
@@ -112,3 +146,150 @@ def test_hold_without_max_tokens_uses_default_cap() -> None:
 
 def test_per_call_hold_is_items() -> None:
     assert hold_nano(FLUX, CALL, CallShape(body_bytes=10, n=4)) == 160_000_000
+
+
+# --- per-call units and size/quality tables ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "quality", "n", "line", "expected_nano"),
+    [
+        ("1024x1024", "standard", 1, "images:1024x1024/standard", 40_000_000),
+        ("1792x1024", "hd", 1, "images:1792x1024/hd", 120_000_000),
+        ("1024x1792", "standard", 2, "images:1024x1792/standard", 160_000_000),
+        ("1024x1024", "hd", 3, "images:1024x1024/hd", 240_000_000),
+        # a part not named is the default variant's
+        (None, None, 1, "images:1024x1024/standard", 40_000_000),
+        ("1792x1024", None, 1, "images:1792x1024/standard", 80_000_000),
+        (None, "hd", 1, "images:1024x1024/hd", 80_000_000),
+    ],
+)
+def test_per_call_table_prices_the_variant(
+    size: str | None, quality: str | None, n: int, line: str, expected_nano: int
+) -> None:
+    cost = price_call(DALL_E_3, CALL, Usage(items=n, variant=variant_key(size, quality)))
+    assert cost.total_nano == expected_nano
+    [only] = cost.lines
+    assert (only.name, only.quantity, only.unit_price_nano) == (line, n, expected_nano // n)
+
+
+@pytest.mark.parametrize(
+    ("size", "quality", "param"),
+    [("512x512", "standard", "size"), ("1024x1024", "high", "quality"), ("auto", None, "size")],
+)
+def test_a_variant_the_table_does_not_list_has_no_price(
+    size: str, quality: str | None, param: str
+) -> None:
+    with pytest.raises(UnpricedVariant) as caught:
+        price_call(DALL_E_3, CALL, Usage(variant=variant_key(size, quality)))
+    assert caught.value.param == param
+    assert "1792x1024/hd" in str(caught.value)  # the message lists what is priced
+
+
+def test_without_a_table_the_variant_is_ignored() -> None:
+    assert per_call_unit_price(FLUX, "2048x2048/hd") == (None, 40_000_000)
+    cost = price_call(FLUX, CALL, Usage(items=3, variant="2048x2048/hd"))
+    assert cost.total_nano == 120_000_000
+    assert [line.name for line in cost.lines] == ["images"]
+
+
+def test_per_second_price_is_price_times_seconds_times_items() -> None:
+    cost = price_call(SORA_PER_SECOND, CALL, Usage(items=2, seconds=8))
+    assert cost.total_nano == 2 * 8 * 100_000_000
+    assert [(line.name, line.quantity) for line in cost.lines] == [("seconds", 16)]
+    with pytest.raises(PricingError, match="seconds"):
+        price_call(SORA_PER_SECOND, CALL, Usage(items=1))
+
+
+def test_variant_key() -> None:
+    assert variant_key(None, None) is None
+    assert variant_key("1024x1024", None) == "1024x1024/"
+    assert variant_key(None, "hd") == "/hd"
+
+
+# --- image holds and estimates ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "quality", "held"),
+    [
+        # the guide: about 5,000 tokens at 1024x1024 high/HD, about 8,500 at 1792x1024
+        ("1024x1024", "high", 5000),
+        ("1024x1024", "hd", 5000),
+        ("1792x1024", "hd", 8750),
+        ("1024x1792", "high", 8750),
+        ("1536x1024", "high", 7500),
+        ("1024x1024", "medium", 1300),
+        ("1024x1024", "standard", 1300),
+        ("1024x1024", "low", 350),
+        ("512x512", "high", 1250),
+        # auto quality holds the dearest tier; auto or no size the largest gpt-image size
+        ("1024x1024", "auto", 5000),
+        ("1024x1024", None, 5000),
+        ("auto", "low", 525),
+        (None, None, 7500),
+    ],
+)
+def test_image_hold_tokens_grow_with_area_and_quality(
+    size: str | None, quality: str | None, held: int
+) -> None:
+    assert image_hold_tokens(size, quality) == held
+
+
+@pytest.mark.parametrize(
+    ("size", "quality", "tokens"),
+    [
+        # OpenAI's table where it lists the size
+        ("1024x1024", "low", 272),
+        ("1024x1536", "low", 408),
+        ("1536x1024", "low", 400),
+        ("1024x1024", "medium", 1056),
+        ("1024x1536", "medium", 1584),
+        ("1536x1024", "medium", 1568),
+        ("1024x1024", "high", 4160),
+        ("1024x1536", "high", 6240),
+        ("1536x1024", "high", 6208),
+        ("1024x1024", "hd", 4160),
+        # auto is billed as medium at 1024x1024
+        ("auto", "auto", 1056),
+        (None, None, 1056),
+        # elsewhere the area rule
+        ("1792x1024", "high", 8750),
+        ("2048x2048", "medium", 5200),
+    ],
+)
+def test_image_estimate_tokens(size: str | None, quality: str | None, tokens: int) -> None:
+    assert image_estimate_tokens(size, quality) == tokens
+
+
+@pytest.mark.parametrize("size", ["1024x1024", "1024x1536", "1536x1024", "auto"])
+@pytest.mark.parametrize("quality", ["low", "medium", "high", "auto"])
+def test_image_hold_bounds_the_estimate(size: str, quality: str) -> None:
+    assert image_hold_tokens(size, quality) >= image_estimate_tokens(size, quality)
+
+
+def test_unknown_image_quality_or_size_is_an_error() -> None:
+    with pytest.raises(ValueError, match="quality"):
+        image_hold_tokens("1024x1024", "ultra")
+    with pytest.raises(ValueError, match="size"):
+        image_estimate_tokens("big", "high")
+
+
+def test_token_billed_image_hold() -> None:
+    shape = CallShape(body_bytes=100, n=3, image=ImageShape("1024x1024", "hd"))
+    usage = hold_usage(shape)
+    assert (usage.input_tokens, usage.image_output_tokens, usage.items) == (51, 15_000, 3)
+    # gpt-image-1: $5/1M text in, $40/1M image out
+    assert hold_nano(GPT_IMAGE, USE, shape) == 51 * 5_000 + 15_000 * 40_000
+
+
+def test_per_call_image_hold_is_the_variant_times_n() -> None:
+    shape = CallShape(body_bytes=100, n=3, image=ImageShape("1792x1024", "hd"))
+    assert hold_nano(DALL_E_3, CALL, shape) == 3 * 120_000_000
+    assert hold_nano(FLUX, CALL, shape) == 3 * 40_000_000
+
+
+def test_image_estimate_usage_bills_per_image_made() -> None:
+    usage = image_estimate_usage(7, "1024x1024", "medium", 2)
+    assert (usage.input_tokens, usage.image_output_tokens, usage.items) == (7, 2112, 2)
+    assert price_call(GPT_IMAGE, USE, usage).total_nano == 7 * 5_000 + 2112 * 40_000

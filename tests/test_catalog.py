@@ -16,7 +16,14 @@ from tollway.catalog import (
     load_catalog,
     load_catalog_files,
 )
-from tollway.types import BillingMethod, Model, ModelKind, PerCallPrice, PerUsePrice
+from tollway.types import (
+    BillingMethod,
+    Model,
+    ModelKind,
+    PerCallPrice,
+    PerCallUnit,
+    PerUsePrice,
+)
 
 PER_USE = frozenset({BillingMethod.PER_USE})
 PER_CALL = frozenset({BillingMethod.PER_CALL})
@@ -100,9 +107,54 @@ def test_guide_and_curated_prices(catalog: Catalog, model_id: str) -> None:
     model = catalog.resolve(model_id)
     assert model.kind == kind
     assert model.per_use == per_use
-    assert model.per_call == (None if per_call_nano is None else PerCallPrice(per_call_nano))
+    if per_call_nano is None:
+        assert model.per_call is None
+    else:
+        assert model.per_call is not None
+        assert model.per_call.price_nano == per_call_nano
+        assert model.per_call.unit == UNIT_BY_KIND.get(kind, PerCallUnit.CALL)
     assert model.default_method == default_method
     assert not model.source.startswith("genai-prices")
+
+
+UNIT_BY_KIND = {ModelKind.IMAGE: PerCallUnit.IMAGE, ModelKind.VIDEO: PerCallUnit.VIDEO}
+
+
+# OpenAI's published per-image prices (provider-facts.md), in nano-USD.
+SIZE_QUALITY_TABLES = {
+    "dall-e-3": {
+        "1024x1024/standard": 40_000_000,
+        "1792x1024/standard": 80_000_000,
+        "1024x1792/standard": 80_000_000,
+        "1024x1024/hd": 80_000_000,
+        "1792x1024/hd": 120_000_000,
+        "1024x1792/hd": 120_000_000,
+    },
+    "dall-e-2": {
+        "256x256/standard": 16_000_000,
+        "512x512/standard": 18_000_000,
+        "1024x1024/standard": 20_000_000,
+    },
+}
+
+
+@pytest.mark.parametrize("model_id", sorted(SIZE_QUALITY_TABLES))
+def test_size_quality_tables(catalog: Catalog, model_id: str) -> None:
+    price = catalog.resolve(model_id).per_call
+    assert price is not None and price.unit is PerCallUnit.IMAGE
+    assert dict(price.variants) == SIZE_QUALITY_TABLES[model_id]
+    assert price.default_variant == "1024x1024/standard"
+    assert dict(price.variants)[price.default_variant] == price.price_nano
+
+
+def test_every_image_and_video_price_says_its_unit(catalog: Catalog) -> None:
+    units = {
+        ModelKind.IMAGE: {PerCallUnit.IMAGE},
+        ModelKind.VIDEO: {PerCallUnit.VIDEO, PerCallUnit.SECOND},
+    }
+    for model in catalog.models:
+        if model.per_call is not None and model.kind in units:
+            assert model.per_call.unit in units[model.kind], model.id
 
 
 def test_guide_aliases(catalog: Catalog) -> None:
@@ -206,6 +258,38 @@ def test_a_valid_file_loads(write: Callable[..., Path]) -> None:
     )
 
 
+def test_a_per_call_table_and_unit_load(write: Callable[..., Path]) -> None:
+    body = """\
+    - id: sized
+      kind: image
+      provider: openai
+      per_call:
+        price: "0.04"
+        default_variant: 1024x1024/standard
+        variants: {1024x1024/standard: "0.04", 1792x1024/hd: "0.12"}
+      source: test
+    - id: clip
+      kind: video
+      provider: openai
+      per_call: {price: "0.1", unit: second}
+      source: test
+    - id: plain
+      kind: text
+      provider: openai
+      per_call: {price: "0.002"}
+      source: test
+    """
+    sized, clip, plain = load_catalog_files([write(body)])
+    assert sized.per_call == PerCallPrice(
+        40_000_000,
+        PerCallUnit.IMAGE,
+        (("1024x1024/standard", 40_000_000), ("1792x1024/hd", 120_000_000)),
+        "1024x1024/standard",
+    )
+    assert clip.per_call == PerCallPrice(100_000_000, PerCallUnit.SECOND)
+    assert plain.per_call == PerCallPrice(2_000_000, PerCallUnit.CALL)
+
+
 def _entry(**fields: str) -> str:
     """A one-model file body; each field's value is given as YAML text."""
     base = {
@@ -246,6 +330,26 @@ def _entry(**fields: str) -> str:
         ({"kind": "hologram"}, ["kind"]),
         ({"source": "<drop>"}, ["source", "Field required"]),
         ({"aliases": "[m]"}, ["repeats the model's own id"]),
+        ({"per_call": '{price: "1", unit: minute}'}, ["per_call.unit"]),
+        (
+            {"per_call": '{price: "1", default_variant: 1x1/hd, variants: {1x1/hd: 1}}'},
+            ["per_call.variants.1x1/hd", "got int 1"],
+        ),
+        (
+            {"per_call": '{price: "1", default_variant: big/hd, variants: {big/hd: "1"}}'},
+            ["per_call.variants.big/hd", "pattern"],
+        ),
+        ({"per_call": '{price: "1", variants: {1x1/hd: "1"}}'}, ["needs default_variant"]),
+        (
+            {"per_call": '{price: "1", default_variant: 2x2/hd, variants: {1x1/hd: "1"}}'},
+            ["'2x2/hd' is not in variants"],
+        ),
+        (
+            {"per_call": '{price: "2", default_variant: 1x1/hd, variants: {1x1/hd: "1"}}'},
+            ["differs from the price of the default variant"],
+        ),
+        ({"per_call": '{price: "1", default_variant: 1x1/hd}'}, ["no variants table"]),
+        ({"per_call": '{price: "1", variants: {}}'}, ["variants is empty"]),
     ],
     ids=[
         "float-price",
@@ -262,6 +366,14 @@ def _entry(**fields: str) -> str:
         "unknown-kind",
         "no-source",
         "alias-is-own-id",
+        "unknown-unit",
+        "variant-float-price",
+        "variant-bad-key",
+        "variants-without-default",
+        "default-not-in-variants",
+        "default-price-differs",
+        "default-without-variants",
+        "empty-variants",
     ],
 )
 def test_rejections_name_file_model_and_field(

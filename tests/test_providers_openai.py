@@ -6,7 +6,12 @@ import orjson
 import pytest
 
 from tollway.counting import TokenCounter, heuristic_tokens
-from tollway.providers.openai import ChatStreamScanner, OpenAIProvider, usage_from_openai
+from tollway.providers.openai import (
+    ChatStreamScanner,
+    OpenAIProvider,
+    image_usage_from_openai,
+    usage_from_openai,
+)
 from tollway.types import Usage
 
 
@@ -58,6 +63,57 @@ def test_image_style_usage() -> None:
     )
     assert usage is not None
     assert (usage.input_tokens, usage.image_input_tokens, usage.output_tokens) == (40, 10, 4160)
+
+
+def test_images_endpoint_usage_is_text_in_image_in_and_image_out() -> None:
+    provider = OpenAIProvider()
+    answer = {
+        "data": [],
+        "usage": {
+            "input_tokens": 50,
+            "input_tokens_details": {"text_tokens": 40, "image_tokens": 10},
+            "output_tokens": 4160,
+            "total_tokens": 4210,
+        },
+    }
+    usage = provider.usage("images/generations", answer)
+    assert usage == Usage(input_tokens=40, image_input_tokens=10, image_output_tokens=4160)
+    # the chat reading of the same answer is unchanged
+    chat = provider.usage("chat/completions", answer)
+    assert chat is not None and (chat.output_tokens, chat.image_output_tokens) == (4160, 0)
+
+
+def test_image_usage_with_text_output_and_cached_input() -> None:
+    usage = image_usage_from_openai(
+        {
+            "input_tokens": 30,
+            "input_tokens_details": {"text_tokens": 20, "image_tokens": 10, "cached_tokens": 25},
+            "output_tokens": 1100,
+            "output_tokens_details": {"image_tokens": 1056, "text_tokens": 44},
+        }
+    )
+    assert usage == Usage(
+        input_tokens=20,
+        cached_input_tokens=20,  # capped at the text tokens it is part of
+        image_input_tokens=10,
+        output_tokens=44,
+        image_output_tokens=1056,
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"input_tokens": 5},  # no output count at all
+        {"input_tokens": 5, "output_tokens": -1},
+        {"input_tokens": 5, "output_tokens": "7"},
+        {"input_tokens": 5, "output_tokens": 9, "input_tokens_details": {"image_tokens": 6}},
+        {"output_tokens": 9, "output_tokens_details": {"image_tokens": 10}},
+        {"output_tokens": 9, "input_tokens_details": "x"},
+    ],
+)
+def test_garbage_image_usage_means_none(bad: dict[str, object]) -> None:
+    assert image_usage_from_openai(bad) is None
 
 
 @pytest.mark.parametrize(

@@ -635,7 +635,10 @@ async def test_admin_channels_and_prices(web: Served) -> None:
         got = await b.post("/admin/models/gpt-4o", form)
         assert got.status_code == 303, got.text
         model = (await web.admin.get("/api/models/gpt-4o")).json()
-        assert model["per_use"]["input_mtok"] == "2.5" and model["per_call"] == {"price": "0.01"}
+        assert model["per_use"]["input_mtok"] == "2.5" and model["per_call"] == {
+            "price": "0.01",
+            "unit": "call",
+        }
         assert model["default_method"] == "per_use"
         bad = await b.post("/admin/models/gpt-4o", {**form, "input_mtok": "-1"})
         assert bad.status_code == 400 and "negative" in bad.text
@@ -652,7 +655,7 @@ async def test_admin_channels_and_prices(web: Served) -> None:
         )
         assert got.status_code == 303
         model = (await web.admin.get("/api/models/house-model")).json()
-        assert model["per_call"] == {"price": "0.02"} and model["per_use"] is None
+        assert model["per_call"] == {"price": "0.02", "unit": "image"} and model["per_use"] is None
 
 
 # --- pure parts -------------------------------------------------------------------

@@ -112,11 +112,32 @@ class PerUsePrice:
     audio_output_mtok: int | None = None
 
 
+class PerCallUnit(StrEnum):
+    """What one per-call price buys. ``second`` is a second of generated video:
+    the charge is price x seconds x items."""
+
+    CALL = "call"
+    IMAGE = "image"
+    VIDEO = "video"
+    SECOND = "second"
+
+
 @dataclass(frozen=True, slots=True)
 class PerCallPrice:
-    """A fixed price per call, per generated item when n > 1."""
+    """A fixed price per call, per generated item when n > 1.
+
+    Where the published price depends on the size and quality asked for
+    (DALL-E 3: standard/hd x three sizes), ``variants`` holds the whole table,
+    keyed ``"<size>/<quality>"``. A table is exhaustive: a size or quality it
+    does not list has no price (and is refused, never billed at a default).
+    ``default_variant`` is what a request naming neither gets; its price is
+    ``price_nano``.
+    """
 
     price_nano: int
+    unit: PerCallUnit = PerCallUnit.CALL
+    variants: tuple[tuple[str, int], ...] = ()
+    default_variant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +193,11 @@ class Usage:
     audio_output_tokens: int = 0
     items: int = 1
     source: UsageSource = UsageSource.UPSTREAM
+    # What a per-call price table is looked up by: "<size>/<quality>" as the
+    # call asked for them; an empty part (or None) means the model's default.
+    variant: str | None = None
+    # Seconds of generated video per item, for per-second prices.
+    seconds: int = 0
 
     def token_classes(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in TOKEN_CLASSES}

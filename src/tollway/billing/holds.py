@@ -3,13 +3,21 @@
 The hold only has to bound the settled cost in the usual case; if a call
 turns out dearer (an upstream that ignores max_tokens), the real cost is
 still charged in full at settlement, never capped to the hold.
+
+Images billed by tokens (gpt-image-1 and the like) are held by size and
+quality: output tokens per image grow with the pixel area and the quality,
+in line with the guide (about 5,000 tokens at 1024x1024 high/HD, about 8,500
+at 1792x1024). When the upstream reports no usage, the call is billed by
+OpenAI's own per-image table where it lists the size, and by the same area
+rule elsewhere (``image_estimate_tokens``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from tollway.billing.pricing import price_call
+from tollway.billing.pricing import price_call, variant_key
 from tollway.types import BillingMethod, Model, Usage
 
 # Without max_tokens a chat call's output is bounded only by the model; hold
@@ -20,6 +28,68 @@ DEFAULT_HOLD_OUTPUT_TOKENS = 4096
 # bytes/2 bounds the prompt from above without tokenizing on the hot path.
 BYTES_PER_PROMPT_TOKEN = 2
 
+# --- images billed by tokens ------------------------------------------------
+
+# The quality names image APIs use, by the tier their token count follows
+# (DALL-E's standard/hd read as gpt-image's medium/high).
+QUALITY_TIERS = {
+    "low": "low",
+    "medium": "medium",
+    "standard": "medium",
+    "high": "high",
+    "hd": "high",
+}
+# "auto" lets the upstream choose: held as the dearest tier; billed, when no
+# usage says what was chosen, as medium (what OpenAI's auto usually gives).
+AUTO = "auto"
+IMAGE_QUALITIES = frozenset({*QUALITY_TIERS, AUTO})
+AUTO_QUALITY_HOLD = "high"
+AUTO_QUALITY_ESTIMATE = "medium"
+# Size "auto" (or none given): held as the largest gpt-image size, billed as
+# the square one.
+AUTO_SIZE_HOLD = "1536x1024"
+AUTO_SIZE_ESTIMATE = "1024x1024"
+
+# Output tokens per 1024x1024 of pixel area, by tier. high is the guide's
+# "about 5,000 tokens at 1024x1024" (1792x1024 then holds 8,750, the guide's
+# "about 8,500"); every tier is above OpenAI's table at each size it lists, so
+# the hold bounds what the upstream reports.
+TOKENS_PER_1024_SQUARE = {"low": 350, "medium": 1300, "high": 5000}
+SQUARE_1024 = 1024 * 1024
+
+# OpenAI's gpt-image-1 output tokens per image (provider-facts.md).
+OPENAI_IMAGE_OUTPUT_TOKENS: dict[tuple[str, str], int] = {
+    ("low", "1024x1024"): 272,
+    ("low", "1024x1536"): 408,
+    ("low", "1536x1024"): 400,
+    ("medium", "1024x1024"): 1056,
+    ("medium", "1024x1536"): 1584,
+    ("medium", "1536x1024"): 1568,
+    ("high", "1024x1024"): 4160,
+    ("high", "1024x1536"): 6240,
+    ("high", "1536x1024"): 6208,
+}
+
+# The sizes a token-billed image model's estimate table is shown for.
+IMAGE_TABLE_SIZES = ("1024x1024", "1024x1536", "1536x1024", "1792x1024", "1024x1792")
+IMAGE_TABLE_TIERS = ("low", "medium", "high")
+
+_SIZE = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
+
+
+def parse_size(size: str) -> tuple[int, int] | None:
+    """``"1792x1024"`` -> (1792, 1024); None when it is not ``WIDTHxHEIGHT``."""
+    found = _SIZE.match(size)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageShape:
+    """An image request's size and quality as asked (None: not named)."""
+
+    size: str | None = None
+    quality: str | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class CallShape:
@@ -28,9 +98,12 @@ class CallShape:
     body_bytes: int
     max_output_tokens: int | None = None
     n: int = 1
+    image: ImageShape | None = None
 
 
 def hold_usage(shape: CallShape, default_output_tokens: int = DEFAULT_HOLD_OUTPUT_TOKENS) -> Usage:
+    if shape.image is not None:
+        return image_hold_usage(shape)
     n = max(shape.n, 1)
     output = (
         shape.max_output_tokens if shape.max_output_tokens is not None else default_output_tokens
@@ -49,3 +122,64 @@ def hold_nano(
     default_output_tokens: int = DEFAULT_HOLD_OUTPUT_TOKENS,
 ) -> int:
     return price_call(model, method, hold_usage(shape, default_output_tokens)).total_nano
+
+
+def image_hold_usage(shape: CallShape) -> Usage:
+    """The most an image call is expected to use: the prompt bound, the area
+    rule's output tokens per image x n, and the variant for a per-call table."""
+    image = shape.image or ImageShape()
+    n = max(shape.n, 1)
+    return Usage(
+        input_tokens=shape.body_bytes // BYTES_PER_PROMPT_TOKEN + 1,
+        image_output_tokens=image_hold_tokens(image.size, image.quality) * n,
+        items=n,
+        variant=variant_key(image.size, image.quality),
+    )
+
+
+def image_estimate_usage(
+    prompt_tokens: int, size: str | None, quality: str | None, images: int
+) -> Usage:
+    """What an image call is billed by when the upstream reports no usage."""
+    return Usage(
+        input_tokens=prompt_tokens,
+        image_output_tokens=image_estimate_tokens(size, quality) * images,
+        items=images,
+        variant=variant_key(size, quality),
+    )
+
+
+def image_hold_tokens(size: str | None, quality: str | None) -> int:
+    """Output tokens held per image: the area rule, auto read as the dearest."""
+    tier = _tier(quality, AUTO_QUALITY_HOLD)
+    return _area_tokens(_size(size, AUTO_SIZE_HOLD), tier)
+
+
+def image_estimate_tokens(size: str | None, quality: str | None) -> int:
+    """Output tokens billed per image without usage: OpenAI's table where it
+    lists the size, the area rule elsewhere."""
+    tier = _tier(quality, AUTO_QUALITY_ESTIMATE)
+    concrete = _size(size, AUTO_SIZE_ESTIMATE)
+    listed = OPENAI_IMAGE_OUTPUT_TOKENS.get((tier, concrete))
+    return listed if listed is not None else _area_tokens(concrete, tier)
+
+
+def _tier(quality: str | None, auto: str) -> str:
+    if quality is None or quality == AUTO:
+        return auto
+    tier = QUALITY_TIERS.get(quality)
+    if tier is None:
+        raise ValueError(f"unknown image quality {quality!r}")
+    return tier
+
+
+def _size(size: str | None, auto: str) -> str:
+    return auto if size is None or size == AUTO else size
+
+
+def _area_tokens(size: str, tier: str) -> int:
+    dimensions = parse_size(size)
+    if dimensions is None:
+        raise ValueError(f"not an image size: {size!r}")
+    width, height = dimensions
+    return -(-TOKENS_PER_1024_SQUARE[tier] * width * height // SQUARE_1024)  # ceil, in integers

@@ -3,6 +3,12 @@
 Per-use lines are exact (tokens x nano-USD per 1M tokens / 1M, kept as a
 Decimal); the call's total is rounded half-up to a whole nano-USD once, so a
 cost never drifts by summing rounded parts.
+
+Per-call lines are price x items (x seconds for per-second prices). A model
+whose per-call price depends on size and quality holds the whole table; a
+call is priced at its variant's entry, and the line's name says which one
+(``images:1792x1024/hd``), so the usage record keeps it. A variant the table
+does not list is an ``UnpricedVariant``, never a default price.
 """
 
 from __future__ import annotations
@@ -15,13 +21,72 @@ from tollway.types import (
     Cost,
     CostLine,
     Model,
+    PerCallPrice,
+    PerCallUnit,
     PerUsePrice,
     Usage,
 )
 
+# The name of a per-call line, by what the price buys.
+UNIT_LINES = {
+    PerCallUnit.CALL: "calls",
+    PerCallUnit.IMAGE: "images",
+    PerCallUnit.VIDEO: "videos",
+    PerCallUnit.SECOND: "seconds",
+}
+
 
 class PricingError(ValueError):
     """The model has no price for the method asked, or the usage is invalid."""
+
+
+class UnpricedVariant(PricingError):
+    """A size/quality that the model's per-call price table does not list."""
+
+    def __init__(self, model_id: str, variant: str, priced: tuple[str, ...]) -> None:
+        self.variant = variant
+        self.priced = priced
+        size, _, quality = variant.partition("/")
+        sizes = {key.partition("/")[0] for key in priced}
+        self.param = "size" if size not in sizes else "quality"
+        super().__init__(
+            f"Model '{model_id}' has no price for size {size} at quality {quality}. "
+            f"It is priced for (size/quality): {', '.join(priced)}."
+        )
+
+
+def variant_key(size: str | None, quality: str | None) -> str | None:
+    """A request's ``Usage.variant``: ``"<size>/<quality>"``, a part left empty
+    when the request does not name it; None when it names neither."""
+    if size is None and quality is None:
+        return None
+    return f"{size or ''}/{quality or ''}"
+
+
+def per_call_unit_price(model: Model, variant: str | None) -> tuple[str | None, int]:
+    """The table entry a call's variant resolves to, and its price per unit.
+
+    Without a table: (None, the price). With one, the parts the call left out
+    are the default variant's, and the result must be listed in the table.
+    """
+    price = model.per_call
+    if price is None:
+        raise PricingError(f"model '{model.id}' has no per-call price")
+    if not price.variants or price.default_variant is None:
+        return None, price.price_nano
+    if variant is None:
+        return price.default_variant, price.price_nano
+    key = _fill_variant(price, variant)
+    for name, nano in price.variants:
+        if name == key:
+            return key, nano
+    raise UnpricedVariant(model.id, key, tuple(name for name, _ in price.variants))
+
+
+def _fill_variant(price: PerCallPrice, variant: str) -> str:
+    default_size, _, default_quality = (price.default_variant or "").partition("/")
+    size, _, quality = variant.partition("/")
+    return f"{size or default_size}/{quality or default_quality}"
 
 
 def price_call(model: Model, method: BillingMethod, usage: Usage) -> Cost:
@@ -33,11 +98,20 @@ def price_call(model: Model, method: BillingMethod, usage: Usage) -> Cost:
 def _per_call_cost(model: Model, usage: Usage) -> Cost:
     if model.per_call is None:
         raise PricingError(f"model '{model.id}' has no per-call price")
-    if usage.items < 0:
-        raise PricingError("items cannot be negative")
-    unit = model.per_call.price_nano
-    line = CostLine("calls", usage.items, unit, 1, Decimal(usage.items * unit))
-    return Cost(BillingMethod.PER_CALL, usage.items * unit, (line,))
+    if usage.items < 0 or usage.seconds < 0:
+        raise PricingError("items and seconds cannot be negative")
+    unit = model.per_call.unit
+    key, unit_nano = per_call_unit_price(model, usage.variant)
+    quantity = usage.items
+    if unit is PerCallUnit.SECOND:
+        if usage.items and not usage.seconds:
+            raise PricingError(
+                f"model '{model.id}' is priced per second of video: the call's seconds are needed"
+            )
+        quantity = usage.items * usage.seconds
+    name = UNIT_LINES[unit] + (f":{key}" if key else "")
+    line = CostLine(name, quantity, unit_nano, 1, Decimal(quantity * unit_nano))
+    return Cost(BillingMethod.PER_CALL, quantity * unit_nano, (line,))
 
 
 def per_use_lines(price: PerUsePrice, usage: Usage) -> list[CostLine]:

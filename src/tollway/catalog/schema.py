@@ -12,10 +12,23 @@ A data file is a mapping with a ``models`` list and, for generated files, a
         source: billing-modes-guide
 
 Prices are decimal strings in USD (per 1M tokens for ``*_mtok``, per call or
-item for ``price``). A YAML number is refused, not converted: ``0.1`` in YAML
-is a binary float, and a price file that silently rounds is how money drifts.
-Unknown fields are refused too, so a typo (``ouput_mtok``) fails loudly
-instead of leaving a price unset.
+item for ``price``). A per-call price says what it buys (``unit``: call,
+image, video or second; by default image for image models, video for video
+models, call otherwise), and where the published price depends on size and
+quality it holds the whole table::
+
+    per_call:
+      price: "0.04"                       # the default variant's price
+      unit: image
+      default_variant: 1024x1024/standard # what a request naming neither gets
+      variants: {1024x1024/standard: "0.04", 1792x1024/hd: "0.12", ...}
+
+A table is exhaustive: a size or quality it does not list is refused.
+
+A YAML number is refused, not converted: ``0.1`` in YAML is a binary float,
+and a price file that silently rounds is how money drifts. Unknown fields are
+refused too, so a typo (``ouput_mtok``) fails loudly instead of leaving a
+price unset.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ from tollway.types import (
     ModelKind,
     MoneyError,
     PerCallPrice,
+    PerCallUnit,
     PerUsePrice,
     usd_to_nano,
 )
@@ -86,13 +100,54 @@ class PerUseEntry(_Strict):
         )
 
 
+VariantKey = Annotated[
+    str, Field(strict=True, pattern=r"^([1-9][0-9]{0,4}x[1-9][0-9]{0,4}|auto)/[a-z0-9_-]+$")
+]
+"""A per-call price table's key: ``<size>/<quality>``, e.g. ``1792x1024/hd``."""
+
+# The unit a per-call price has when the entry does not say.
+DEFAULT_UNITS = {ModelKind.IMAGE: PerCallUnit.IMAGE, ModelKind.VIDEO: PerCallUnit.VIDEO}
+
+
 class PerCallEntry(_Strict):
-    """USD per call (per generated item when n > 1)."""
+    """USD per call, per generated item when n > 1 (per ``unit``), optionally
+    a table by size and quality."""
 
     price: PriceStr
+    unit: Annotated[PerCallUnit | None, Field(strict=False)] = None
+    variants: dict[VariantKey, PriceStr] | None = None
+    default_variant: VariantKey | None = None
 
-    def to_price(self) -> PerCallPrice:
-        return PerCallPrice(price_nano=usd_to_nano(self.price))
+    @model_validator(mode="after")
+    def _check_variants(self) -> PerCallEntry:
+        if self.variants is None:
+            if self.default_variant is not None:
+                raise ValueError("default_variant is set but there is no variants table")
+            return self
+        if not self.variants:
+            raise ValueError("variants is empty: leave it out for a single price")
+        if self.default_variant is None:
+            raise ValueError(
+                "a variants table needs default_variant (what a request naming no size "
+                "or quality gets)"
+            )
+        if self.default_variant not in self.variants:
+            raise ValueError(f"default_variant {self.default_variant!r} is not in variants")
+        default_price = self.variants[self.default_variant]
+        if usd_to_nano(default_price) != usd_to_nano(self.price):
+            raise ValueError(
+                f"price {self.price} differs from the price of the default variant "
+                f"{self.default_variant} ({default_price}): change both together"
+            )
+        return self
+
+    def to_price(self, kind: ModelKind = ModelKind.TEXT) -> PerCallPrice:
+        return PerCallPrice(
+            price_nano=usd_to_nano(self.price),
+            unit=self.unit or DEFAULT_UNITS.get(kind, PerCallUnit.CALL),
+            variants=tuple((k, usd_to_nano(v)) for k, v in (self.variants or {}).items()),
+            default_variant=self.default_variant,
+        )
 
 
 class ModelEntry(_Strict):
@@ -143,7 +198,7 @@ class ModelEntry(_Strict):
             kind=self.kind,
             provider=self.provider,
             per_use=self.per_use.to_price() if self.per_use else None,
-            per_call=self.per_call.to_price() if self.per_call else None,
+            per_call=self.per_call.to_price(self.kind) if self.per_call else None,
             default_method=self.default_method,
             aliases=tuple(self.aliases),
             description=self.description,

@@ -13,6 +13,12 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import delete, select
 
+from tollway.billing.holds import (
+    IMAGE_TABLE_SIZES,
+    IMAGE_TABLE_TIERS,
+    image_estimate_tokens,
+    image_hold_tokens,
+)
 from tollway.billing.modes import (
     MODE_INFO,
     MODE_ORDER,
@@ -21,12 +27,21 @@ from tollway.billing.modes import (
     resolve_method,
     working_modes,
 )
+from tollway.billing.pricing import price_call
 from tollway.catalog.schema import ModelEntry
 from tollway.db.schema import model_overrides
 from tollway.errors import ApiError, bad_request, model_not_found
 from tollway.gateway import Gateway
 from tollway.timeutil import utcnow
-from tollway.types import BillingMode, Model, nano_to_usd
+from tollway.types import (
+    BillingMethod,
+    BillingMode,
+    Model,
+    ModelKind,
+    PerCallPrice,
+    Usage,
+    nano_to_usd,
+)
 
 PER_USE_FIELDS = (
     "input_mtok",
@@ -56,10 +71,52 @@ def model_entry(model: Model) -> dict[str, Any]:
             if getattr(model.per_use, name) is not None
         }
     if model.per_call is not None:
-        entry["per_call"] = {"price": nano_to_usd(model.per_call.price_nano)}
+        entry["per_call"] = per_call_entry(model.per_call)
     if model.default_method is not None:
         entry["default_method"] = model.default_method.value
     return entry
+
+
+# Fields of a per-call block that a PATCH naming only ``price`` keeps.
+PER_CALL_KEPT = ("unit", "variants", "default_variant")
+
+
+def per_call_entry(price: PerCallPrice) -> dict[str, Any]:
+    """A per-call price in the data files' shape: USD strings, its unit, and
+    its size/quality table when it has one."""
+    block: dict[str, Any] = {"price": nano_to_usd(price.price_nano), "unit": price.unit.value}
+    if price.variants:
+        block["default_variant"] = price.default_variant
+        block["variants"] = {key: nano_to_usd(nano) for key, nano in price.variants}
+    return block
+
+
+def image_estimates(model: Model) -> list[dict[str, Any]] | None:
+    """A token-billed image model's size/quality table: output tokens and cost
+    per image as billed without usage, and as held before the call."""
+    if model.kind is not ModelKind.IMAGE or model.per_use is None:
+        return None
+
+    def usd(tokens: int) -> str:
+        cost = price_call(model, BillingMethod.PER_USE, Usage(image_output_tokens=tokens))
+        return nano_to_usd(cost.total_nano)
+
+    rows = []
+    for size in IMAGE_TABLE_SIZES:
+        for quality in IMAGE_TABLE_TIERS:
+            tokens = image_estimate_tokens(size, quality)
+            held = image_hold_tokens(size, quality)
+            rows.append(
+                {
+                    "size": size,
+                    "quality": quality,
+                    "output_tokens": tokens,
+                    "cost_usd": usd(tokens),
+                    "hold_output_tokens": held,
+                    "hold_usd": usd(held),
+                }
+            )
+    return rows
 
 
 def model_view(
@@ -68,6 +125,7 @@ def model_view(
     view = model_entry(model)
     view.setdefault("per_use", None)
     view.setdefault("per_call", None)
+    view["image_estimates"] = image_estimates(model)
     view["methods"] = sorted(m.value for m in model.methods)
     view["default_method"] = model.effective_default_method.value
     view["modes"] = [m.value for m in working_modes(model, allow_hybrid)]
@@ -122,12 +180,30 @@ async def update_model(gw: Gateway, name: str, changes: dict[str, Any]) -> dict[
     if "id" in changes and changes["id"] != current.id:
         raise bad_request("A model's id cannot be changed; add an alias instead.", param="id")
     merged = {**model_entry(current), **changes, "id": current.id}
+    _keep_per_call_table(merged, current, changes)
     if "source" not in changes:
         merged["source"] = "admin"
     model = _validate(merged)
     _check_alias_clash(gw, model)
     await _store(gw, model)
     return model_view(gw.state.catalog.resolve(model.id))
+
+
+def _keep_per_call_table(merged: dict[str, Any], current: Model, changes: dict[str, Any]) -> None:
+    """A per_call block that names only the price keeps the model's unit and
+    size/quality table (a form that edits the price must not drop the table);
+    send ``variants: null`` to drop it."""
+    block = changes.get("per_call")
+    if current.per_call is None or not isinstance(block, dict):
+        return
+    kept = per_call_entry(current.per_call)
+    merged["per_call"] = {
+        **{k: kept[k] for k in PER_CALL_KEPT if k in kept and k not in block},
+        **block,
+    }
+    if merged["per_call"].get("variants") is None:
+        merged["per_call"].pop("variants", None)
+        merged["per_call"].pop("default_variant", None)
 
 
 def _check_alias_clash(gw: Gateway, model: Model) -> None:

@@ -1,16 +1,23 @@
 """What a call would cost, without making it: from given usage, or from the
-call's own body (then the worst case, as the gateway would hold it)."""
+call's own body (then the worst case, as the gateway would hold it).
+
+Image calls are quoted from their body (``prompt``, ``n``, ``size``,
+``quality``) or from the fields ``n``, ``size``, ``quality``: per call, the
+price of that size/quality x n; by tokens, the hold's estimate of the image
+output tokens (about 5,000 a 1024x1024 high/HD image) x n.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
-from tollway.billing.holds import CallShape, hold_usage
+from tollway.billing.holds import CallShape, hold_usage, image_hold_tokens
 from tollway.billing.modes import Refusal, resolve_method
-from tollway.billing.pricing import PricingError, price_call
+from tollway.billing.pricing import UNIT_LINES, PricingError, price_call
 from tollway.counting import TokenCounter
 from tollway.errors import bad_request
+from tollway.relay.images import image_request
 from tollway.types import (
     NANO_PER_USD,
     TOKEN_CLASSES,
@@ -25,22 +32,45 @@ from tollway.types import (
 
 def usage_from_fields(fields: dict[str, Any]) -> Usage:
     values: dict[str, int] = {}
-    for name in (*TOKEN_CLASSES, "n"):
+    for name in (*TOKEN_CLASSES, "n", "seconds"):
         value = fields.get(name, 1 if name == "n" else 0)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise bad_request(f"'{name}' must be a whole number, 0 or more.", param=name)
         values[name] = value
-    usage = Usage(items=values.pop("n"))
+    if "size" in fields or "quality" in fields:
+        return _image_usage_from_fields(fields, values)
+    usage = Usage(items=values.pop("n"), seconds=values.pop("seconds"))
     for name, value in values.items():
         setattr(usage, name, value)
     return usage
+
+
+def _image_usage_from_fields(fields: dict[str, Any], values: dict[str, int]) -> Usage:
+    """n images of a size and quality; without token counts, by tokens the
+    image output is the hold's estimate."""
+    asked = image_request({"prompt": "-", **{k: fields.get(k) for k in ("size", "quality")}})
+    n = values.pop("n")
+    seconds = values.pop("seconds")
+    if any(values.values()):
+        usage = Usage(items=n, seconds=seconds, variant=asked.variant)
+        for name, value in values.items():
+            setattr(usage, name, value)
+        return usage
+    return Usage(
+        image_output_tokens=image_hold_tokens(asked.size, asked.quality) * n,
+        items=n,
+        seconds=seconds,
+        variant=asked.variant,
+        source=UsageSource.ESTIMATED,
+    )
 
 
 def usage_from_request(
     body: dict[str, Any], counter: TokenCounter, hold_output_tokens: int
 ) -> Usage:
     """The worst case of a chat or embeddings body: counted prompt, and
-    max_tokens (or the hold's default) of output per choice."""
+    max_tokens (or the hold's default) of output per choice. An images body
+    (a ``prompt``, no ``messages``) as its hold: see the module's docstring."""
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     n = body.get("n", 1)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
@@ -49,10 +79,21 @@ def usage_from_request(
         )
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise bad_request("'request.n' must be a whole number, 1 or more.", param="request.n")
+    if "prompt" in body and "messages" not in body and "input" not in body:
+        return _image_usage_from_request(body, counter)
     if "input" in body and "messages" not in body:
         return Usage(input_tokens=counter.count_inputs(body["input"]), source=UsageSource.ESTIMATED)
     usage = hold_usage(CallShape(body_bytes=0, max_output_tokens=limit, n=n), hold_output_tokens)
     usage.input_tokens = counter.count_chat_prompt(body)
+    usage.source = UsageSource.ESTIMATED
+    return usage
+
+
+def _image_usage_from_request(body: dict[str, Any], counter: TokenCounter) -> Usage:
+    """An images body, as the gateway would hold it (the prompt counted)."""
+    asked = image_request(body, where="request.")
+    usage = hold_usage(CallShape(body_bytes=0, n=asked.n, image=asked.shape))
+    usage.input_tokens = counter.count(asked.prompt)
     usage.source = UsageSource.ESTIMATED
     return usage
 
@@ -92,11 +133,18 @@ def breakdown(cost: Cost) -> list[dict[str, Any]]:
             "name": line.name,
             "quantity": line.quantity,
             "unit_price_usd": nano_to_usd(line.unit_price_nano),
-            "per": "1M tokens" if line.per > 1 else "item",
+            "per": "1M tokens" if line.per > 1 else _unit_of(line.name),
             "cost_usd": _exact_usd(line.cost_nano),
         }
         for line in cost.lines
     ]
+
+
+def _unit_of(line_name: str) -> str:
+    """What a per-call line's unit price buys: 'images:1024x1024/hd' -> 'image'."""
+    kind = line_name.partition(":")[0]
+    units = {name: unit.value for unit, name in UNIT_LINES.items()}
+    return units.get(kind, "item")
 
 
 def _exact_usd(nano: Decimal) -> str:

@@ -8,6 +8,7 @@ import orjson
 
 from tollway.types import Usage
 
+IMAGES_PREFIX = "images/"
 _USAGE_MARKS = (b'"usage":{', b'"usage": {')
 _NULL_USAGE = (b',"usage":null', b', "usage": null')
 
@@ -21,7 +22,11 @@ class OpenAIProvider:
 
     def usage(self, endpoint: str, response: dict[str, Any]) -> Usage | None:
         reported = response.get("usage")
-        return usage_from_openai(reported) if isinstance(reported, dict) else None
+        if not isinstance(reported, dict):
+            return None
+        if endpoint.startswith(IMAGES_PREFIX):
+            return image_usage_from_openai(reported)
+        return usage_from_openai(reported)
 
     def stream_body(self, payload: dict[str, Any], body: bytes) -> tuple[bytes, bool]:
         options = payload.get("stream_options")
@@ -72,6 +77,36 @@ def _io_usage(u: dict[str, Any]) -> Usage:
         image_input_tokens=image_in,
         output_tokens=_count(u.get("output_tokens")),
         reasoning_tokens=_count(out_details.get("reasoning_tokens")),
+    )
+
+
+def image_usage_from_openai(u: dict[str, Any]) -> Usage | None:
+    """gpt-image usage ``{input_tokens, input_tokens_details{text_tokens,
+    image_tokens}, output_tokens}``: input split into text and image tokens;
+    output is image tokens, unless ``output_tokens_details`` says part is text."""
+    if "output_tokens" not in u:
+        return None
+    try:
+        in_details = u.get("input_tokens_details") or {}
+        out_details = u.get("output_tokens_details") or {}
+        input_total = _count(u.get("input_tokens"))
+        image_in = _count(in_details.get("image_tokens"))
+        output_total = _count(u.get("output_tokens"))
+        image_out = (
+            _count(out_details["image_tokens"]) if "image_tokens" in out_details else output_total
+        )
+        if image_in > input_total or image_out > output_total:
+            raise ValueError("a part is larger than its total")
+        text_in = input_total - image_in
+        cached = min(_count(in_details.get("cached_tokens")), text_in)
+    except (AttributeError, TypeError, ValueError):
+        return None  # garbage from upstream: the caller estimates instead
+    return Usage(
+        input_tokens=text_in,
+        cached_input_tokens=cached,
+        image_input_tokens=image_in,
+        output_tokens=output_total - image_out,
+        image_output_tokens=image_out,
     )
 
 

@@ -11,6 +11,7 @@ from starlette.routing import Route
 from tollway.errors import ApiError
 from tollway.relay.chat import chat_completions
 from tollway.relay.embeddings import embeddings
+from tollway.relay.images import image_generations
 from tollway.relay.models import get_model, list_models
 
 Endpoint = Callable[[Request], Awaitable[Any]]
@@ -31,6 +32,7 @@ def hot_endpoints() -> dict[tuple[str, str], Endpoint]:
     return {
         ("POST", "/v1/chat/completions"): chat_completions,
         ("POST", "/v1/embeddings"): embeddings,
+        ("POST", "/v1/images/generations"): image_generations,
         ("GET", "/v1/models"): list_models,
     }
 
@@ -41,4 +43,5 @@ def routes() -> list[Route]:
         Route("/v1/models/{model:path}", _answering_errors(get_model), methods=["GET"]),
         Route("/v1/chat/completions", _answering_errors(chat_completions), methods=["POST"]),
         Route("/v1/embeddings", _answering_errors(embeddings), methods=["POST"]),
+        Route("/v1/images/generations", _answering_errors(image_generations), methods=["POST"]),
     ]

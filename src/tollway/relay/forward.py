@@ -25,12 +25,28 @@ log = logging.getLogger(__name__)
 # or from the whole parsed answer.
 Estimator = Callable[[str], Usage]
 AnswerEstimator = Callable[[dict[str, Any]], Usage]
+# An endpoint's own reading of the answer's usage (None: none reported).
+AnswerUsage = Callable[[dict[str, Any]], Usage | None]
+# Whether the client has gone away (Request.is_disconnected).
+ClientGone = Callable[[], Awaitable[bool]]
 
 
 async def forward_unary(
-    call: Call, body: bytes, items: Callable[[dict[str, Any]], int], estimate: AnswerEstimator
+    call: Call,
+    body: bytes,
+    items: Callable[[dict[str, Any]], int],
+    estimate: AnswerEstimator,
+    *,
+    usage: AnswerUsage | None = None,
+    client_gone: ClientGone | None = None,
 ) -> Response:
-    """Send, read the whole answer, settle, answer with the cost in a header."""
+    """Send, read the whole answer, settle, answer with the cost in a header.
+
+    ``usage`` reads the answer's usage (default: the provider's reading); when
+    none is reported, ``estimate`` counts it and the record says so. A client
+    that left while the upstream worked (``client_gone``) is billed all the
+    same: the upstream did the work; the record says ``client_disconnected``.
+    """
     data = await _post(call, body)
     try:
         parsed = orjson.loads(data)
@@ -39,12 +55,16 @@ async def forward_unary(
         raise upstream_error("The upstream answered with a body that is not JSON.") from None
     if not isinstance(parsed, dict):
         parsed = {}
-    usage = call.provider.usage(call.endpoint, parsed)
-    if usage is None:
+    reported = usage(parsed) if usage is not None else call.provider.usage(call.endpoint, parsed)
+    if reported is None:
         await call.gw.counter.ready()
-        usage = estimated(estimate(parsed))
-    usage.items = items(parsed)
-    cost = await call.settle(usage)
+        reported = estimated(estimate(parsed))
+    reported.items = items(parsed)
+    status, detail = "ok", None
+    if client_gone is not None and await client_gone():
+        status = "client_disconnected"
+        detail = "the client left before the answer; the upstream had done the work"
+    cost = await call.settle(reported, status, detail)
     headers = call.headers()
     headers[COST_HEADER] = nano_to_usd(cost)
     return Response(data, 200, headers, media_type="application/json")
