@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import httpx
+import psycopg
 import pytest
 import uvicorn
 
@@ -57,19 +57,13 @@ async def fresh_postgres_database() -> AsyncIterator[str]:
     """A new, empty database for one test; dropped afterwards."""
     name = f"tollway_t_{secrets.token_hex(6)}"
     admin_dsn = PG_URL
-    conn = await asyncpg.connect(admin_dsn)
-    try:
+    async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
         await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
     try:
         yield PG_URL.rsplit("/", 1)[0] + "/" + name
     finally:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
+        async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -16,9 +16,10 @@ SCHEMA_HEAD = "0001"
 
 
 def async_url(url: str) -> str:
-    """Map the URLs operators write to the async drivers Tollway runs on."""
+    """Map the URLs operators write to the async drivers Tollway runs on (one
+    PostgreSQL driver, psycopg, serves both SQLAlchemy and the ledger writer)."""
     if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite://") and not url.startswith("sqlite+"):
         return "sqlite+aiosqlite://" + url[len("sqlite://") :]
     return url
