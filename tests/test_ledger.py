@@ -257,3 +257,18 @@ async def test_one_batch_of_holds_fits_exactly_as_many_as_the_quota_allows(
     async with engine.connect() as conn:
         held = (await conn.execute(select(tokens.c.held_nano).where(tokens.c.id == t))).scalar()
     assert held == 90
+
+
+@pytest.mark.parametrize("writer", ["inline", "thread"])
+async def test_both_writers_keep_the_books_exact(engine: AsyncEngine, writer: str) -> None:
+    book = Ledger(engine, writer=writer)
+    await book.start()
+    try:
+        a, t = await funded(engine, book, 10_000)
+        holds_ok = await asyncio.gather(*(book.hold(f"w{i}", a, t, 100) for i in range(50)))
+        assert all(r is None for r in holds_ok)
+        await asyncio.gather(*(book.settle(record(f"w{i}", a, t, i)) for i in range(50)))
+        assert await money(engine, a) == (10_000 - sum(range(50)), 0)
+        assert await ledger_sum(engine, a) == 10_000 - sum(range(50))
+    finally:
+        await book.stop()

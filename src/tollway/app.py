@@ -70,7 +70,7 @@ async def running_gateway(settings: Settings, models: list[Model]) -> AsyncItera
     engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     await migrate(engine)
     state = State(engine, models, settings.state_poll_ms)
-    ledger = Ledger(engine, synchronous=settings.sqlite_synchronous)
+    ledger = Ledger(engine, synchronous=settings.sqlite_synchronous, writer=settings.ledger_writer)
     counter = TokenCounter()
     upstream = UpstreamPool(settings.upstream_connect_timeout_s)
     gw = Gateway(settings, engine, state, ledger, upstream, counter)

@@ -99,11 +99,16 @@ class Ledger:
     """
 
     def __init__(
-        self, engine: AsyncEngine, max_batch: int = MAX_BATCH, synchronous: str = "NORMAL"
+        self,
+        engine: AsyncEngine,
+        max_batch: int = MAX_BATCH,
+        synchronous: str = "NORMAL",
+        writer: str = "auto",
     ) -> None:
         self._engine = engine
         connect, dialect = _connector(engine, synchronous)
         inline = dialect.name == "sqlite" and synchronous in ("OFF", "NORMAL")
+        inline = writer == "inline" or (writer == "auto" and inline)
         self._writer: _Writer = (_InlineWriter if inline else _ThreadWriter)(
             connect, dialect, max_batch
         )

@@ -7,6 +7,7 @@ framework, no terminal rendering): `tollway serve` replaces itself with it.
 from __future__ import annotations
 
 import argparse
+import os
 
 from starlette.types import ASGIApp
 
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
+    if args.workers > 1:  # workers share one database: wait for its lock off the loop
+        os.environ.setdefault("TOLLWAY_LEDGER_WRITER", "thread")
     import uvicorn
 
     uvicorn.run(
