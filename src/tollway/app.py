@@ -32,6 +32,7 @@ from tollway.settings import Settings
 from tollway.state import State
 from tollway.types import Model
 from tollway.upstream import UpstreamPool
+from tollway.video_jobs import reconcile_videos
 from tollway.web import console_mount, create_web, session_secret
 
 log = logging.getLogger(__name__)
@@ -79,15 +80,17 @@ async def running_gateway(settings: Settings, models: list[Model]) -> AsyncItera
     if settings.admin_key:
         await ensure_bootstrap_admin(gw, settings.admin_key)
     reconciler = asyncio.create_task(_reconcile(gw), name="tollway-reconciler")
+    videos = asyncio.create_task(reconcile_videos(gw), name="tollway-video-reconciler")
     # What start-up built lives as long as the process: keep it out of the
     # collector's full passes, which otherwise show up as slow calls.
     gc.freeze()
     try:
         yield gw
     finally:
-        reconciler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reconciler
+        for task in (videos, reconciler):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await ledger.stop()
         await state.stop()
         await upstream.close()

@@ -28,10 +28,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tollway.db.schema import holds
+from tollway.db.schema import holds, video_jobs
 from tollway.ledger_sql import (
     Close,
     Credit,
@@ -157,7 +157,12 @@ class Ledger:
         async with self._engine.connect() as conn:
             rows = await conn.execute(
                 select(holds.c.request_id, holds.c.account_id, holds.c.token_id).where(
-                    and_(holds.c.state == "open", holds.c.created_at < cutoff)
+                    and_(
+                        holds.c.state == "open",
+                        holds.c.created_at < cutoff,
+                        # a video's hold lives as long as its job; the job closes it
+                        ~exists().where(video_jobs.c.request_id == holds.c.request_id),
+                    )
                 )
             )
             stale = rows.all()

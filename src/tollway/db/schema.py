@@ -154,6 +154,43 @@ usage_records = Table(
     Index("ix_usage_token_time", "token_id", "created_at"),
 )
 
+# Video generation jobs (POST /v1/videos): the gateway's id for each upstream
+# job, who owns it, how it is billed, and its last known state. ``request_id``
+# is the key of the job's hold in the ledger; ``closed_at`` is set once, by
+# whichever poller first sees a final state (a conditional UPDATE), and
+# ``cost_nano`` once the ledger has settled (or released, 0) the hold.
+video_jobs = Table(
+    "video_jobs",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # list order and cursor
+    Column("id", String(64), nullable=False, unique=True),  # video_<hex>, what clients see
+    Column("upstream_id", String(200), nullable=False),
+    Column("account_id", Integer, nullable=False),
+    Column("token_id", Integer),
+    Column("channel_id", Integer, nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("billing_mode", String(32), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("endpoint", String(64), nullable=False),  # videos | videos/remix
+    Column("seconds", Integer, nullable=False),
+    Column("size", String(32), nullable=False),
+    Column("remixed_from", String(64)),  # the source job's gateway id
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("hold_nano", Money, nullable=False),
+    # queued | in_progress | completed | failed | cancelled | expired
+    Column("state", String(16), nullable=False),
+    Column("error", JSON),
+    Column("upstream_object", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("polled_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("cost_nano", Money),
+    Column("deleted_at", DateTime(timezone=True)),
+    Index("ix_video_jobs_account_seq", "account_id", "seq"),
+    Index("ix_video_jobs_open", "closed_at", "polled_at"),
+)
+
 # One row (id=1): bumped on every management change, polled by each replica
 # so caches everywhere drop stale entries within a poll interval.
 state_version = Table(

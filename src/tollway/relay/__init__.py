@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from tollway.errors import ApiError
+from tollway.relay import videos
 from tollway.relay.chat import chat_completions
 from tollway.relay.embeddings import embeddings
 from tollway.relay.images import image_generations
@@ -44,4 +45,5 @@ def routes() -> list[Route]:
         Route("/v1/chat/completions", _answering_errors(chat_completions), methods=["POST"]),
         Route("/v1/embeddings", _answering_errors(embeddings), methods=["POST"]),
         Route("/v1/images/generations", _answering_errors(image_generations), methods=["POST"]),
+        *videos.routes(),
     ]

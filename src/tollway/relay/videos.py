@@ -1,0 +1,475 @@
+"""/v1/videos: OpenAI's Videos API (Sora 2 shape), as asynchronous billed jobs.
+
+- ``POST /v1/videos`` (JSON, or multipart/form-data as the openai SDK sends
+  it): the video's price for the seconds asked is held, the job is created
+  upstream, and the client gets the gateway's own job id (``video_<hex>``).
+  Model, seconds and size are always sent upstream explicitly, so the video
+  made is the one that was priced.
+- ``GET /v1/videos/{id}``: the job, refreshed from the upstream while it is
+  unfinished (a client's polls drive it; the reconciler in ``video_jobs``
+  does the same for jobs nobody polls). The hold is settled when the job
+  completes and released when it fails, is cancelled or expires.
+- ``GET /v1/videos/{id}/content?variant=``: the upstream's bytes, streamed
+  through, once the job has completed.
+- ``GET /v1/videos`` (``after``, ``limit``, ``order``): the account's jobs as
+  last seen (the reconciler keeps them fresh; listing polls nothing).
+- ``DELETE /v1/videos/{id}``: deleted upstream; an unfinished job is
+  cancelled and its hold released.
+- ``POST /v1/videos/{id}/remix``: a new job, billed like its source.
+
+A job belongs to the account whose key created it: any of that account's
+keys can see it, and to every other key it does not exist (404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from tollway.errors import (
+    ApiError,
+    bad_request,
+    insufficient_quota,
+    not_found,
+    upstream_error,
+)
+from tollway.gateway import Gateway
+from tollway.ledger import InsufficientFunds
+from tollway.relay.call import (
+    BILLING_METHOD_HEADER,
+    COST_HEADER,
+    REQUEST_ID_HEADER,
+    authenticate,
+    read_json,
+    route,
+    upstream_failure,
+)
+from tollway.relay.video_requests import (
+    hold_for,
+    prompt_of,
+    read_video_form,
+    seconds_of,
+    size_of,
+    text_field,
+    video_method,
+    video_model,
+)
+from tollway.state import Channel, TokenInfo
+from tollway.timeutil import utcnow
+from tollway.types import BillingMethod, Model, Usage, nano_to_usd
+from tollway.upstream import Response as UpstreamResponse
+from tollway.upstream import UpstreamError
+from tollway.video_jobs import (
+    FINAL,
+    JobState,
+    Refreshed,
+    VideoJob,
+    apply_upstream,
+    close_job,
+    insert_job,
+    job_channel,
+    list_jobs,
+    load_job,
+    mark_deleted,
+    new_request_id,
+    new_video_id,
+    parse_object,
+    read_answer,
+    refresh,
+    send,
+    upstream_path,
+    upstream_state,
+    usage_record,
+)
+
+log = logging.getLogger(__name__)
+
+ENDPOINT = "videos"
+REMIX_ENDPOINT = "videos/remix"
+POLL_AFTER_HEADER = "openai-poll-after-ms"
+CONTENT_VARIANTS = ("video", "thumbnail", "spritesheet")
+LIST_DEFAULT_LIMIT = 20
+LIST_MAX_LIMIT = 100
+# Upstream answer headers a content download passes on.
+CONTENT_HEADERS = ("content-type", "content-length", "content-disposition", "etag")
+
+
+# --- creating a job -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A job to create upstream, priced and routed; ``job`` has no upstream id yet."""
+
+    job: VideoJob
+    channel: Channel
+    path: str
+    body: bytes
+    content_type: str
+
+
+def new_job(
+    token: TokenInfo,
+    model: Model,
+    method: BillingMethod,
+    endpoint: str,
+    channel: Channel,
+    seconds: int,
+    size: str,
+    remixed_from: str | None = None,
+) -> VideoJob:
+    return VideoJob(
+        id=new_video_id(),
+        upstream_id="",
+        account_id=token.account_id,
+        token_id=token.id,
+        channel_id=channel.id,
+        model=model.id,
+        billing_mode=token.billing_mode.value,
+        method=method,
+        endpoint=endpoint,
+        seconds=seconds,
+        size=size,
+        request_id=new_request_id(),
+        hold_nano=hold_for(model, method, seconds, size),
+        created_at=utcnow(),
+        remixed_from=remixed_from,
+    )
+
+
+async def submit(gw: Gateway, sub: Submission) -> Refreshed:
+    """Hold, create the job upstream, record it. Whatever stops it before the
+    job is recorded gives the hold back."""
+    job = sub.job
+    short = await gw.ledger.hold(job.request_id, job.account_id, job.token_id, job.hold_nano)
+    if isinstance(short, InsufficientFunds):
+        raise _no_funds(job, short)
+    try:
+        resp = await send(gw, sub.channel, "POST", sub.path, sub.body, sub.content_type)
+        data = await read_answer(resp)
+    except (UpstreamError, OSError) as exc:
+        await _release(gw, job, "upstream_error", f"upstream request failed: {exc!r}")
+        raise _transport_error(exc) from exc
+    except BaseException as exc:
+        await _release(gw, job, "cancelled", f"stopped before the upstream answered: {exc!r}")
+        raise
+    obj = parse_object(data)
+    if resp.status != 200:
+        await _release(gw, job, "upstream_error", f"upstream answered HTTP {resp.status}")
+        raise upstream_failure(resp.status, data)
+    if obj is None or not isinstance(obj.get("id"), str) or not obj["id"]:
+        await _release(gw, job, "upstream_error", "upstream answered without a video id")
+        raise upstream_error("The upstream answered without a video id.")
+    state = upstream_state(obj)
+    job = replace(
+        job,
+        upstream_id=obj["id"],
+        upstream=obj,
+        state=state if state is not None and state not in FINAL else JobState.QUEUED,
+    )
+    try:
+        await insert_job(gw, job)
+    except BaseException as exc:
+        await _release(gw, job, "gateway_error", f"recording the job failed: {exc!r}")
+        with contextlib.suppress(Exception):  # nobody could ever fetch it: stop it
+            await read_answer(await send(gw, sub.channel, "DELETE", upstream_path(job)))
+        raise
+    return Refreshed(await apply_upstream(gw, job, obj), resp.header(POLL_AFTER_HEADER))
+
+
+async def _release(gw: Gateway, job: VideoJob, status: str, detail: str) -> None:
+    await gw.ledger.release(usage_record(job, Usage(items=0), 0, {}, status, detail))
+
+
+def _no_funds(job: VideoJob, short: InsufficientFunds) -> ApiError:
+    whose = "account balance" if short.scope == "balance" else "API key's quota"
+    return insufficient_quota(
+        f"This video ({job.model}, {job.seconds} s at {job.size}) costs "
+        f"${nano_to_usd(short.needed_nano)}, more than the {whose} has available "
+        f"(${nano_to_usd(short.available_nano)}). Add credit, raise the quota, or ask for "
+        "fewer seconds."
+    )
+
+
+def _transport_error(exc: Exception) -> ApiError:
+    if isinstance(exc, TimeoutError):
+        return upstream_error("The upstream did not answer in time.", 504, "upstream_timeout")
+    return upstream_error(f"The upstream could not be reached: {exc.__class__.__name__}.")
+
+
+async def create_video(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    token = await authenticate(gw, request)
+    form = await read_video_form(request, gw.settings.max_body_bytes)
+    try:
+        model = video_model(gw, token, form.get("model"))
+        method = video_method(token, model)
+        prompt_of(form.get("prompt"))
+        seconds = seconds_of(model, text_field(form, "seconds"))
+        size = size_of(model, text_field(form, "size"))
+        channel, _ = route(gw, model)
+        job = new_job(token, model, method, ENDPOINT, channel, seconds, size)
+        overrides = {"model": model.id, "seconds": str(seconds), "size": size}
+        body, content_type = await form.encode(overrides)
+    finally:
+        await form.close()
+    refreshed = await submit(gw, Submission(job, channel, ENDPOINT, body, content_type))
+    return job_response(refreshed)
+
+
+async def remix_video(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    token = await authenticate(gw, request)
+    source = await owned_job(gw, token, request.path_params["video_id"])
+    payload, _ = await read_json(request, gw.settings.max_body_bytes)
+    prompt_of(payload.get("prompt"))
+    model = video_model(gw, token, source.model)
+    method = video_method(token, model)
+    channel = job_channel(gw, source.channel_id)
+    if channel is None:
+        raise _channel_gone(source)
+    job = new_job(
+        token, model, method, REMIX_ENDPOINT, channel, source.seconds, source.size, source.id
+    )
+    path = upstream_path(source, "/remix")
+    refreshed = await submit(
+        gw, Submission(job, channel, path, orjson.dumps(payload), "application/json")
+    )
+    return job_response(refreshed)
+
+
+# --- reading jobs -------------------------------------------------------------
+
+
+async def owned_job(gw: Gateway, token: TokenInfo, video_id: str) -> VideoJob:
+    job = await load_job(gw, video_id, token.account_id)
+    if job is None:
+        raise not_found(f"No video found with id '{video_id}'.", param="video_id")
+    return job
+
+
+def video_object(job: VideoJob) -> dict[str, Any]:
+    """The upstream's object as the client sees it: the gateway's ids, and the
+    end the gateway itself gave a job (cancelled, given up) where it did."""
+    obj = dict(job.upstream or {})
+    obj.setdefault("object", "video")
+    obj["id"] = job.id
+    obj["remixed_from_video_id"] = job.remixed_from
+    if job.state in FINAL and job.state is not JobState.COMPLETED and job.error is not None:
+        obj["status"] = "failed"
+        obj["error"] = job.error
+    return obj
+
+
+def job_headers(job: VideoJob, poll_after_ms: str | None = None) -> dict[str, str]:
+    headers = {BILLING_METHOD_HEADER: job.method.value, REQUEST_ID_HEADER: job.request_id}
+    if job.cost_nano is not None:
+        headers[COST_HEADER] = nano_to_usd(job.cost_nano)
+    if poll_after_ms is not None and poll_after_ms.isdigit():
+        headers[POLL_AFTER_HEADER] = poll_after_ms
+    return headers
+
+
+def json_response(body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), 200, headers, media_type="application/json")
+
+
+def job_response(refreshed: Refreshed) -> Response:
+    job = refreshed.job
+    return json_response(video_object(job), job_headers(job, refreshed.poll_after_ms))
+
+
+async def retrieve_video(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    token = await authenticate(gw, request)
+    job = await owned_job(gw, token, request.path_params["video_id"])
+    return job_response(await refresh(gw, job))
+
+
+async def list_videos(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    token = await authenticate(gw, request)
+    query = request.query_params
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise bad_request("'order' must be 'asc' or 'desc'.", param="order")
+    raw_limit = query.get("limit", str(LIST_DEFAULT_LIMIT))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= LIST_MAX_LIMIT:
+        raise bad_request(f"'limit' must be from 1 to {LIST_MAX_LIMIT}.", param="limit")
+    after = query.get("after") or None
+    page = await list_jobs(gw, token.account_id, after, int(raw_limit), order == "desc")
+    if page is None:
+        raise bad_request(f"'after': no video found with id '{after}'.", param="after")
+    jobs, has_more = page
+    return json_response(
+        {
+            "object": "list",
+            "data": [video_object(job) for job in jobs],
+            "first_id": jobs[0].id if jobs else None,
+            "last_id": jobs[-1].id if jobs else None,
+            "has_more": has_more,
+        }
+    )
+
+
+async def delete_video(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    token = await authenticate(gw, request)
+    job = (await refresh(gw, await owned_job(gw, token, request.path_params["video_id"]))).job
+    channel = job_channel(gw, job.channel_id)
+    if channel is not None:
+        try:
+            resp = await send(gw, channel, "DELETE", upstream_path(job))
+            data = await read_answer(resp)
+        except (UpstreamError, OSError) as exc:
+            raise _transport_error(exc) from exc
+        if resp.status not in (200, 404):
+            raise upstream_failure(resp.status, data)
+    if job.open:
+        cancelled = {"code": "video_cancelled", "message": "Deleted before it finished."}
+        job = await close_job(gw, job, JobState.CANCELLED, None, cancelled)
+    await mark_deleted(gw, job)
+    body = {"id": job.id, "object": "video.deleted", "deleted": True}
+    return json_response(body, job_headers(job))
+
+
+# --- content ------------------------------------------------------------------
+
+_NO_CONTENT = {
+    JobState.QUEUED: "video_not_ready",
+    JobState.IN_PROGRESS: "video_not_ready",
+    JobState.FAILED: "video_failed",
+    JobState.CANCELLED: "video_cancelled",
+    JobState.EXPIRED: "video_expired",
+}
+
+
+def _not_downloadable(job: VideoJob) -> ApiError:
+    code = _NO_CONTENT[job.state]
+    if code == "video_not_ready":
+        message = (
+            f"Video '{job.id}' is not ready: its status is '{job.state.value}'. Poll "
+            f"GET /v1/videos/{job.id} until it is 'completed'."
+        )
+    else:
+        why = (job.error or {}).get("message")
+        message = f"Video '{job.id}' is {job.state.value}: it has no content." + (
+            f" {why}" if isinstance(why, str) and why else ""
+        )
+    return not_found(message, code=code)
+
+
+def _channel_gone(job: VideoJob) -> ApiError:
+    return ApiError(
+        503,
+        f"The upstream channel that made video '{job.id}' is not available right now.",
+        "model_not_available",
+        "upstream_error",
+    )
+
+
+async def video_content(request: Request) -> Response | ContentStream:
+    gw: Gateway = request.app.state.gateway
+    token = await authenticate(gw, request)
+    variant = request.query_params.get("variant", "video")
+    if variant not in CONTENT_VARIANTS:
+        raise bad_request(
+            f"'variant' must be one of {', '.join(CONTENT_VARIANTS)}; got {variant!r}.",
+            param="variant",
+        )
+    job = await owned_job(gw, token, request.path_params["video_id"])
+    job = (await refresh(gw, job)).job
+    if job.state is not JobState.COMPLETED:
+        raise _not_downloadable(job)
+    channel = job_channel(gw, job.channel_id)
+    if channel is None:
+        raise _channel_gone(job)
+    try:
+        resp = await send(gw, channel, "GET", upstream_path(job, f"/content?variant={variant}"))
+    except (UpstreamError, OSError) as exc:
+        raise _transport_error(exc) from exc
+    if resp.status != 200:
+        raise _content_failure(job, resp.status, await read_answer(resp))
+    headers = [
+        (name.encode(), value.encode("latin-1"))
+        for name in CONTENT_HEADERS
+        if (value := resp.header(name)) is not None
+    ]
+    headers.append((REQUEST_ID_HEADER.encode(), job.request_id.encode()))
+    return ContentStream(job.id, resp, headers)
+
+
+def _content_failure(job: VideoJob, status: int, data: bytes) -> ApiError:
+    """The upstream's own 404 (expired, say) passes on, in the gateway's ids."""
+    error = (parse_object(data) or {}).get("error")
+    if status == 404 and isinstance(error, dict) and isinstance(error.get("message"), str):
+        message = error["message"].replace(job.upstream_id, job.id)
+        return not_found(message, code=str(error.get("code") or "not_found"))
+    return upstream_failure(status, data)
+
+
+class ContentStream:
+    """An ASGI response relaying an upstream download chunk by chunk. The
+    upstream answer is closed however the relay ends: read to the end, broken
+    off upstream, or the client gone (which stops the upstream at once)."""
+
+    def __init__(
+        self, video_id: str, upstream: UpstreamResponse, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        self.video_id = video_id
+        self.upstream = upstream
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watcher = asyncio.create_task(self._watch(receive))
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+            async for chunk in self.upstream.iter_chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except (UpstreamError, OSError) as exc:  # the client sees a short body
+            log.info("download of video %s ended early: %r", self.video_id, exc)
+        finally:
+            watcher.cancel()
+            self.upstream.close()
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.upstream.close()  # wakes the relay
+
+
+# --- routes -------------------------------------------------------------------
+
+Endpoint = Callable[[Request], Awaitable[Any]]
+
+
+def _answering_errors(endpoint: Endpoint) -> Endpoint:
+    async def wrapped(request: Request) -> Any:
+        try:
+            return await endpoint(request)
+        except ApiError as error:
+            return error.response()
+
+    return wrapped
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/v1/videos", _answering_errors(create_video), methods=["POST"]),
+        Route("/v1/videos", _answering_errors(list_videos), methods=["GET"]),
+        Route("/v1/videos/{video_id}", _answering_errors(retrieve_video), methods=["GET"]),
+        Route("/v1/videos/{video_id}", _answering_errors(delete_video), methods=["DELETE"]),
+        Route("/v1/videos/{video_id}/content", _answering_errors(video_content), methods=["GET"]),
+        Route("/v1/videos/{video_id}/remix", _answering_errors(remix_video), methods=["POST"]),
+    ]
