@@ -606,3 +606,36 @@ async def test_remix_is_billed_like_its_source(served: Served) -> None:
         ("videos/remix", "upstream_error", "0"),
     ]
     assert (await me(served, mkey))["balance_usd"] == "8.4"
+
+
+async def test_quote_for_a_video_request(served: Served) -> None:
+    mkey, _ = await customer(served)
+    async with served.client(mkey) as c:
+        got = await c.post(
+            "/api/quote",
+            json={
+                "model": "sora-2",
+                "billing_mode": "pay_per_use_priority",
+                "request": {"prompt": "a cat", "seconds": "8", "size": "1280x720"},
+            },
+        )
+        assert got.status_code == 200, got.text
+        assert (got.json()["method"], got.json()["cost_usd"]) == ("per_call", "0.8")
+        flat = await c.post(
+            "/api/quote",
+            json={
+                "model": "sora_video2",
+                "billing_mode": "pay_per_call",
+                "request": {"prompt": "a cat"},
+            },
+        )
+        assert flat.json()["cost_usd"] == "0.15"
+        bad = await c.post(
+            "/api/quote",
+            json={
+                "model": "sora-2",
+                "billing_mode": "pay_per_call",
+                "request": {"prompt": "x", "seconds": "7"},
+            },
+        )
+        assert bad.status_code == 400

@@ -14,7 +14,8 @@ from tollway.manage.accounts import Account
 from tollway.manage.models import modes_view
 from tollway.manage.quote import quote, usage_from_fields, usage_from_request
 from tollway.manage.tokens import check_mode, get_token
-from tollway.types import BillingMode
+from tollway.relay.video_requests import video_request_usage
+from tollway.types import BillingMode, ModelKind
 
 router = APIRouter()
 
@@ -94,9 +95,12 @@ async def make_quote(request: Request, caller: Caller) -> dict[str, Any]:
     if "request" in body:
         if not isinstance(body["request"], dict):
             raise bad_request("'request' must be the call's JSON body.", param="request")
-        usage = usage_from_request(
-            body["request"], await gw.counter.ready(), gw.settings.hold_output_tokens
-        )
+        if model.kind is ModelKind.VIDEO:  # seconds and size decide a video's price
+            usage = video_request_usage(model, body["request"])
+        else:
+            usage = usage_from_request(
+                body["request"], await gw.counter.ready(), gw.settings.hold_output_tokens
+            )
     else:
         usage = usage_from_fields(body)
     return quote(model, mode, usage)
