@@ -6,6 +6,7 @@ Pure: usage records and a model lookup in, outcomes and advice out.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -61,6 +62,14 @@ def usage_of(record: dict[str, Any]) -> Usage:
     usage = Usage(items=max(1, int(record["items"] or 0)))
     for name in TOKEN_CLASSES:
         setattr(usage, name, int(record["tokens"][name] or 0))
+    # A per-call line is named "<unit>:<size>/<quality>" when a price table
+    # was used, and a video's record says "<seconds> s at <size>".
+    for line in record.get("unit_prices_usd") or {}:
+        if ":" in line:
+            usage.variant = line.split(":", 1)[1]
+    seconds = re.search(r"(\d+) s at ", record.get("detail") or "")
+    if seconds:
+        usage.seconds = int(seconds.group(1))
     return usage
 
 
