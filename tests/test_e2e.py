@@ -271,3 +271,34 @@ async def test_mode_edit_reaches_the_other_replica_within_a_second(
                     time.sleep(0.05)
                 refused = client_b.post("/v1/chat/completions", json=body)
                 assert refused.json()["error"]["code"] == "billing_mode_mismatch"
+
+
+@pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_images_and_videos_through_real_processes(
+    kind: str, simulator_url: str, tmp_path: Path
+) -> None:
+    async with database_env(kind, tmp_path) as env:
+        with gateways(env, tmp_path) as [base]:
+            op = Operator(base)
+            mkey, key, _ = op.setup(simulator_url, "5")
+            client = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
+            raw = client.images.with_raw_response.generate(
+                model="dall-e-3", prompt="a lighthouse", size="1792x1024", quality="hd"
+            )
+            assert raw.headers["x-tollway-cost-usd"] == "0.12"
+            assert raw.parse().data
+            video = client.videos.create(model="sora_video2", prompt="waves", seconds="10")
+            deadline = time.monotonic() + 20
+            while video.status not in ("completed", "failed"):
+                assert time.monotonic() < deadline, video
+                time.sleep(0.1)
+                video = client.videos.retrieve(video.id)
+            assert video.status == "completed"
+            content = client.videos.download_content(video.id)
+            assert content.read()[4:8] == b"ftyp"
+            records = op.usage(mkey)
+            assert sorted(r["cost_usd"] for r in records) == ["0.12", "0.15"]
+            me = op.me(mkey)
+            assert (me["balance_usd"], me["held_usd"]) == ("4.73", "0")
+            client.close()
