@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from starlette.requests import Request
 from starlette.routing import Route
 
-from tollway.errors import ApiError
 from tollway.relay import videos
 from tollway.relay.chat import chat_completions
 from tollway.relay.embeddings import embeddings
+from tollway.relay.fastpath import Endpoint, answering_errors
 from tollway.relay.images import image_generations
 from tollway.relay.models import get_model, list_models
-
-Endpoint = Callable[[Request], Awaitable[Any]]
-
-
-def _answering_errors(endpoint: Endpoint) -> Endpoint:
-    async def wrapped(request: Request) -> Any:
-        try:
-            return await endpoint(request)
-        except ApiError as error:
-            return error.response()
-
-    return wrapped
 
 
 def hot_endpoints() -> dict[tuple[str, str], Endpoint]:
@@ -40,10 +24,10 @@ def hot_endpoints() -> dict[tuple[str, str], Endpoint]:
 
 def routes() -> list[Route]:
     return [
-        Route("/v1/models", _answering_errors(list_models), methods=["GET"]),
-        Route("/v1/models/{model:path}", _answering_errors(get_model), methods=["GET"]),
-        Route("/v1/chat/completions", _answering_errors(chat_completions), methods=["POST"]),
-        Route("/v1/embeddings", _answering_errors(embeddings), methods=["POST"]),
-        Route("/v1/images/generations", _answering_errors(image_generations), methods=["POST"]),
+        Route("/v1/models", answering_errors(list_models), methods=["GET"]),
+        Route("/v1/models/{model:path}", answering_errors(get_model), methods=["GET"]),
+        Route("/v1/chat/completions", answering_errors(chat_completions), methods=["POST"]),
+        Route("/v1/embeddings", answering_errors(embeddings), methods=["POST"]),
+        Route("/v1/images/generations", answering_errors(image_generations), methods=["POST"]),
         *videos.routes(),
     ]

@@ -48,6 +48,18 @@ class FastPath:
         await self.app(scope, receive, send)
 
 
+def answering_errors(endpoint: Endpoint) -> Endpoint:
+    """A Starlette endpoint that answers an ApiError with its OpenAI-shaped body."""
+
+    async def wrapped(request: Request) -> Any:
+        try:
+            return await endpoint(request)
+        except ApiError as error:
+            return error.response()
+
+    return wrapped
+
+
 async def serve(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
     try:
         response = await endpoint(Request(scope, receive))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -54,6 +53,7 @@ from tollway.relay.call import (
     route,
     upstream_failure,
 )
+from tollway.relay.fastpath import answering_errors
 from tollway.relay.video_requests import (
     hold_for,
     prompt_of,
@@ -451,25 +451,13 @@ class ContentStream:
 
 # --- routes -------------------------------------------------------------------
 
-Endpoint = Callable[[Request], Awaitable[Any]]
-
-
-def _answering_errors(endpoint: Endpoint) -> Endpoint:
-    async def wrapped(request: Request) -> Any:
-        try:
-            return await endpoint(request)
-        except ApiError as error:
-            return error.response()
-
-    return wrapped
-
 
 def routes() -> list[Route]:
     return [
-        Route("/v1/videos", _answering_errors(create_video), methods=["POST"]),
-        Route("/v1/videos", _answering_errors(list_videos), methods=["GET"]),
-        Route("/v1/videos/{video_id}", _answering_errors(retrieve_video), methods=["GET"]),
-        Route("/v1/videos/{video_id}", _answering_errors(delete_video), methods=["DELETE"]),
-        Route("/v1/videos/{video_id}/content", _answering_errors(video_content), methods=["GET"]),
-        Route("/v1/videos/{video_id}/remix", _answering_errors(remix_video), methods=["POST"]),
+        Route("/v1/videos", answering_errors(create_video), methods=["POST"]),
+        Route("/v1/videos", answering_errors(list_videos), methods=["GET"]),
+        Route("/v1/videos/{video_id}", answering_errors(retrieve_video), methods=["GET"]),
+        Route("/v1/videos/{video_id}", answering_errors(delete_video), methods=["DELETE"]),
+        Route("/v1/videos/{video_id}/content", answering_errors(video_content), methods=["GET"]),
+        Route("/v1/videos/{video_id}/remix", answering_errors(remix_video), methods=["POST"]),
     ]
