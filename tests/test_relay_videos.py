@@ -17,10 +17,8 @@ from typing import Any, cast
 import httpx
 import openai
 import pytest
-import uvicorn
 from sqlalchemy import select
 
-from tollway.app import create_app
 from tollway.db.schema import ledger, video_jobs
 from tollway.settings import Settings
 from tollway.simulator import Simulator, SimulatorConfig
@@ -28,7 +26,7 @@ from tollway.simulator.media import mp4_placeholder
 from tollway.types import NANO_PER_USD, Model, nano_to_usd
 from tollway.video_jobs import load_job, reconcile_once, reconcile_videos
 
-from conftest import ADMIN_KEY, Served, free_port, test_settings
+from conftest import Served, serve, test_settings
 
 # The SDK marks the Sora methods deprecated; that warning is not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
@@ -39,32 +37,15 @@ SLOW = "[sim:video_render_ms=60000]"  # a job that stays in progress for the tes
 
 @contextlib.asynccontextmanager
 async def serve_videos(settings: Settings, models: list[Model]) -> AsyncIterator[Served]:
-    """A gateway on loopback with the video routes in front and the video
-    reconciler running, as app.py will wire them."""
-    app = create_app(settings, models)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    gw = app.state.gateway
-    reconciler = asyncio.create_task(reconcile_videos(gw, every_s=RECONCILE_EVERY_S))
-    base = f"http://127.0.0.1:{server.config.port}"
-    admin = httpx.AsyncClient(
-        base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
-    )
-    try:
-        yield Served(base, gw, admin)
-    finally:
-        reconciler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reconciler
-        await admin.aclose()
-        server.should_exit = True
-        await task
+    """A served gateway with a fast video reconciler beside app.py's own."""
+    async with serve(settings, models) as served:
+        reconciler = asyncio.create_task(reconcile_videos(served.gw, every_s=RECONCILE_EVERY_S))
+        try:
+            yield served
+        finally:
+            reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciler
 
 
 @pytest.fixture
