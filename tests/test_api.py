@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -462,3 +463,16 @@ async def test_management_errors_are_openai_shaped(served: Served) -> None:
         "param",
         "code",
     }
+
+
+async def test_bootstrap_admin_survives_a_start_up_race(
+    database_url: str, catalog_models: list[Model]
+) -> None:
+    from tollway.manage.accounts import ensure_bootstrap_admin
+
+    async with serve(test_settings(database_url, admin_key=None), catalog_models) as s:
+        # workers starting at once: all find no admin yet, one creates it
+        await asyncio.gather(*(ensure_bootstrap_admin(s.gw, "tm-race") for _ in range(3)))
+        async with s.client("tm-race") as c:
+            users = (await c.get("/api/users")).json()["data"]
+    assert [u["username"] for u in users] == ["admin"]

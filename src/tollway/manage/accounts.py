@@ -73,7 +73,9 @@ async def create_account(
 
 
 async def ensure_bootstrap_admin(gw: Gateway, admin_key: str) -> None:
-    """TOLLWAY_ADMIN_KEY at first start: the first admin's management key."""
+    """TOLLWAY_ADMIN_KEY at first start: the first admin's management key.
+    Several workers may start at once; the one that loses the race to create
+    the account finds it made, which is all it wanted."""
     async with gw.engine.connect() as conn:
         known = await conn.execute(
             select(accounts.c.id).where(accounts.c.management_key_hash == hash_key(admin_key))
@@ -81,7 +83,11 @@ async def ensure_bootstrap_admin(gw: Gateway, admin_key: str) -> None:
         admins = await conn.execute(select(func.count()).where(accounts.c.role == "admin"))
         if known.first() is not None or admins.scalar():
             return
-    await create_account(gw, "admin", role="admin", management_key=admin_key)
+    try:
+        await create_account(gw, "admin", role="admin", management_key=admin_key)
+    except ApiError as exc:
+        if exc.code != "username_taken":
+            raise
 
 
 async def by_management_key(gw: Gateway, key: str) -> Account:
