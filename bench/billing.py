@@ -38,6 +38,7 @@ class Audit:
     balance: Decimal = Decimal(0)
     max_id: int = 0
     expected_cost: dict[str, Decimal] = field(default_factory=dict)
+    quotes: dict[tuple[str, int, int], Decimal] = field(default_factory=dict)
     seen_request_ids: set[str] = field(default_factory=set)
     checks: list[dict[str, Any]] = field(default_factory=list)
 
@@ -57,7 +58,34 @@ class Audit:
             audit.expected_cost[model] = Decimal(str(quote["cost_usd"]))
         return audit
 
-    def check(self, phase: str, answered_ok: int, in_flight_max: int = 0) -> dict[str, Any]:
+    def quote(self, model: str, input_tokens: int, output_tokens: int) -> Decimal:
+        """What POST /api/quote says a call of that usage costs (cached)."""
+        key = (model, input_tokens, output_tokens)
+        if key not in self.quotes:
+            quote = api(
+                self.gw.base,
+                "POST",
+                "/api/quote",
+                self.gw.user_key,
+                {
+                    "model": model,
+                    "billing_mode": self.gw.info["token_billing_mode"],
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                },
+            )
+            self.quotes[key] = Decimal(str(quote["cost_usd"]))
+        return self.quotes[key]
+
+    def check(
+        self,
+        phase: str,
+        answered_ok: int,
+        in_flight_max: int = 0,
+        usage: dict[str, tuple[int, int]] | None = None,
+    ) -> dict[str, Any]:
+        """``usage``: model -> (input, output) tokens every record of this phase
+        must report (default: the fixed requests' 11/16)."""
         me, held = self._quiesce()
         balance = Decimal(str(me["balance_usd"]))
         records = self._new_records()
@@ -70,9 +98,24 @@ class Audit:
         drop = self.balance - balance
         ids = [r["request_id"] for r in records]
         duplicates = len(ids) - len(set(ids)) + len(self.seen_request_ids.intersection(ids))
-        mispriced = [
-            r for r in ok if Decimal(str(r["cost_usd"])) != self.expected_cost.get(r["model"])
-        ]
+        if usage is None:
+            mispriced = [
+                r for r in ok if Decimal(str(r["cost_usd"])) != self.expected_cost.get(r["model"])
+            ]
+            wrong_usage = []
+        else:
+            mispriced = [
+                r
+                for r in ok
+                if r["model"] not in usage
+                or Decimal(str(r["cost_usd"])) != self.quote(r["model"], *usage[r["model"]])
+            ]
+            wrong_usage = [
+                r
+                for r in ok
+                if r["model"] not in usage
+                or (r["tokens"]["input_tokens"], r["tokens"]["output_tokens"]) != usage[r["model"]]
+            ]
         abandoned = len(ok) - answered_ok
         # wrk: up to one abandoned request per connection; exact clients: none.
         count_ok = 0 <= abandoned <= in_flight_max
@@ -89,9 +132,11 @@ class Audit:
             "held_usd": str(held),
             "duplicate_request_ids": duplicates,
             "mispriced_records": len(mispriced),
+            "wrong_usage_records": len(wrong_usage),
+            "expected_usage": usage,
             "money_exact": money_ok,
             "count_exact": count_ok,
-            "pass": money_ok and count_ok and duplicates == 0 and not mispriced,
+            "pass": money_ok and count_ok and duplicates == 0 and not mispriced and not wrong_usage,
         }
         self.balance = balance
         self.seen_request_ids.update(ids)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Tollway benchmark: the gateway versus its upstream called directly.
 
-    python bench/run.py            # full run (~8-10 min): both databases, both upstreams
-    python bench/run.py --quick    # ~1 min smoke run
+    python bench/run.py            # full run (~18 min): both databases, both upstreams, all phases
+    python bench/run.py --quick    # ~2 min smoke run
     python bench/run.py --db sqlite --upstream nginx --duration 5 --repeats 5
     python bench/run.py --quick --profile 10   # also py-spy the gateway under load
 
@@ -14,11 +14,19 @@ upstream itself ("direct") and each gateway, interleaved and repeated:
   - throughput at concurrency 16 and 64 (wrk -t2 -cN: requests/s)
   - streaming time to first byte (Python client, sequential: p50, p99)
 
-after a warm-up, and quotes the median of the repeats. After every gateway
-run it checks that billing stayed exact (see billing.py). It reports the
-gateway's resident memory idle and after load, prints a table and writes
-everything to bench/results/latest.json. Loopback only; everything it starts
-is stopped at the end, Ctrl+C included. See bench/README.md.
+after a warm-up, and quotes the median of the repeats. Then (phases.py):
+
+  - open streams: --streams N (1000) slow streams at once through each gateway
+    in front of the simulator: memory per open stream, chunk forwarding
+    (inter-chunk gaps at the client), every stream complete, billing exact;
+  - worker scaling: wrk -c64 against `tollway serve --workers 1` and `2`,
+    with the CPU of each party (gateway workers, wrk, upstream, other work);
+  - idle memory: fresh gateway before any traffic, and after a restart.
+
+After every gateway run it checks that billing stayed exact (see billing.py).
+It prints tables and writes everything to bench/results/latest.json. Loopback
+only; everything it starts is stopped at the end, Ctrl+C included. See
+bench/README.md.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import phases
 import profile_summary
 from billing import Audit
 from load import burst, median, run_wrk, stream_ttfb
@@ -49,10 +58,9 @@ from procs import (
     BENCH_DIR,
     BenchError,
     Supervisor,
-    cpu_seconds,
     ensure_tool,
-    group_cpu_seconds,
     install_signal_handlers,
+    raise_fd_limit,
     rss_kib,
     tool_version,
 )
@@ -70,6 +78,8 @@ from stack import (
 )
 
 DEFAULT_PG_URL = "postgresql://127.0.0.1:5432/test"
+PHASES = ("main", "streams", "scaling", "idle")
+QUIET_CORES = 0.25
 T0 = time.monotonic()
 
 
@@ -90,6 +100,17 @@ class Plan:
     burst_concurrency: int
     wrk_threads: int
     profile_s: float
+    phases: tuple[str, ...]
+    streams: int
+    stream_tokens: int
+    stream_chunk_delay_ms: int
+    stream_ramp_s: float
+    scaling_workers: tuple[int, ...]
+    scaling_dbs: tuple[str, ...]
+    scaling_placements: tuple[str, ...]
+    scaling_duration_s: float
+    idle_dbs: tuple[str, ...]
+    idle_settle_s: float
 
 
 @dataclass
@@ -108,7 +129,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Benchmark the Tollway gateway against its upstream called directly.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--quick", action="store_true", help="short run (~1 min): 1 repeat of 2 s")
+    p.add_argument("--quick", action="store_true", help="short run (~2 min): 1 repeat of 2 s")
     p.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     p.add_argument("--upstream", choices=["simulator", "nginx", "both"], default="both")
     p.add_argument("--duration", type=float, help="seconds per wrk run (default 8; quick 2)")
@@ -118,6 +139,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stream-requests", type=int, help="streams per TTFB run (300; quick 100)")
     p.add_argument("--burst", type=int, help="exact-count billing burst size (2000; quick 200)")
     p.add_argument("--wrk-threads", type=int, default=2, help="wrk -t for throughput runs")
+    p.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help="which phases to run, comma-separated, of: " + ", ".join(PHASES),
+    )
+    p.add_argument("--streams", type=int, default=1000, help="concurrent open streams")
+    p.add_argument(
+        "--stream-tokens", type=int, help="content chunks per open stream (50; quick 30)"
+    )
+    p.add_argument(
+        "--stream-chunk-delay-ms", type=int, default=100, help="upstream delay before each chunk"
+    )
+    p.add_argument(
+        "--stream-ramp", type=float, default=1.0, help="seconds over which the N streams connect"
+    )
+    p.add_argument("--scaling-workers", default="1,2", help="gateway --workers values to compare")
+    p.add_argument(
+        "--scaling-db",
+        choices=["sqlite", "postgres", "both"],
+        help="databases for the scaling phase (both; quick sqlite)",
+    )
+    p.add_argument(
+        "--scaling-pin",
+        choices=["none", "pinned", "both"],
+        help="scaling placement: workers float (none), one per core via taskset (pinned), "
+        "or both (default both; quick none)",
+    )
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="first wait up to SECONDS for the machine to be quiet (other work < 0.25 cores)",
+    )
     p.add_argument(
         "--pg-url",
         default=os.environ.get("BENCH_PG_URL", DEFAULT_PG_URL),
@@ -151,6 +206,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def make_plan(args: argparse.Namespace) -> Plan:
     quick = args.quick
     duration = args.duration or (2.0 if quick else 8.0)
+    chosen = tuple(p.strip() for p in args.phases.split(",") if p.strip())
+    unknown = set(chosen) - set(PHASES)
+    if unknown:
+        raise SystemExit(f"unknown phase(s) {', '.join(sorted(unknown))}; known: {PHASES}")
+    both = ("sqlite", "postgres")
+    scaling_db = args.scaling_db or ("sqlite" if quick else "both")
+    pin = args.scaling_pin or ("none" if quick else "both")
     return Plan(
         quick=quick,
         duration_s=duration,
@@ -163,6 +225,17 @@ def make_plan(args: argparse.Namespace) -> Plan:
         burst_concurrency=max(int(c) for c in args.connections.split(",") if c.strip()),
         wrk_threads=args.wrk_threads,
         profile_s=args.profile,
+        phases=chosen,
+        streams=args.streams,
+        stream_tokens=args.stream_tokens or (30 if quick else 50),
+        stream_chunk_delay_ms=args.stream_chunk_delay_ms,
+        stream_ramp_s=args.stream_ramp,
+        scaling_workers=tuple(int(w) for w in args.scaling_workers.split(",") if w.strip()),
+        scaling_dbs=both if scaling_db == "both" else (scaling_db,),
+        scaling_placements={"none": ("os",), "pinned": ("pinned",), "both": ("os", "pinned")}[pin],
+        scaling_duration_s=duration,
+        idle_dbs=both,
+        idle_settle_s=2.0,
     )
 
 
@@ -173,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     plan = make_plan(args)
     install_signal_handlers()
+    raise_fd_limit(max(4096, 3 * plan.streams + 1024))  # inherited by every child
     extra_env = dict(kv.split("=", 1) for kv in args.gateway_env)
     workdir = Path(tempfile.mkdtemp(prefix="tollway-bench-"))
     sup = Supervisor(workdir)
@@ -200,8 +274,15 @@ def main(argv: list[str] | None = None) -> int:
             if why is not None:
                 if args.db == "postgres":
                     raise BenchError(f"PostgreSQL not reachable: {why}")
+                if not plan.quick:  # the full run's tables carry PostgreSQL rows
+                    raise BenchError(
+                        f"PostgreSQL not reachable at {args.pg_url} ({why}); the full run "
+                        "reports it beside SQLite: start it, set --pg-url, or pass --db sqlite"
+                    )
                 dbs.remove("postgres")
                 notes.append(f"PostgreSQL not reachable at {args.pg_url}: SQLite only")
+        if "streams" in plan.phases and "simulator" not in upstreams:
+            notes.append("open streams need the simulator upstream: skipped")
         results = {
             "meta": environment(wrk, nginx, args, plan, extra_env),
             "notes": notes,
@@ -209,23 +290,58 @@ def main(argv: list[str] | None = None) -> int:
         }
         for note in notes:
             print(f"note: {note}")
+        if args.wait_quiet > 0:
+            results["meta"]["waited_for_quiet_s"] = wait_quiet(args.wait_quiet)
         results["meta"]["background_cores_before"] = background_load()
-        stacks = start_stacks(sup, upstreams, nginx, dbs, args, extra_env, gateways)
+        results["meta"]["loadavg_before"] = loadavg()
+        log(
+            f"machine: {results['meta']['background_cores_before']} cores busy with other work, "
+            f"load average {results['meta']['loadavg_before']}"
+        )
+        if "idle" in plan.phases:
+            log("== idle memory ==")
+            idle_dbs = [db for db in plan.idle_dbs if db in dbs]
+            results["idle_memory"] = phases.idle_memory(
+                sup, idle_dbs, args.pg_url, extra_env, plan.idle_settle_s, log
+            )
+        # Scaling needs the upstream with the most headroom: nginx if it is measured.
+        scaling_on = "nginx" if "nginx" in upstreams else upstreams[-1]
+        stack_dbs = dbs if {"main", "streams"} & set(plan.phases) else []
+        stacks = start_stacks(sup, upstreams, nginx, stack_dbs, args, extra_env, gateways)
         for upstream, gws in stacks:
             log(f"== upstream: {upstream.kind} ==")
             results["runs"].append(measure(sup, upstream, gws, wrk, plan))
             for gw in gws:  # free the cores for the next upstream's runs
                 stop_gateway(sup, gw)
                 gateways.remove(gw)
+            if "scaling" in plan.phases and upstream.kind == scaling_on:
+                log(f"== worker scaling (upstream {upstream.kind}) ==")
+                results["scaling"] = phases.worker_scaling(
+                    sup, upstream, [db for db in plan.scaling_dbs if db in dbs],
+                    list(plan.scaling_workers), list(plan.scaling_placements), wrk,
+                    max(plan.connections), plan.scaling_duration_s, plan.warmup_s,
+                    plan.repeats, plan.wrk_threads, plan.burst_requests, args.pg_url,
+                    extra_env, gateways, log,
+                )  # fmt: skip
             sup.stop(upstream.child)
         results["meta"]["background_cores_after"] = background_load()
+        results["meta"]["loadavg_after"] = loadavg()
+        # Others may commit or edit while a long run goes on: gateways started
+        # later then ran other code than the first ones.
+        after = tree_state(BENCH_DIR.parent)
+        before_state = (results["meta"]["commit"], results["meta"]["dirty_files"])
+        results["meta"]["tree_changed_during_run"] = after != before_state
+        results["meta"]["commit_after"], results["meta"]["dirty_files_after"] = after
         results["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
         print()
         print(render_tables(results))
         print(f"\nresults: {args.out}   ({results['meta']['elapsed_s']} s)")
-        code = 0 if all(r["billing_pass"] for r in results["runs"]) else 2
+        billing_ok = all(r["billing_pass"] for r in results["runs"])
+        if "scaling" in results:
+            billing_ok = billing_ok and results["scaling"]["billing_pass"]
+        code = 0 if billing_ok else 2
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything", file=sys.stderr)
         code = 130
@@ -292,6 +408,27 @@ def start_stacks(
     return [(up, stacks[up.kind]) for up in ups]
 
 
+def loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def wait_quiet(max_s: float) -> float:
+    """Wait (bounded) until other work uses < QUIET_CORES; returns seconds waited."""
+    t0 = time.monotonic()
+    while True:
+        busy = background_load(2.0)
+        waited = time.monotonic() - t0
+        if busy < QUIET_CORES or waited >= max_s:
+            log(f"machine: {busy} cores busy with other work after waiting {waited:.0f} s")
+            return round(waited, 1)
+        log(f"machine busy ({busy} cores, load {loadavg()}): waiting ...")
+        time.sleep(min(15.0, max(0.0, max_s - waited)))
+
+
 def background_load(seconds: float = 1.0) -> float:
     """Cores busy with something else (other tests, builds) before/after the run."""
 
@@ -324,41 +461,55 @@ def measure(
         if not check["pass"]:
             log(f"  BILLING FAIL {target.name} {phase}: {check}")
 
-    # Warm-up: connections, caches, the JIT-less interpreter's first paths.
-    for t in targets:
-        log(f"warm-up {t.name}")
-        w = run_wrk(sup, wrk, t.chat_url, 16, plan.warmup_s, t.auth, plan.wrk_threads)
-        audit(t, "warm-up", w["ok"], 16)
-        s = stream_ttfb(t.stream_url, t.auth, 20)
-        audit(t, "warm-up stream", s.ok)
+    if "main" in plan.phases:
+        # Warm-up: connections, caches, the JIT-less interpreter's first paths.
+        for t in targets:
+            log(f"warm-up {t.name}")
+            w = run_wrk(sup, wrk, t.chat_url, 16, plan.warmup_s, t.auth, plan.wrk_threads)
+            audit(t, "warm-up", w["ok"], 16)
+            s = stream_ttfb(t.stream_url, t.auth, 20)
+            audit(t, "warm-up stream", s.ok)
 
-    scenarios = ["c1", *(f"c{c}" for c in plan.connections), "stream"]
-    for rep in range(plan.repeats):
-        for scenario in scenarios:
-            for t in targets:  # interleaved, so drift hits direct and gateway alike
-                label = f"{scenario} #{rep + 1}"
-                if scenario == "stream":
-                    s = stream_ttfb(t.stream_url, t.auth, plan.stream_requests)
-                    row = s.summary()
-                    audit(t, label, s.ok)
-                else:
-                    conns = int(scenario[1:])
-                    threads = 1 if conns == 1 else plan.wrk_threads
-                    duration = plan.latency_duration_s if conns == 1 else plan.duration_s
-                    cpu_before = _cpu(upstream, t)
-                    row = run_wrk(sup, wrk, t.chat_url, conns, duration, t.auth, threads)
-                    row.update(_cpu_use(cpu_before, _cpu(upstream, t), row))
-                    audit(t, label, row["ok"], conns)
-                samples[t.name].setdefault(scenario, []).append(row)
-                log(f"{label:10s} {t.name:17s} {_brief(scenario, row)}")
+        scenarios = ["c1", *(f"c{c}" for c in plan.connections), "stream"]
+        for rep in range(plan.repeats):
+            for scenario in scenarios:
+                for t in targets:  # interleaved, so drift hits direct and gateway alike
+                    label = f"{scenario} #{rep + 1}"
+                    if scenario == "stream":
+                        s = stream_ttfb(t.stream_url, t.auth, plan.stream_requests)
+                        row = s.summary()
+                        audit(t, label, s.ok)
+                    else:
+                        conns = int(scenario[1:])
+                        threads = 1 if conns == 1 else plan.wrk_threads
+                        duration = plan.latency_duration_s if conns == 1 else plan.duration_s
+                        meter = phases.Meter(
+                            t.gateway.pid if t.gateway else None,
+                            upstream.child.pid,
+                            t.gateway.pg.name if t.gateway and t.gateway.pg else None,
+                        )
+                        row = run_wrk(sup, wrk, t.chat_url, conns, duration, t.auth, threads)
+                        row.update(_cpu_use(meter.stop(row["requests"])))
+                        audit(t, label, row["ok"], conns)
+                    samples[t.name].setdefault(scenario, []).append(row)
+                    log(f"{label:10s} {t.name:17s} {_brief(scenario, row)}")
 
-    for gw in gateways:
-        t = next(t for t in targets if t.gateway is gw)
-        b = burst(gw.chat_url, gw.token, plan.burst_requests, plan.burst_concurrency)
-        audit(t, f"exact burst {plan.burst_requests}@c{plan.burst_concurrency}", b["ok"])
-        log(f"exact burst {gw.name}: {b['ok']}/{b['requests']} ok in {b['seconds']} s")
-        samples[gw.name]["burst"] = [b]
-        memory[gw.name]["after_load"] = rss_kib(gw.pid)
+        for gw in gateways:
+            t = next(t for t in targets if t.gateway is gw)
+            b = burst(gw.chat_url, gw.token, plan.burst_requests, plan.burst_concurrency)
+            audit(t, f"exact burst {plan.burst_requests}@c{plan.burst_concurrency}", b["ok"])
+            log(f"exact burst {gw.name}: {b['ok']}/{b['requests']} ok in {b['seconds']} s")
+            samples[gw.name]["burst"] = [b]
+            memory[gw.name]["after_load"] = rss_kib(gw.pid)
+
+    streams = None
+    if "streams" in plan.phases and upstream.kind == "simulator":
+        streams = phases.open_streams(
+            sup, upstream, gateways, audits, plan.streams, plan.stream_tokens,
+            plan.stream_chunk_delay_ms, plan.stream_ramp_s, log,
+        )  # fmt: skip
+        for gw in gateways:
+            memory[gw.name]["after_streams"] = rss_kib(gw.pid)
 
     profiles = {}
     if plan.profile_s > 0:
@@ -368,7 +519,7 @@ def measure(
             w = profiles[gw.name].pop("wrk")
             audit(t, "profile load", w["ok"], 16)
 
-    summary = summarise(targets, samples, plan)
+    summary = summarise(targets, samples, plan) if "main" in plan.phases else None
     billing = {name: a.summary() for name, a in audits.items()}
     log_issues = {gw.name: log_problems(gw.child.log) for gw in gateways}
     for name, lines in log_issues.items():
@@ -380,9 +531,10 @@ def measure(
         "summary": summary,
         "memory_kib": memory,
         "billing": billing,
-        "billing_pass": all(b["pass"] for b in billing.values()),
+        "billing_pass": all(b["pass"] or b["checks"] == 0 for b in billing.values()),
         "gateway_log_problems": log_issues,
         "profiles": profiles,
+        "streams": streams,
         "samples": samples,
     }
 
@@ -397,22 +549,16 @@ def log_problems(path: Path, keep: int = 20) -> list[str]:
     return [line for line in lines if any(w in line for w in words)][:keep]
 
 
-def _cpu(upstream: Upstream, t: Target) -> tuple[float, float, float]:
-    gw = cpu_seconds(t.gateway.pid) if t.gateway else 0.0
-    return time.monotonic(), gw, group_cpu_seconds(upstream.child.pid)
-
-
-def _cpu_use(
-    before: tuple[float, float, float], after: tuple[float, float, float], row: dict[str, Any]
-) -> dict[str, Any]:
-    wall = after[0] - before[0]
-    gw_cpu, up_cpu = after[1] - before[1], after[2] - before[2]
+def _cpu_use(cpu: dict[str, Any]) -> dict[str, Any]:
+    """A Meter reading in the main run's terms (cores = CPU seconds ÷ wall seconds)."""
     return {
-        "gateway_cpu_util": round(gw_cpu / wall, 3) if wall else None,
-        "upstream_cpu_util": round(up_cpu / wall, 3) if wall else None,
-        "gateway_cpu_ms_per_req": round(1000 * gw_cpu / row["requests"], 4)
-        if row["requests"] and gw_cpu
-        else None,
+        "gateway_cpu_util": cpu["gateway_cores"],
+        "upstream_cpu_util": cpu["upstream_cores"],
+        "gateway_cpu_ms_per_req": cpu.get("gateway_cpu_ms_per_req"),
+        "wrk_cpu_util": cpu["client_cores"],
+        "database_cpu_util": cpu["database_cores"],
+        "other_cpu_util": cpu["other_cores"],
+        "cpu": cpu,
     }
 
 
@@ -448,6 +594,9 @@ def summarise(
             m[f"lat_c{c}_p99_ms"] = median([r["p99_ms"] for r in rows])
             m[f"gateway_cpu_util_c{c}"] = median([r.get("gateway_cpu_util") for r in rows])
             m[f"upstream_cpu_util_c{c}"] = median([r.get("upstream_cpu_util") for r in rows])
+            m[f"wrk_cpu_util_c{c}"] = median([r.get("wrk_cpu_util") for r in rows])
+            m[f"database_cpu_util_c{c}"] = median([r.get("database_cpu_util") for r in rows])
+            m[f"other_cpu_util_c{c}"] = median([r.get("other_cpu_util") for r in rows])
             m[f"gateway_cpu_ms_per_req_c{c}"] = median(
                 [r.get("gateway_cpu_ms_per_req") for r in rows]
             )
@@ -517,8 +666,8 @@ def environment(
     wrk: str, nginx: str | None, args: argparse.Namespace, plan: Plan, extra_env: dict[str, str]
 ) -> dict[str, Any]:
     repo = BENCH_DIR.parent
-    commit = _git(repo, "rev-parse", "HEAD")
-    dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no"))
+    commit, changed = tree_state(repo)
+    dirty = bool(changed)
     cpu = "?"
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
         for line in f:
@@ -536,6 +685,7 @@ def environment(
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "commit": commit,
         "dirty": dirty,
+        "dirty_files": changed,
         "tollway": tollway_version,
         "python": platform.python_version(),
         "cpu": cpu,
@@ -547,6 +697,16 @@ def environment(
         "gateway_env": extra_env,
         "pg_url": args.pg_url,
     }
+
+
+def tree_state(repo: Path) -> tuple[str, list[str]]:
+    """HEAD and the tracked files with uncommitted changes (bench/ included)."""
+    changed = [
+        line.split(maxsplit=1)[-1]
+        for line in _git(repo, "status", "--porcelain", "--untracked-files=no").splitlines()
+        if line.strip()
+    ]
+    return _git(repo, "rev-parse", "HEAD"), changed
 
 
 def _git(repo: Path, *argv: str) -> str:

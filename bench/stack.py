@@ -11,6 +11,7 @@ import secrets
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -233,10 +234,15 @@ class Gateway:
     user_key: str = ""  # the benchmark account's management key
     token: str = ""  # its sk-... API key
     info: dict[str, Any] = field(default_factory=dict)
+    workers: int = 1
+    label: str = ""  # overrides the name (e.g. "sqlite×2" in the scaling phase)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    argv: list[str] = field(default_factory=list, repr=False)
+    child_name: str = ""
 
     @property
     def name(self) -> str:
-        return f"gateway/{self.db}"
+        return f"gateway/{self.label or self.db}"
 
     @property
     def base(self) -> str:
@@ -261,7 +267,17 @@ def start_gateway(
     upstream: Upstream,
     pg_admin_url: str,
     extra_env: dict[str, str],
+    workers: int = 1,
+    label: str = "",
+    before_bootstrap: Callable[[Gateway], None] | None = None,
+    init_with_one_worker: bool = False,
 ) -> Gateway:
+    """A fresh gateway (new SQLite directory or scratch PostgreSQL database),
+    bootstrapped. ``before_bootstrap`` sees it answering /health, before any
+    other request (the idle-memory phase reads its memory there).
+    ``init_with_one_worker``: first start it with one worker until it answers
+    (migrations, first admin), stop it, then start the N workers on that
+    database (works around N workers racing to create the first admin)."""
     port = free_port()
     admin_key = "tw-bench-admin-" + secrets.token_hex(16)
     env = {
@@ -279,14 +295,23 @@ def start_gateway(
     else:
         raise BenchError(f"unknown database {db!r}")
     env.update(extra_env)
-    child = sup.start(
-        f"gateway-{db}-{upstream.kind}",
-        [sys.executable, "-c", TOLLWAY_MAIN, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-    )
+    argv = [sys.executable, "-c", TOLLWAY_MAIN, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if workers != 1:
+        argv += ["--workers", str(workers)]
+    child_name = f"gateway-{db}-{upstream.kind}" + (f"-{label}" if label else "")
+    if init_with_one_worker and workers != 1:
+        init = sup.start(child_name + "-init", argv[: argv.index("--workers")], env=env)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/health", init, timeout_s=120)
+        finally:
+            sup.stop(init, grace_s=10)
+    child = sup.start(child_name, argv, env=env)
     gw = Gateway(db, upstream, child, port, admin_key, pg)
+    gw.workers, gw.label, gw.env, gw.argv, gw.child_name = workers, label, env, argv, child_name
     try:
         wait_http(gw.base + "/health", child, timeout_s=120)
+        if before_bootstrap is not None:
+            before_bootstrap(gw)
         _bootstrap(gw)
     except BaseException:
         stop_gateway(sup, gw)
@@ -337,6 +362,14 @@ def _bootstrap(gw: Gateway) -> None:
     token = api(gw.base, "POST", "/api/tokens", gw.user_key, {"name": "bench"})
     gw.token = token["key"]
     gw.info = {"token_billing_mode": token["billing_mode"], "account_id": gw.account_id}
+
+
+def restart_gateway(sup: Supervisor, gw: Gateway) -> None:
+    """Stop the gateway (SIGTERM) and start it again on the same database, port
+    and settings; returns once it answers /health (no other request made)."""
+    sup.stop(gw.child, grace_s=10)
+    gw.child = sup.start(gw.child_name, gw.argv, env=gw.env)
+    wait_http(gw.base + "/health", gw.child, timeout_s=120)
 
 
 def stop_gateway(sup: Supervisor, gw: Gateway) -> None:
