@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -194,12 +195,34 @@ class Ledger:
         return result
 
 
-def _commit(conn: Any, dialect: Dialect, steps: list[Step]) -> list[Any]:
+def _begin(conn: Any) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def _begin_polling(conn: Any) -> None:
+    """Take SQLite's write lock by asking often. Several workers share one
+    file; SQLite's own busy handler sleeps ever longer (up to 100 ms) between
+    tries, so a worker that just committed wins the lock back again and again
+    and the other starves. Short, even polls take turns instead."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.0002)
+
+
+def _commit(
+    conn: Any, dialect: Dialect, steps: list[Step], begin: Callable[[Any], None] = _begin
+) -> list[Any]:
     """One batch, one transaction; on an unexpected error each step alone."""
     now = datetime.now(UTC)
     try:
         if dialect.name == "sqlite":
-            conn.execute("BEGIN IMMEDIATE")
+            begin(conn)
         with dialect.pipeline(conn):
             results = run_batch(conn, dialect, steps, now)
         conn.commit()
@@ -210,7 +233,7 @@ def _commit(conn: Any, dialect: Dialect, steps: list[Step]) -> list[Any]:
         if len(steps) == 1:
             log.exception("ledger step failed: %r", steps[0])
             return [LedgerError("ledger write failed")]
-        return [_commit(conn, dialect, [step])[0] for step in steps]  # fail alone
+        return [_commit(conn, dialect, [step], begin)[0] for step in steps]  # fail alone
 
 
 class _Writer(abc.ABC):
@@ -318,6 +341,10 @@ class _ThreadWriter(_Writer):
     def _run(self, ready: asyncio.Future[None]) -> None:
         try:
             conn = self.connect()
+            if self.dialect.name == "sqlite":
+                conn.execute("PRAGMA busy_timeout=0")  # _begin_polling waits instead
+                # off the event loop, commits may checkpoint themselves again
+                conn.execute("PRAGMA wal_autocheckpoint=1000")
         except Exception as exc:
             self.loop.call_soon_threadsafe(_fail, ready, exc)
             return
@@ -344,7 +371,7 @@ class _ThreadWriter(_Writer):
                 except queue.Empty:
                     break
             if batch:
-                results = _commit(conn, self.dialect, [step for step, _ in batch])
+                results = _commit(conn, self.dialect, [step for step, _ in batch], _begin_polling)
                 self.loop.call_soon_threadsafe(_deliver, batch, results)
 
 
