@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import openai
 import psycopg
 import pytest
 import uvicorn
@@ -189,3 +190,22 @@ async def served(
         )
         assert got.status_code == 201, got.text
         yield s
+
+
+async def customer(served: Served, credit: str = "10", **token_fields: Any) -> tuple[str, str]:
+    """A new account with credit and one token: (management key, API key)."""
+    account = await served.new_account(credit)
+    token = await served.new_token(account["management_key"], **token_fields)
+    return account["management_key"], token["key"]
+
+
+def sdk(served: Served, key: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=served.base_url + "/v1", api_key=key, max_retries=0)
+
+
+async def usage_records(served: Served, management_key: str) -> list[dict[str, Any]]:
+    async with served.client(management_key) as c:
+        got = await c.get("/api/usage")
+    assert got.status_code == 200
+    records: list[dict[str, Any]] = got.json()["data"]
+    return records

@@ -12,30 +12,12 @@ import pytest
 
 from tollway.simulator import Simulator
 
-from conftest import Served
+from conftest import Served, customer, sdk, usage_records
 
 HELLO = [{"role": "user", "content": "Hello there"}]
 # The simulator counts 3 + (3 + words) per message: 8 prompt tokens; 16 out.
 # gpt-4o at $5 / $15 per 1M: 8 x 5,000 + 16 x 15,000 nano-USD.
 HELLO_COST_NANO = 8 * 5_000 + 16 * 15_000
-
-
-async def customer(served: Served, credit: str = "10", **token_fields: Any) -> tuple[str, str]:
-    account = await served.new_account(credit)
-    token = await served.new_token(account["management_key"], **token_fields)
-    return account["management_key"], token["key"]
-
-
-def sdk(served: Served, key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=served.base_url + "/v1", api_key=key, max_retries=0)
-
-
-async def usage_records(served: Served, management_key: str) -> list[dict[str, Any]]:
-    async with served.client(management_key) as c:
-        got = await c.get("/api/usage")
-    assert got.status_code == 200
-    records: list[dict[str, Any]] = got.json()["data"]
-    return records
 
 
 async def test_non_stream_charge_header_and_record(served: Served) -> None:

@@ -13,28 +13,10 @@ import pytest
 
 from tollway.simulator import Simulator
 
-from conftest import Served
+from conftest import Served, customer, sdk, usage_records
 
 IMAGES = "/v1/images/generations"
 FOX = "a red fox in snow"  # the simulator counts 5 text tokens (words)
-
-
-async def customer(served: Served, credit: str = "10", **token_fields: Any) -> tuple[str, str]:
-    account = await served.new_account(credit)
-    token = await served.new_token(account["management_key"], **token_fields)
-    return account["management_key"], token["key"]
-
-
-def sdk(served: Served, key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=served.base_url + "/v1", api_key=key, max_retries=0)
-
-
-async def usage_records(served: Served, management_key: str) -> list[dict[str, Any]]:
-    async with served.client(management_key) as c:
-        got = await c.get("/api/usage")
-    assert got.status_code == 200
-    records: list[dict[str, Any]] = got.json()["data"]
-    return records
 
 
 def spent(balance_usd: str, credit: str = "10") -> Decimal:

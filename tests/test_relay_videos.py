@@ -26,7 +26,7 @@ from tollway.simulator.media import mp4_placeholder
 from tollway.types import NANO_PER_USD, Model, nano_to_usd
 from tollway.video_jobs import load_job, reconcile_once, reconcile_videos
 
-from conftest import Served, serve, test_settings
+from conftest import Served, customer, sdk, serve, test_settings
 
 # The SDK marks the Sora methods deprecated; that warning is not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
@@ -77,16 +77,6 @@ async def served(
         )
         assert got.status_code == 201, got.text
         yield s
-
-
-async def customer(served: Served, credit: str = "10", **token_fields: Any) -> tuple[str, str]:
-    account = await served.new_account(credit)
-    token = await served.new_token(account["management_key"], **token_fields)
-    return account["management_key"], token["key"]
-
-
-def sdk(served: Served, key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=served.base_url + "/v1", api_key=key, max_retries=0)
 
 
 async def me(served: Served, management_key: str) -> dict[str, Any]:

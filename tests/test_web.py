@@ -5,7 +5,6 @@ table-tested at the bottom."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import csv
 import html
@@ -19,21 +18,19 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from tollway.app import create_app
 from tollway.catalog import load_catalog_files
 from tollway.errors import ApiError
 from tollway.settings import Settings
 from tollway.simulator import Simulator
 from tollway.types import BillingMode, Model, nano_to_usd, usd_to_nano
-from tollway.web import ConsoleMount, console_mount, create_web, session_secret
 from tollway.web import forms as web_forms
+from tollway.web import session_secret
 from tollway.web.chart import nice_step, spend_chart
 from tollway.web.render import usd
 from tollway.web.replay import advise, profile, replay
 
-from conftest import Served, free_port, test_settings
+from conftest import Served, serve, test_settings
 
 SECRET = "test-console-secret-" + "x" * 32
 PASSWORD = "correct horse battery"
@@ -45,30 +42,9 @@ HELLO = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello ther
 
 @contextlib.asynccontextmanager
 async def serve_console(settings: Settings, models: list[Model]) -> AsyncIterator[Served]:
-    """The real gateway app, with the console mounted as app.py mounts it."""
-    app = create_app(settings, models)
-    if not any(isinstance(route, ConsoleMount) for route in app.router.routes):
-        app.router.routes.append(console_mount(create_web(SECRET)))
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    base = f"http://127.0.0.1:{port}"
-    admin = httpx.AsyncClient(
-        base_url=base, headers={"Authorization": f"Bearer {settings.admin_key}"}, timeout=30
-    )
-    try:
-        yield Served(base, app.state.gateway, admin)
-    finally:
-        await admin.aclose()
-        server.should_exit = True
-        await task
+    """The real gateway app; app.py mounts the console."""
+    async with serve(settings, models) as served:
+        yield served
 
 
 async def add_simulator_channel(s: Served, simulator: Simulator) -> None:
