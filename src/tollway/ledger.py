@@ -52,6 +52,13 @@ from tollway.types import Usage
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
+# A checkpoint copies the frames the log held when it began; the writer goes
+# on meanwhile. Rounds repeat (at most this many) until a round began with
+# fewer than SHORT_TAIL_FRAMES new frames.
+CHECKPOINT_ROUNDS = 4
+SHORT_TAIL_FRAMES = 256
+# Past a burst, a log file longer than this is cut back when it starts over.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 _STOP = object()
 
 __all__ = ["InsufficientFunds", "Ledger", "LedgerError", "Settlement", "UsageRecord"]
@@ -74,6 +81,7 @@ def _connector(engine: AsyncEngine, synchronous: str) -> tuple[Callable[[], Any]
             conn.execute("PRAGMA busy_timeout=30000")
             # Checkpoints run on the checkpointer thread, never inside a commit.
             conn.execute("PRAGMA wal_autocheckpoint=0")
+            conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             return conn
 
         return sqlite_connect, SqliteDialect()
@@ -260,13 +268,16 @@ class _InlineWriter(_Writer):
         self.conn = self.connect()
         self.pending: list[Item] = []
         self.scheduled = False
-        self.checkpointer = _Checkpointer(self.connect)
-        self.checkpointer.start()
+        # PostgreSQL (writer="inline" forced) keeps its own log.
+        self.checkpointer = _Checkpointer(self.connect) if self.dialect.name == "sqlite" else None
+        if self.checkpointer is not None:
+            self.checkpointer.start()
 
     async def stop(self) -> None:
         self._flush()
-        self.checkpointer.stop()
-        await asyncio.to_thread(self.checkpointer.join)
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            await asyncio.to_thread(self.checkpointer.join)
         self.conn.close()
 
     def submit(self, step: Step) -> asyncio.Future[Any]:
@@ -283,7 +294,15 @@ class _InlineWriter(_Writer):
         for at in range(0, len(pending), self.max_batch):
             batch = pending[at : at + self.max_batch]
             _deliver(batch, _commit(self.conn, self.dialect, [step for step, _ in batch]))
-        if pending:
+        if pending and self.checkpointer is not None:
+            if self.checkpointer.tail_ready:
+                # The checkpointer has just copied the log back; what came in
+                # since is short. Copy it here, where nothing else writes in
+                # between, so the whole log is copied and the next commit
+                # starts it over instead of growing it without end.
+                self.checkpointer.tail_ready = False
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
             self.checkpointer.nudge()
 
 
@@ -295,6 +314,7 @@ class _Checkpointer(threading.Thread):
         self.connect = connect
         self.wake = threading.Event()
         self.stopping = False
+        self.tail_ready = False
 
     def nudge(self) -> None:
         self.wake.set()
@@ -309,11 +329,23 @@ class _Checkpointer(threading.Thread):
             while not self.stopping:
                 self.wake.wait(1.0)
                 self.wake.clear()
-                with contextlib.suppress(Exception):  # busy: the next round will do
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                with contextlib.suppress(sqlite3.Error):  # busy: the next round will do
+                    self._copy(conn)
                 time.sleep(0.2)  # at most five checkpoints a second
         finally:
             conn.close()
+
+    def _copy(self, conn: Any) -> None:
+        """Copy the log into the database, again while much was written
+        meanwhile (the writer does not wait), then leave the short rest to
+        the writer (``tail_ready``)."""
+        before = -1
+        for _ in range(CHECKPOINT_ROUNDS):
+            busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if busy or frames - before < SHORT_TAIL_FRAMES:
+                break
+            before = frames
+        self.tail_ready = True
 
 
 class _ThreadWriter(_Writer):
