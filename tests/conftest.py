@@ -127,6 +127,19 @@ class Served:
         assert me.status_code == 200, me.text
         return str(me.json()["balance_usd"])
 
+    async def me_at_rest(self, management_key: str) -> dict[str, Any]:
+        """/api/me once nothing is held: the gateway returns the reserve it
+        keeps for a busy account (tollway.leases) after a second idle."""
+        deadline = asyncio.get_running_loop().time() + 10
+        async with self.client(management_key) as c:
+            while True:
+                got = await c.get("/api/me")
+                assert got.status_code == 200, got.text
+                me: dict[str, Any] = got.json()
+                if me["held_usd"] == "0" or asyncio.get_running_loop().time() > deadline:
+                    return me
+                await asyncio.sleep(0.1)
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -231,8 +231,7 @@ async def test_upstream_errors_release_the_hold(
         records = (await c.get("/api/usage")).json()["data"]
     assert [r["cost_usd"] for r in records] == ["0", "0"]
     assert {r["status"] for r in records} == {"upstream_error"}
-    async with served.client(mkey) as c:
-        me = (await c.get("/api/me")).json()
+    me = await served.me_at_rest(mkey)
     assert me["held_usd"] == "0"
 
 

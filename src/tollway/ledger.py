@@ -32,7 +32,8 @@ from typing import Any
 from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tollway.db.schema import holds, video_jobs
+from tollway.db.schema import holds, leases, video_jobs
+from tollway.leases import STALE_S, Leases
 from tollway.ledger_sql import (
     Close,
     Credit,
@@ -121,24 +122,39 @@ class Ledger:
         self._writer: _Writer = (_InlineWriter if inline else _ThreadWriter)(
             connect, dialect, max_batch
         )
+        self._leases = Leases(self._submit, self._enqueue)
         self._started = False
 
     async def start(self) -> None:
         if not self._started:
             await self._writer.start()
             self._started = True
+            self._leases.start()
 
     async def stop(self) -> None:
         """Finish every step already queued, then stop."""
         if self._started:
+            await self._leases.stop()
             self._started = False
             await self._writer.stop()
 
     async def hold(
-        self, request_id: str, account_id: int, token_id: int | None, amount_nano: int
+        self,
+        request_id: str,
+        account_id: int,
+        token_id: int | None,
+        amount_nano: int,
+        leased: bool = False,
     ) -> InsufficientFunds | None:
+        """Hold a call's worst case. ``leased``: in memory, against this
+        process's lease (tollway.leases) — for calls this process settles
+        itself; otherwise a hold row any process may settle (videos)."""
         if amount_nano < 0:
             raise LedgerError("a hold cannot be negative")
+        if leased:
+            if not self._started:
+                raise LedgerError("ledger is not started")
+            return await self._leases.hold(request_id, account_id, token_id, amount_nano)
         result: InsufficientFunds | None = await self._submit(
             Hold(request_id, account_id, token_id, amount_nano)
         )
@@ -147,11 +163,15 @@ class Ledger:
     async def settle(self, record: UsageRecord) -> Settlement:
         if record.cost_nano < 0:
             raise LedgerError("a cost cannot be negative")
+        if self._leases.holds(record.request_id):
+            return await self._leases.close(record, "settle")
         result: Settlement = await self._submit(Close(record, "settle"))
         return result
 
     async def release(self, record: UsageRecord) -> Settlement:
         record.cost_nano = 0
+        if self._leases.holds(record.request_id):
+            return await self._leases.close(record, "release")
         result: Settlement = await self._submit(Close(record, "release"))
         return result
 
@@ -161,7 +181,22 @@ class Ledger:
         return result
 
     async def release_stale_holds(self, older_than: timedelta) -> int:
-        """Release holds a crashed process left open (its calls never settled)."""
+        """Release holds a crashed process left open (its calls never settled),
+        and return the leases of processes that stopped renewing them."""
+        lease_cutoff = datetime.now(UTC) - timedelta(seconds=STALE_S)
+        async with self._engine.connect() as conn:
+            stale_leases = (
+                await conn.execute(
+                    select(leases.c.id).where(
+                        leases.c.renewed_at < lease_cutoff, leases.c.owner != self._leases.owner
+                    )
+                )
+            ).scalars()
+            lease_ids = [int(i) for i in stale_leases]
+        if lease_ids:
+            returned = await self._leases.reclaim_stale(lease_ids, lease_cutoff)
+            if returned:
+                log.warning("returned %d leases of stopped processes", returned)
         cutoff = datetime.now(UTC) - older_than
         async with self._engine.connect() as conn:
             rows = await conn.execute(
@@ -195,12 +230,15 @@ class Ledger:
         return len(stale)
 
     async def _submit(self, step: Step) -> Any:
-        if not self._started:
-            raise LedgerError("ledger is not started")
-        result = await self._writer.submit(step)
+        result = await self._enqueue(step)
         if isinstance(result, LedgerError):
             raise result
         return result
+
+    def _enqueue(self, step: Step) -> asyncio.Future[Any]:
+        if not self._started:
+            raise LedgerError("ledger is not started")
+        return self._writer.submit(step)
 
 
 def _begin(conn: Any) -> None:

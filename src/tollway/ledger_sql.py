@@ -94,7 +94,68 @@ class Credit:
     reason: str
 
 
-Step = Hold | Close | Credit
+@dataclass(slots=True)
+class LeaseClose:
+    """Settle (any cost) or release (cost 0) a call held against a lease: its
+    charge goes to the lease's spent amount, its record to usage_records."""
+
+    record: UsageRecord
+    lease_id: int | None
+    held: int
+    kind: str  # "settle" | "release"
+    # Set by the batch: the lease was gone (reclaimed), so the account was
+    # charged directly; or how much its reserve grew to cover a charge above
+    # what the lease held.
+    missing: bool = False
+    raised: int = 0
+
+    @property
+    def account_id(self) -> int:
+        return self.record.account_id
+
+
+@dataclass(slots=True)
+class LeaseGrow:
+    """Fold a lease's spent amount into the balance and reserve more: at
+    least ``need``, up to ``want`` (less when the account or token has less
+    than LEASE_SHARE times that to spare). ``lease_id`` None: a new lease."""
+
+    owner: str
+    account_id: int
+    token_id: int | None
+    lease_id: int | None
+    need: int
+    want: int
+    # Set by the batch:
+    granted: int = 0
+    folded: int = 0
+    new_id: int | None = None  # a lease row was made (none, or it was reclaimed)
+
+
+@dataclass(slots=True)
+class LeaseReturn:
+    """Fold a lease back and delete it: the balance (and token use) is
+    charged its spent amount, the rest of its reserve is freed. With
+    ``stale_before``, only if its owner has not renewed it since then."""
+
+    lease_id: int
+    stale_before: datetime | None = None
+    account_id: int = 0  # set by the batch from the row (for lock ordering: 0)
+
+
+@dataclass(slots=True)
+class LeaseTouch:
+    """The owner is alive: renew its leases (calls still in flight on them)."""
+
+    lease_ids: list[int]
+    account_id: int = 0
+
+
+Step = Hold | Close | Credit | LeaseClose | LeaseGrow | LeaseReturn | LeaseTouch
+
+# A lease takes at most this share of what an account (or token) has to
+# spare, so other workers still find money to hold against.
+LEASE_SHARE = 8
 
 
 class Dialect(Protocol):
@@ -186,7 +247,29 @@ balance_nano = balance_nano - :cost WHERE id = :id"""
 CHARGE_TOKEN = """UPDATE tokens SET held_nano = held_nano - :held, used_nano = used_nano + :cost,
 last_used_at = :now WHERE id = :id"""
 CREDIT_ACCOUNT = """UPDATE accounts SET balance_nano = balance_nano + :amount WHERE id = :id
-RETURNING balance_nano"""
+RETURNING balance_nano - COALESCE((SELECT SUM(spent_nano) FROM leases WHERE account_id = :id), 0)"""
+LEASE_SPEND = """UPDATE leases SET spent_nano = spent_nano + :cost, renewed_at = :now
+WHERE id = :id RETURNING amount_nano, spent_nano"""
+LEASE_RAISE = "UPDATE leases SET amount_nano = spent_nano WHERE id = :id"
+RAISE_ACCOUNT = "UPDATE accounts SET held_nano = held_nano + :amount WHERE id = :id"
+RAISE_TOKEN = "UPDATE tokens SET held_nano = held_nano + :amount WHERE id = :id"
+LEASE_LOCK = "UPDATE leases SET renewed_at = :now WHERE id = :id RETURNING spent_nano"
+LEASE_FOLD_ACCOUNT = """UPDATE accounts SET balance_nano = balance_nano - :spent,
+held_nano = held_nano - :amount WHERE id = :id"""
+LEASE_FOLD_TOKEN = """UPDATE tokens SET used_nano = used_nano + :spent,
+held_nano = held_nano - :amount, last_used_at = :now WHERE id = :id"""
+LEASE_REGRANT = """UPDATE leases SET amount_nano = amount_nano - :spent + :granted,
+spent_nano = spent_nano - :spent WHERE id = :id"""
+LEASE_INSERT = """INSERT INTO leases (account_id, token_id, owner, amount_nano, spent_nano,
+created_at, renewed_at) VALUES (:account_id, :token_id, :owner, :amount, 0, :now, :now)
+RETURNING id"""
+LEASE_DELETE = """DELETE FROM leases WHERE id = :id
+RETURNING account_id, token_id, amount_nano, spent_nano"""
+LEASE_DELETE_STALE = """DELETE FROM leases WHERE id = :id AND renewed_at < :before
+RETURNING account_id, token_id, amount_nano, spent_nano"""
+LEASE_RENEW = "UPDATE leases SET renewed_at = :now WHERE id = :id"
+ACCOUNT_SPARE = "SELECT balance_nano - held_nano, enabled FROM accounts WHERE id = :id"
+TOKEN_SPARE = "SELECT quota_nano - used_nano - held_nano FROM tokens WHERE id = :id"
 INSERT_HOLD = """INSERT INTO holds (request_id, account_id, token_id, amount_nano, state,
 created_at) VALUES (:request_id, :account_id, :token_id, :amount, 'open', :now)"""
 INSERT_LEDGER = """INSERT INTO ledger (created_at, account_id, token_id, request_id, kind,
@@ -242,25 +325,42 @@ def run_batch(conn: Any, dialect: Dialect, steps: Sequence[Step], now: datetime)
     q = dialect.sql
     # A token is only ever locked by a transaction that holds its account's
     # lock, so ordering the account locks is enough to rule out deadlocks.
-    accounts = {s.account_id for s in steps}
+    # (A lease's calls touch only the lease row; its rare account updates, and
+    # a reclaimed lease's, are left out of the ordering: a deadlock there
+    # fails the batch, whose steps are then retried one by one.)
+    accounts = {s.account_id for s in steps if isinstance(s, (Hold, Close, Credit, LeaseGrow))}
     if len(accounts) > 1:
         dialect.lock_rows(cur, "accounts", list(accounts))
     results: list[Any] = [None] * len(steps)
     holds_by_account: dict[int, list[tuple[int, Hold]]] = {}
+    spends: dict[int, list[LeaseClose]] = {}
+    later: list[tuple[int, LeaseGrow | LeaseReturn | LeaseTouch]] = []
     for i, step in enumerate(steps):
         if isinstance(step, Close):
             results[i] = _close(cur, batch, step)
+        elif isinstance(step, LeaseClose):
+            results[i] = _lease_close(batch, step, spends)
         elif isinstance(step, Credit):
             _apply_charges(cur, batch)
             results[i] = _credit(cur, batch, step)
-        else:
+        elif isinstance(step, Hold):
             holds_by_account.setdefault(step.account_id, []).append((i, step))
+        else:
+            later.append((i, step))
     _apply_charges(cur, batch)
+    _apply_lease_spends(cur, batch, spends)
     for group in holds_by_account.values():
         if len(group) > 1 and _hold_together(cur, batch, [hold for _, hold in group]):
             continue
         for i, hold in group:
             results[i] = _hold(cur, batch, hold)
+    for i, step in later:
+        if isinstance(step, LeaseGrow):
+            results[i] = _lease_grow(cur, batch, step)
+        elif isinstance(step, LeaseReturn):
+            results[i] = _lease_return(cur, batch, step)
+        else:
+            cur.executemany(q(LEASE_RENEW), [{"now": batch.now, "id": i} for i in step.lease_ids])
     if batch.holds:
         cur.executemany(q(INSERT_HOLD), batch.holds)
     if batch.usage:
@@ -299,6 +399,148 @@ def _close(cur: Any, batch: _Batch, step: Close) -> Settlement | LedgerError:
     return Settlement(cost)
 
 
+def _lease_close(
+    batch: _Batch, step: LeaseClose, spends: dict[int, list[LeaseClose]]
+) -> Settlement:
+    r = step.record
+    cost = r.cost_nano if step.kind == "settle" else 0
+    step.missing, step.raised = False, 0  # (a batch that failed is retried step by step)
+    if step.lease_id is None:
+        step.missing = True
+        _charge_directly(batch, r, cost)
+    else:
+        spends.setdefault(step.lease_id, []).append(step)
+    batch.usage.append(_usage_row(batch, r))
+    if step.kind == "settle":
+        batch.entry(r.account_id, r.token_id, r.request_id, "settle", -cost)
+    return Settlement(cost)
+
+
+def _charge_directly(batch: _Batch, r: UsageRecord, cost: int) -> None:
+    """A call whose lease was reclaimed meanwhile: charge the balance itself
+    (the call's reserve went back with the lease)."""
+    batch.accounts[r.account_id][1] += cost
+    if r.token_id is not None:
+        batch.tokens[r.token_id][1] += cost
+
+
+def _apply_lease_spends(cur: Any, batch: _Batch, spends: dict[int, list[LeaseClose]]) -> None:
+    q = batch.dialect.sql
+    for lease_id, steps in sorted(spends.items()):
+        cost = sum(st.record.cost_nano for st in steps if st.kind == "settle")
+        cur.execute(q(LEASE_SPEND), {"cost": cost, "now": batch.now, "id": lease_id})
+        row = cur.fetchone()
+        if row is None:  # reclaimed: charge the account itself
+            for st in steps:
+                st.missing = True
+                _charge_directly(batch, st.record, st.record.cost_nano * (st.kind == "settle"))
+            continue
+        over = int(row[1]) - int(row[0])
+        if over > 0:  # charged above what the lease reserved: reserve that too
+            first = steps[0].record
+            cur.execute(q(LEASE_RAISE), {"id": lease_id})
+            cur.execute(q(RAISE_ACCOUNT), {"amount": over, "id": first.account_id})
+            if first.token_id is not None:
+                cur.execute(q(RAISE_TOKEN), {"amount": over, "id": first.token_id})
+            steps[-1].raised = over
+    _apply_charges(cur, batch)
+
+
+def _lease_grow(cur: Any, batch: _Batch, step: LeaseGrow) -> InsufficientFunds | None:
+    q = batch.dialect.sql
+    step.granted, step.folded, step.new_id = 0, 0, None  # (a failed batch is retried)
+    spent = 0
+    lease_id = step.lease_id
+    if lease_id is not None:
+        cur.execute(q(LEASE_LOCK), {"now": batch.now, "id": lease_id})
+        row = cur.fetchone()
+        if row is None:  # reclaimed by the reconciler: start a new one
+            lease_id = None
+        else:
+            spent = int(row[0])
+    cur.execute(q(ACCOUNT_SPARE), {"id": step.account_id})
+    row = cur.fetchone()
+    if row is None or not row[1]:
+        return InsufficientFunds("balance", step.need, 0)
+    spare = int(row[0])
+    granted = max(step.need, min(step.want, spare // LEASE_SHARE))
+    token_spare = None
+    if step.token_id is not None:
+        cur.execute(q(TOKEN_SPARE), {"id": step.token_id})
+        found = cur.fetchone()
+        if found is not None and found[0] is not None:
+            token_spare = int(found[0])
+            granted = max(step.need, min(granted, token_spare // LEASE_SHARE))
+    hold = Hold("", step.account_id, step.token_id, granted)
+    short = _reserve(cur, batch, hold)
+    if short is not None and granted > step.need:
+        hold.amount_nano = granted = step.need
+        short = _reserve(cur, batch, hold)
+    if short is not None:
+        return short
+    if spent:
+        args = {"spent": spent, "amount": spent, "now": batch.now}
+        cur.execute(q(LEASE_FOLD_ACCOUNT), {**args, "id": step.account_id})
+        if step.token_id is not None:
+            cur.execute(q(LEASE_FOLD_TOKEN), {**args, "id": step.token_id})
+        batch.entry(step.account_id, step.token_id, None, "return", -spent)
+    if lease_id is None:
+        cur.execute(
+            q(LEASE_INSERT),
+            {
+                "account_id": step.account_id,
+                "token_id": step.token_id,
+                "owner": step.owner,
+                "amount": granted,
+                "now": batch.now,
+            },
+        )
+        step.new_id = int(cur.fetchone()[0])
+    else:
+        cur.execute(q(LEASE_REGRANT), {"spent": spent, "granted": granted, "id": lease_id})
+    step.granted, step.folded = granted, spent
+    batch.entry(step.account_id, step.token_id, None, "lease", granted)
+    return None
+
+
+def _reserve(cur: Any, batch: _Batch, step: Hold) -> InsufficientFunds | None:
+    """Add to what the account (and token) hold, if it fits; else change nothing."""
+    q = batch.dialect.sql
+    args = {"amount": step.amount_nano, "id": step.account_id}
+    cur.execute(q(HOLD_ACCOUNT), args)
+    if cur.fetchone() is None:
+        return _short(cur, batch, AVAILABLE_BALANCE, step.account_id, step.amount_nano, "balance")
+    if step.token_id is not None:
+        cur.execute(q(HOLD_TOKEN), {"amount": step.amount_nano, "id": step.token_id})
+        if cur.fetchone() is None:
+            cur.execute(q(UNHOLD_ACCOUNT), args)
+            return _short(
+                cur, batch, AVAILABLE_QUOTA, step.token_id, step.amount_nano, "token_quota"
+            )
+    return None
+
+
+def _lease_return(cur: Any, batch: _Batch, step: LeaseReturn) -> int | None:
+    """Returns the spent amount folded into the balance, None if no such
+    (stale) lease."""
+    q = batch.dialect.sql
+    if step.stale_before is None:
+        cur.execute(q(LEASE_DELETE), {"id": step.lease_id})
+    else:
+        before = batch.dialect.time(step.stale_before)
+        cur.execute(q(LEASE_DELETE_STALE), {"id": step.lease_id, "before": before})
+    row = cur.fetchone()
+    if row is None:
+        return None
+    account_id, token_id, amount, spent = int(row[0]), row[1], int(row[2]), int(row[3])
+    args = {"spent": spent, "amount": amount, "now": batch.now}
+    cur.execute(q(LEASE_FOLD_ACCOUNT), {**args, "id": account_id})
+    if token_id is not None:
+        cur.execute(q(LEASE_FOLD_TOKEN), {**args, "id": int(token_id)})
+    batch.entry(account_id, token_id, None, "return", -amount)
+    return spent
+
+
 def _apply_charges(cur: Any, batch: _Batch) -> None:
     q = batch.dialect.sql
     if batch.accounts:
@@ -334,20 +576,10 @@ def _credit(cur: Any, batch: _Batch, step: Credit) -> int | LedgerError:
 
 
 def _hold(cur: Any, batch: _Batch, step: Hold) -> InsufficientFunds | None:
-    q = batch.dialect.sql
-    args = {"amount": step.amount_nano, "id": step.account_id}
-    cur.execute(q(HOLD_ACCOUNT), args)
-    if cur.fetchone() is None:
-        return _short(cur, batch, AVAILABLE_BALANCE, step.account_id, step.amount_nano, "balance")
-    if step.token_id is not None:
-        cur.execute(q(HOLD_TOKEN), {"amount": step.amount_nano, "id": step.token_id})
-        if cur.fetchone() is None:
-            cur.execute(q(UNHOLD_ACCOUNT), args)
-            return _short(
-                cur, batch, AVAILABLE_QUOTA, step.token_id, step.amount_nano, "token_quota"
-            )
-    _held(batch, step)
-    return None
+    short = _reserve(cur, batch, step)
+    if short is None:
+        _held(batch, step)
+    return short
 
 
 def _hold_together(cur: Any, batch: _Batch, group: list[Hold]) -> bool:

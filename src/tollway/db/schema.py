@@ -105,6 +105,26 @@ holds = Table(
     Column("closed_at", DateTime(timezone=True)),
 )
 
+# A worker process's reserve of an account's (and token's) money: its
+# amount counts in accounts.held_nano and tokens.held_nano, so no other
+# process can spend it, and the process holds calls against it in memory.
+# Settled charges add to ``spent_nano`` (with their usage records) until the
+# lease is folded back: balance and token use are then charged by the spent
+# amount and the reserve is freed. Until then an account's balance is
+# balance_nano - Σ spent_nano of its leases (manage/ reads it so).
+leases = Table(
+    "leases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, nullable=False, index=True),
+    Column("token_id", Integer, index=True),
+    Column("owner", String(64), nullable=False),  # the process that holds against it
+    Column("amount_nano", Money, nullable=False),
+    Column("spent_nano", Money, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("renewed_at", DateTime(timezone=True), nullable=False),
+)
+
 ledger = Table(
     "ledger",
     metadata,

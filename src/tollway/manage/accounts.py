@@ -10,7 +10,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tollway.db.schema import accounts, ledger
+from tollway.db.schema import accounts, leases, ledger
 from tollway.errors import ApiError, bad_request, invalid_api_key, not_found
 from tollway.gateway import Gateway
 from tollway.keys import MANAGEMENT_KEY_PREFIX, display_prefix, hash_key, new_key
@@ -136,10 +136,20 @@ async def set_password(gw: Gateway, account_id: int, password: str) -> None:
         )
 
 
+# What the account's leases have spent and not yet folded into balance_nano
+# (tollway.leases): part of the balance already, and of what is held.
+_LEASE_SPENT = (
+    select(func.coalesce(func.sum(leases.c.spent_nano), 0))
+    .where(leases.c.account_id == accounts.c.id)
+    .scalar_subquery()
+    .label("lease_spent")
+)
+
+
 async def account_view(gw: Gateway, account_id: int) -> dict[str, Any]:
     async with gw.engine.connect() as conn:
         row = (
-            (await conn.execute(select(accounts).where(accounts.c.id == account_id)))
+            (await conn.execute(select(accounts, _LEASE_SPENT).where(accounts.c.id == account_id)))
             .mappings()
             .first()
         )
@@ -149,12 +159,14 @@ async def account_view(gw: Gateway, account_id: int) -> dict[str, Any]:
 
 
 def _view(row: Any) -> dict[str, Any]:
+    spent = int(row["lease_spent"])
     return {
         "id": row["id"],
         "username": row["username"],
         "role": row["role"],
-        "balance_usd": nano_to_usd(row["balance_nano"]),
-        "held_usd": nano_to_usd(row["held_nano"]),
+        "balance_usd": nano_to_usd(row["balance_nano"] - spent),
+        # held: calls in flight, and the reserve busy gateway processes keep
+        "held_usd": nano_to_usd(row["held_nano"] - spent),
         "available_usd": nano_to_usd(row["balance_nano"] - row["held_nano"]),
         "enabled": row["enabled"],
         "created_at": iso(row["created_at"]),
@@ -163,7 +175,8 @@ def _view(row: Any) -> dict[str, Any]:
 
 async def list_accounts(gw: Gateway) -> list[dict[str, Any]]:
     async with gw.engine.connect() as conn:
-        rows = (await conn.execute(select(accounts).order_by(accounts.c.id))).mappings().all()
+        query = select(accounts, _LEASE_SPENT).order_by(accounts.c.id)
+        rows = (await conn.execute(query)).mappings().all()
     return [_view(row) for row in rows]
 
 

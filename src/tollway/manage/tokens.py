@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from tollway.billing.modes import hybrid_refusal_message
-from tollway.db.schema import tokens
+from tollway.db.schema import leases, tokens
 from tollway.errors import bad_request, not_found
 from tollway.gateway import Gateway
 from tollway.keys import display_prefix, hash_key, new_key
@@ -105,8 +105,25 @@ async def create_token(
     return view
 
 
+# Spent through leases and not yet folded into used_nano (tollway.leases).
+_LEASE_SPENT = (
+    select(func.coalesce(func.sum(leases.c.spent_nano), 0))
+    .where(leases.c.token_id == tokens.c.id)
+    .scalar_subquery()
+    .label("lease_spent")
+)
+_LEASE_USED_AT = (
+    select(func.max(leases.c.renewed_at))
+    .where(leases.c.token_id == tokens.c.id)
+    .scalar_subquery()
+    .label("lease_used_at")
+)
+
+
 def token_view(row: Any) -> dict[str, Any]:
+    """A token row selected with ``_LEASE_SPENT`` and ``_LEASE_USED_AT``."""
     quota = row["quota_nano"]
+    used = int(row["used_nano"]) + int(row["lease_spent"])
     return {
         "id": row["id"],
         "account_id": row["account_id"],
@@ -114,16 +131,19 @@ def token_view(row: Any) -> dict[str, Any]:
         "key_prefix": row["key_prefix"],
         "billing_mode": row["billing_mode"],
         "quota_usd": nano_to_usd(quota) if quota is not None else None,
-        "used_usd": nano_to_usd(row["used_nano"]),
-        "remaining_usd": nano_to_usd(max(quota - row["used_nano"], 0))
-        if quota is not None
-        else None,
+        "used_usd": nano_to_usd(used),
+        "remaining_usd": nano_to_usd(max(quota - used, 0)) if quota is not None else None,
         "expires_at": iso(row["expires_at"]),
         "models": row["models"],
         "enabled": row["enabled"],
         "created_at": iso(row["created_at"]),
-        "last_used_at": iso(row["last_used_at"]),
+        "last_used_at": iso(_latest(row["last_used_at"], row["lease_used_at"])),
     }
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    known = [m for m in map(aware, moments) if m is not None]
+    return max(known) if known else None
 
 
 def _owned(account_id: int | None) -> Any:
@@ -133,14 +153,18 @@ def _owned(account_id: int | None) -> Any:
 
 async def list_tokens(gw: Gateway, account_id: int | None) -> list[dict[str, Any]]:
     """The account's tokens (all accounts' when account_id is None: admins)."""
-    query = select(tokens).where(_owned(account_id)).order_by(tokens.c.id)
+    query = (
+        select(tokens, _LEASE_SPENT, _LEASE_USED_AT).where(_owned(account_id)).order_by(tokens.c.id)
+    )
     async with gw.engine.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [token_view(r) for r in rows]
 
 
 async def get_token(gw: Gateway, account_id: int | None, token_id: int) -> dict[str, Any]:
-    query = select(tokens).where(_owned(account_id), tokens.c.id == token_id)
+    query = select(tokens, _LEASE_SPENT, _LEASE_USED_AT).where(
+        _owned(account_id), tokens.c.id == token_id
+    )
     async with gw.engine.connect() as conn:
         row = (await conn.execute(query)).mappings().first()
     if row is None:

@@ -9,6 +9,7 @@ call never reaches the ledger or the upstream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import Coroutine
@@ -223,12 +224,24 @@ async def open_call(
     channel, provider = route(gw, model)
     amount = hold_nano(model, method, shape, gw.settings.hold_output_tokens)
     call = Call(gw, token, model, method, endpoint, channel, provider, amount)
-    short = await asyncio.shield(
-        gw.ledger.hold(call.request_id, token.account_id, token.id, amount)
+    held = asyncio.ensure_future(
+        gw.ledger.hold(call.request_id, token.account_id, token.id, amount, leased=True)
     )
+    try:
+        short = await asyncio.shield(held)
+    except asyncio.CancelledError:  # the client left while the hold was being made
+        _background(gw, _give_back(call, held))
+        raise
     if isinstance(short, InsufficientFunds):
         raise _no_funds(short)
     return call
+
+
+async def _give_back(call: Call, held: asyncio.Future[InsufficientFunds | None]) -> None:
+    """Release a hold whose call was never forwarded."""
+    with contextlib.suppress(Exception):
+        if await held is None:
+            await call.release("client_disconnected", "the client left before the call was sent")
 
 
 def _background(gw: Gateway, work: Coroutine[Any, Any, None]) -> None:

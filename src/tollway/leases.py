@@ -1,0 +1,236 @@
+"""Balance leases: calls held in memory against a reserve the process took.
+
+A per-call hold in the database costs a transaction before every call and
+makes every worker and replica update the same account row. Instead, a
+process reserves a slice of an account's (and token's) money once — a lease:
+a row in ``leases`` whose amount counts as held, so no other process can
+spend it — and holds its calls against that slice in memory. A call's
+settlement still commits before the client is answered (its usage record,
+its ledger entry and the lease's spent amount, in one transaction), so a
+crash loses no settled charge; it only touches the lease's own row.
+
+- A hold that does not fit what is left of the lease grows it (one
+  transaction, which also folds what the lease has spent into the balance).
+  A lease asks for more each time it grows within a second (up to
+  ``MAX_LEASE_NANO``), and never for more than 1/LEASE_SHARE of what the
+  account or token has to spare, so other workers still find money.
+- A lease idle for ``IDLE_S`` is returned: its spent amount is charged to the
+  balance and the rest of its reserve freed. All are returned at shutdown.
+- Leases with calls still in flight are renewed every ``RENEW_S``; a lease
+  not renewed for ``STALE_S`` belongs to a process that stopped, and the
+  reconciler of any process returns it (a call settled later on a returned
+  lease charges the account directly).
+
+Until a lease is returned, an account's balance is ``balance_nano - Σ
+spent_nano`` of its leases, and a token's use ``used_nano + Σ spent_nano``:
+manage/ reads them so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tollway.ledger_sql import (
+    InsufficientFunds,
+    LeaseClose,
+    LeaseGrow,
+    LeaseReturn,
+    LeaseTouch,
+    LedgerError,
+    Settlement,
+    Step,
+    UsageRecord,
+)
+
+log = logging.getLogger(__name__)
+
+START_CALLS = 16  # a new lease covers this many holds like the first
+MAX_LEASE_NANO = 10 * 10**9  # $10
+IDLE_S = 1.0
+RENEW_S = 5.0
+STALE_S = 30.0
+TICK_S = 0.25
+
+
+@dataclass(eq=False)
+class Lease:
+    account_id: int
+    token_id: int | None
+    target: int
+    id: int | None = None
+    amount: int = 0  # as in the database after the last committed step
+    spent: int = 0
+    inflight: int = 0  # held by this process's calls in flight
+    last_used: float = 0.0
+    last_grown: float = -1e9
+    last_renewed: float = 0.0
+    growing: asyncio.Future[None] | None = None
+
+    @property
+    def free(self) -> int:
+        return self.amount - self.spent - self.inflight
+
+
+@dataclass
+class Leases:
+    """One process's leases. ``submit`` runs a step in the ledger's next batch."""
+
+    submit: Callable[[Step], Awaitable[Any]]  # run a step, its result or LedgerError raised
+    enqueue: Callable[[Step], asyncio.Future[Any]]  # queue a step, the writer's future
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
+    by_key: dict[tuple[int, int | None], Lease] = field(default_factory=dict)
+    calls: dict[str, tuple[Lease, int]] = field(default_factory=dict)
+    settling: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+    keeper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.keeper = asyncio.create_task(self._keep(), name="tollway-leases")
+
+    async def stop(self) -> None:
+        """Return every lease (calls still in flight then charge directly)."""
+        if self.keeper is not None:
+            self.keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.keeper
+            self.keeper = None
+        leases, self.by_key = list(self.by_key.values()), {}
+        await asyncio.gather(
+            *(self._return(lease) for lease in leases if lease.id is not None),
+            return_exceptions=True,
+        )
+
+    def holds(self, request_id: str) -> bool:
+        return request_id in self.calls or request_id in self.settling
+
+    async def hold(
+        self, request_id: str, account_id: int, token_id: int | None, amount: int
+    ) -> InsufficientFunds | None:
+        key = (account_id, token_id)
+        while True:
+            lease = self.by_key.get(key)
+            if lease is None:
+                lease = self.by_key[key] = Lease(account_id, token_id, amount * START_CALLS)
+            if lease.free >= amount:
+                lease.inflight += amount
+                lease.last_used = time.monotonic()
+                self.calls[request_id] = (lease, amount)
+                return None
+            if lease.growing is not None:  # another call is growing it: wait, look again
+                await asyncio.shield(lease.growing)
+                continue
+            short = await self._grow(lease, amount - lease.free)
+            if short is not None:
+                return InsufficientFunds(
+                    short.scope, amount, short.available_nano + max(lease.free, 0)
+                )
+
+    async def _grow(self, lease: Lease, need: int) -> InsufficientFunds | None:
+        now = time.monotonic()
+        if now - lease.last_grown < 1.0:  # busy: ask for more each time
+            lease.target = min(lease.target * 2, MAX_LEASE_NANO)
+        step = LeaseGrow(
+            self.owner,
+            lease.account_id,
+            lease.token_id,
+            lease.id,
+            need,
+            max(need, lease.target),
+        )
+        lease.growing = asyncio.get_running_loop().create_future()
+        try:
+            result = await self.submit(step)
+        finally:
+            done, lease.growing = lease.growing, None
+            done.set_result(None)
+        if isinstance(result, InsufficientFunds):
+            return result
+        if step.new_id is not None:  # a new row (the first, or the old one was reclaimed)
+            lease.id, lease.amount, lease.spent = step.new_id, step.granted, 0
+        else:
+            lease.amount += step.granted - step.folded
+            lease.spent -= step.folded
+        lease.last_grown = lease.last_renewed = time.monotonic()
+        return None
+
+    async def close(self, record: UsageRecord, kind: str) -> Settlement:
+        """Settle or release a call held here (``holds(request_id)`` is true).
+        The step is queued before the first await and the lease is brought up
+        to date when it commits, whether or not this caller still waits."""
+        request_id = record.request_id
+        found = self.calls.pop(request_id, None)
+        if found is None:  # a second settle while the first commits
+            first = await asyncio.shield(self.settling[request_id])
+            if isinstance(first, LedgerError):
+                raise first
+            return Settlement(first.cost_nano, already_settled=True)
+        lease, held = found
+        step = LeaseClose(record, lease.id, held, kind)
+        done = self.enqueue(step)
+        self.settling[request_id] = done
+        done.add_done_callback(lambda f: self._closed(request_id, lease, held, step, f))
+        result = await asyncio.shield(done)
+        if isinstance(result, LedgerError):
+            raise result
+        return result
+
+    def _closed(
+        self, request_id: str, lease: Lease, held: int, step: LeaseClose, done: asyncio.Future[Any]
+    ) -> None:
+        self.settling.pop(request_id, None)
+        lease.inflight -= held
+        lease.last_used = time.monotonic()
+        result = None if done.cancelled() else done.result()
+        if not isinstance(result, Settlement):  # not written: the lease is as it was
+            return
+        if step.missing:  # the lease was reclaimed: the next hold takes a new one
+            lease.id, lease.amount, lease.spent = None, 0, 0
+        else:
+            lease.spent += result.cost_nano
+            lease.amount += step.raised
+            lease.last_renewed = lease.last_used
+
+    async def reclaim_stale(self, leases: list[int], before: datetime) -> int:
+        """Return leases their owners stopped renewing before ``before``."""
+        results = await asyncio.gather(
+            *(self.submit(LeaseReturn(lease_id, before)) for lease_id in leases)
+        )
+        return sum(1 for r in results if r is not None)
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                await self._tend()
+            except Exception:
+                log.exception("lease upkeep failed; will retry")
+
+    async def _tend(self) -> None:
+        now = time.monotonic()
+        idle: list[Lease] = []
+        renew: list[int] = []
+        for key, lease in list(self.by_key.items()):
+            if lease.growing is not None:
+                continue
+            if lease.inflight == 0 and now - lease.last_used > IDLE_S:
+                del self.by_key[key]
+                if lease.id is not None:
+                    idle.append(lease)
+            elif lease.id is not None and now - lease.last_renewed > RENEW_S:
+                renew.append(lease.id)
+                lease.last_renewed = now
+        if renew:
+            await self.submit(LeaseTouch(renew))
+        for lease in idle:
+            await self._return(lease)
+
+    async def _return(self, lease: Lease) -> None:
+        assert lease.id is not None
+        await self.submit(LeaseReturn(lease.id))
