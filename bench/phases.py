@@ -9,7 +9,11 @@
 - worker scaling: wrk -c64 against `tollway serve --workers N` for each N,
   requests/s versus N × one worker's, with the CPU of every party (gateway
   workers, wrk, the upstream, everything else) so a reader can see who had
-  the cores; optionally with the workers pinned one per core (taskset).
+  the cores; optionally with the workers pinned one per core (taskset). In
+  the same repeats, N independent one-worker gateways (each its own
+  database, each its own wrk, the same connections in total): the machine's
+  ceiling for N processes that share nothing but the cores, against which the
+  N workers sharing one database are set.
 
 Loopback only; every loop is bounded; every process goes through the
 Supervisor (own process group, stopped at the end or on Ctrl+C).
@@ -25,6 +29,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from billing import Audit
@@ -65,19 +70,38 @@ Log = Callable[[str], None]
 
 class Meter:
     """Δ CPU of the gateway's processes, the upstream's group, this process's
-    reaped children (wrk, once it has exited) and the whole machine."""
+    reaped children (wrk, once it has exited) and the whole machine.
+
+    ``gateway_pgid`` and ``pg_db`` may also be lists: several gateways loaded
+    at once (the independent scaling runs) count as one gateway, with every
+    gateway's workers in ``gateway_worker_cores`` (in the order given)."""
 
     def __init__(
-        self, gateway_pgid: int | None, upstream_pgid: int | None, pg_db: str | None = None
+        self,
+        gateway_pgid: int | list[int] | None,
+        upstream_pgid: int | None,
+        pg_db: str | list[str] | None = None,
     ) -> None:
-        self.gw, self.up, self.pg_db = gateway_pgid, upstream_pgid, pg_db
-        self.db0 = pids_cpu_seconds(pids_with_cmdline(pg_db)) if pg_db else {}
+        self.gws = _as_list(gateway_pgid)
+        self.up = upstream_pgid
+        self.pg_dbs = _as_list(pg_db)
+        self.db0 = self._db_cpu()
         self.t0 = time.monotonic()
         self.busy0, self.total0 = machine_busy_jiffies()
-        self.gw0 = per_pid_cpu_seconds(gateway_pgid) if gateway_pgid else {}
+        self.gw0 = self._gw_cpu()
         self.up0 = group_cpu_seconds(upstream_pgid) if upstream_pgid else 0.0
         self.children0 = children_cpu_seconds()
-        self.workers = gateway_workers(gateway_pgid) if gateway_pgid else []
+        self.workers = [pid for pgid in self.gws for pid in gateway_workers(pgid)]
+
+    def _gw_cpu(self) -> dict[int, float]:
+        return {pid: s for pgid in self.gws for pid, s in per_pid_cpu_seconds(pgid).items()}
+
+    def _db_cpu(self) -> dict[int, float]:
+        return {
+            pid: s
+            for name in self.pg_dbs
+            for pid, s in pids_cpu_seconds(pids_with_cmdline(name)).items()
+        }
 
     def stop(
         self, requests: int | None = None, client_cpu_s: float | None = None
@@ -86,7 +110,7 @@ class Meter:
         busy1, total1 = machine_busy_jiffies()
         cores = os.cpu_count() or 1
         machine = cores * (busy1 - self.busy0) / max(1, total1 - self.total0)
-        gw1 = per_pid_cpu_seconds(self.gw) if self.gw else {}
+        gw1 = self._gw_cpu()
         gw_delta = {pid: gw1[pid] - self.gw0.get(pid, 0.0) for pid in gw1}
         gw_cpu = sum(gw_delta.values())
         up_cpu = (group_cpu_seconds(self.up) - self.up0) if self.up else 0.0
@@ -94,8 +118,8 @@ class Meter:
             client_cpu_s if client_cpu_s is not None else children_cpu_seconds() - self.children0
         )
         db_cpu = 0.0
-        if self.pg_db:
-            db1 = pids_cpu_seconds(pids_with_cmdline(self.pg_db))
+        if self.pg_dbs:
+            db1 = self._db_cpu()
             db_cpu = sum(v - self.db0.get(pid, 0.0) for pid, v in db1.items())
         out: dict[str, Any] = {
             "wall_s": round(wall, 3),
@@ -113,6 +137,12 @@ class Meter:
         if requests:
             out["gateway_cpu_ms_per_req"] = round(1000 * gw_cpu / requests, 4)
         return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 # --------------------------------------------------------------------------
@@ -363,7 +393,14 @@ def worker_scaling(
     started: list[Gateway],
     log: Log,
 ) -> dict[str, Any]:
+    """Per database: `--workers N` for each N, and N independent one-worker
+    gateways (N = the largest of ``workers``), each with its own database,
+    loaded at once by N wrk processes: what N processes sharing nothing but
+    the cores achieve on this machine, the ceiling for any shared design."""
     cores = os.cpu_count() or 1
+    n_ind = max(workers)
+    if n_ind > 1 and connections < n_ind:
+        raise BenchError(f"{connections} connections cannot be split over {n_ind} gateways")
     out: dict[str, Any] = {
         "upstream": upstream.kind,
         "connections": connections,
@@ -372,6 +409,7 @@ def worker_scaling(
         "workers": workers,
         "placements": placements,
         "cores": cores,
+        "independent_gateways": n_ind if n_ind > 1 else 0,
         "runs": [],
         "startup_failures": [],
         "fresh_starts": 0,
@@ -380,6 +418,7 @@ def worker_scaling(
         counts = ", ".join(map(str, workers))
         log(f"worker scaling on {db}: starting gateways with --workers {counts}")
         gws: list[Gateway] = []
+        independent: list[Gateway] = []
         try:
             for w in workers:
                 if w > 1:
@@ -407,13 +446,26 @@ def worker_scaling(
                 started.append(gw)
                 gws.append(gw)
                 _wait_workers(gw)
-            audits = {gw.name: Audit.begin(gw) for gw in gws}
+            if n_ind > 1:
+                log(
+                    f"worker scaling on {db}: starting {n_ind} independent one-worker "
+                    "gateways (each its own database)"
+                )
+                for i in range(n_ind):
+                    gw = start_gateway(
+                        sup, db, upstream, pg_url, extra_env, label=f"{db}×1-ind{i + 1}"
+                    )
+                    started.append(gw)
+                    independent.append(gw)
+                    _wait_workers(gw)
+            audits = {gw.name: Audit.begin(gw) for gw in gws + independent}
             for placement in placements:
                 out["runs"].append(
                     _scaling_runs(
                         sup,
                         upstream,
                         gws,
+                        independent,
                         audits,
                         placement,
                         wrk,
@@ -427,7 +479,7 @@ def worker_scaling(
                     )
                 )
             bursts = {}
-            for gw in gws:
+            for gw in gws + independent:
                 b = burst(gw.chat_url, gw.token, burst_requests, connections)
                 check = audits[gw.name].check(
                     f"exact burst {burst_requests}@c{connections}", b["ok"]
@@ -441,8 +493,13 @@ def worker_scaling(
                     run["bursts"] = bursts
                     run["billing"] = {name: a.summary() for name, a in audits.items()}
                     run["billing_pass"] = all(a.summary()["pass"] for a in audits.values())
+                    if run.get("independent"):
+                        run["independent"]["billing_pass"] = all(
+                            audits[name].summary()["pass"]
+                            for name in run["independent"]["gateways"]
+                        )
         finally:
-            for gw in gws:
+            for gw in gws + independent:
                 stop_gateway(sup, gw)
                 if gw in started:
                     started.remove(gw)
@@ -460,22 +517,55 @@ def _wait_workers(gw: Gateway, timeout_s: float = 60.0) -> None:
     raise BenchError(f"{gw.name}: {gw.workers} worker processes did not appear")
 
 
-def _place(gw: Gateway, placement: str, cores: int) -> list[str]:
-    """Pin each worker process to its own core (worker i -> core i mod cores),
-    or let them float on every core again. Returns the CPU list per worker."""
+def _place(gw: Gateway, placement: str, cores: int, first_core: int = 0) -> list[str]:
+    """Pin each worker process to its own core (worker i -> core first_core + i,
+    mod cores), or let them float on every core again. Returns the CPU list per
+    worker."""
     lists = []
     for i, pid in enumerate(gateway_workers(gw.pid)):
-        cpus = str(i % cores) if placement == "pinned" else f"0-{cores - 1}"
+        cpus = str((first_core + i) % cores) if placement == "pinned" else f"0-{cores - 1}"
         if not pin(pid, cpus):
             raise BenchError(f"taskset failed for {gw.name} worker {pid}")
         lists.append(cpus)
     return lists
 
 
+def _split(connections: int, n: int) -> list[int]:
+    """``connections`` spread over n wrk processes (the first ones take the rest)."""
+    return [connections // n + (1 if i < connections % n else 0) for i in range(n)]
+
+
+def _wrk_together(
+    sup: Supervisor,
+    wrk: str,
+    gws: list[Gateway],
+    connections: list[int],
+    duration_s: float,
+    threads: int,
+) -> list[dict[str, Any]]:
+    """One wrk per gateway, all started at the same moment (a barrier), each
+    against its own gateway; returns their rows in the order of ``gws``."""
+    barrier = threading.Barrier(len(gws))
+
+    def one(gw: Gateway, conns: int) -> dict[str, Any]:
+        barrier.wait(timeout=30)
+        return run_wrk(sup, wrk, gw.chat_url, conns, duration_s, gw.token, threads)
+
+    pool = ThreadPoolExecutor(max_workers=len(gws))
+    try:
+        jobs = [pool.submit(one, gw, c) for gw, c in zip(gws, connections, strict=True)]
+        return [job.result() for job in jobs]
+    finally:
+        # Normally all done; on Ctrl+C do not wait for the wrk runs (the
+        # Supervisor stops them).
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _scaling_runs(
     sup: Supervisor,
     upstream: Upstream,
     gws: list[Gateway],
+    independent: list[Gateway],
     audits: dict[str, Audit],
     placement: str,
     wrk: str,
@@ -489,10 +579,19 @@ def _scaling_runs(
 ) -> dict[str, Any]:
     cores = os.cpu_count() or 1
     cpu_lists = {gw.name: _place(gw, placement, cores) for gw in gws}
+    # Independent gateway i: its one worker on core i (pinned), like worker i of --workers N.
+    ind_cpus = [_place(gw, placement, cores, first_core=i)[0] for i, gw in enumerate(independent)]
+    ind_conns = _split(connections, len(independent)) if independent else []
+    ind_threads = max(1, wrk_threads // len(independent)) if independent else 0
     samples: dict[str, list[dict[str, Any]]] = {gw.name: [] for gw in gws}
+    ind_samples: list[dict[str, Any]] = []
     for gw in gws:
         w = run_wrk(sup, wrk, gw.chat_url, connections, warmup_s, gw.token, wrk_threads)
         _audit(audits[gw.name], f"scaling warm-up {placement}", w["ok"], connections, log)
+    if independent:
+        warm = _wrk_together(sup, wrk, independent, ind_conns, warmup_s, ind_threads)
+        for gw, w, c in zip(independent, warm, ind_conns, strict=True):
+            _audit(audits[gw.name], f"scaling warm-up {placement}", w["ok"], c, log)
     for rep in range(repeats):
         for gw in gws:  # interleaved
             meter = Meter(gw.pid, upstream.child.pid, _pg_name(gw))
@@ -510,42 +609,23 @@ def _scaling_runs(
             row.pop("raw", None)
             _audit(audits[gw.name], f"scaling {placement} #{rep + 1}", row["ok"], connections, log)
             samples[gw.name].append(row)
-            c = row["cpu"]
-            log(
-                f"scaling {placement:6s} #{rep + 1} {gw.name:18s} {row['rps']:7.0f} req/s  "
-                f"gw {c['gateway_cores']:.2f} cores {c['gateway_worker_cores']}  wrk "
-                f"{c['client_cores']:.2f}  {upstream.kind} {c['upstream_cores']:.2f}  other "
-                f"{c['other_cores']:.2f}  idle {c['idle_cores']:.2f}  connections per worker "
-                f"{row['connections_per_worker']}"
-                + (f"  non-2xx {row['non_2xx']}" if row["non_2xx"] else "")
-            )
+            _log_scaling_row(log, placement, rep, gw.name, row, upstream.kind)
+        if independent:  # the same repeat, right after: the same noise
+            row = _independent_run(sup, upstream, independent, wrk, ind_conns, duration_s,
+                                   ind_threads)  # fmt: skip
+            for gw, part, c in zip(independent, row["per_gateway"], ind_conns, strict=True):
+                _audit(audits[gw.name], f"scaling {placement} #{rep + 1}", part["ok"], c, log)
+            ind_samples.append(row)
+            _log_scaling_row(
+                log, placement, rep, f"{len(independent)}×1 independent", row, upstream.kind,
+                extra=" = " + " + ".join(f"{p['rps']:.0f}" for p in row["per_gateway"]),
+            )  # fmt: skip
     medians: dict[str, Any] = {}
     for gw in gws:
-        rows = samples[gw.name]
         medians[gw.name] = {
             "workers": gw.workers,
             "cpus": cpu_lists[gw.name],
-            "rps": median([r["rps"] for r in rows]),
-            "p50_ms": median([r["p50_ms"] for r in rows]),
-            "p99_ms": median([r["p99_ms"] for r in rows]),
-            "non_2xx": sum(r["non_2xx"] for r in rows),
-            "socket_errors": sum(r["socket_errors"] for r in rows),
-            "gateway_cores": median([r["cpu"]["gateway_cores"] for r in rows]),
-            # Busiest worker first in each repeat, then the median per rank.
-            "worker_cores": [
-                median([sorted(r["cpu"]["gateway_worker_cores"], reverse=True)[i] for r in rows])
-                for i in range(len(rows[0]["cpu"]["gateway_worker_cores"]))
-            ],
-            "wrk_cores": median([r["cpu"]["client_cores"] for r in rows]),
-            "upstream_cores": median([r["cpu"]["upstream_cores"] for r in rows]),
-            "database_cores": median([r["cpu"]["database_cores"] for r in rows]),
-            "other_cores": median([r["cpu"]["other_cores"] for r in rows]),
-            "machine_busy_cores": median([r["cpu"]["machine_busy_cores"] for r in rows]),
-            "idle_cores": median([r["cpu"].get("idle_cores") for r in rows]),
-            "connections_per_worker": [r.get("connections_per_worker") for r in rows],
-            "gateway_cpu_ms_per_req": median(
-                [r["cpu"].get("gateway_cpu_ms_per_req") for r in rows]
-            ),
+            **_scaling_medians(samples[gw.name]),
         }
     base = next((m for m in medians.values() if m["workers"] == 1), None)
     for m in medians.values():
@@ -558,7 +638,123 @@ def _scaling_runs(
             base_per_core = base["rps"] / base["gateway_cores"] if base["gateway_cores"] else None
             m["rps_per_gateway_core"] = per_core
             m["per_core_ratio"] = per_core / base_per_core if per_core and base_per_core else None
-    return {"db": db, "placement": placement, "medians": medians, "samples": samples}
+    out: dict[str, Any] = {"db": db, "placement": placement, "medians": medians, "samples": samples}
+    if independent:
+        n = len(independent)
+        ind: dict[str, Any] = {
+            "gateways": [gw.name for gw in independent],
+            "n": n,
+            "cpus": ind_cpus,
+            "connections_each": ind_conns,
+            "wrk_threads_each": ind_threads,
+            **_scaling_medians(ind_samples),
+            "rps_per_gateway": [
+                median([r["per_gateway"][i]["rps"] for r in ind_samples]) for i in range(n)
+            ],
+        }
+        shared = next((m for m in medians.values() if m["workers"] == n), None)
+        # The machine's ceiling for N processes (nothing shared but the cores), in
+        # units of one worker; and how close N workers on one database come to it.
+        ind["ceiling"] = ind["rps"] / base["rps"] if base and base["rps"] else None
+        ind["efficiency"] = shared["rps"] / ind["rps"] if shared and ind["rps"] else None
+        ind["target_ratio"] = 0.8 * n
+        ind["target_within_ceiling"] = (
+            ind["ceiling"] >= ind["target_ratio"] if ind["ceiling"] is not None else None
+        )
+        if shared is not None:
+            shared["ratio_to_independent"] = ind["efficiency"]
+        out["independent"] = ind
+        out["independent_samples"] = ind_samples
+    return out
+
+
+def _independent_run(
+    sup: Supervisor,
+    upstream: Upstream,
+    independent: list[Gateway],
+    wrk: str,
+    conns: list[int],
+    duration_s: float,
+    threads: int,
+) -> dict[str, Any]:
+    """N wrk at once, each against its own one-worker gateway; summed like one
+    gateway's row (req/s, requests, errors: sums; latency: the worst gateway's;
+    CPU: every gateway's process group, every scratch database, every wrk)."""
+    pg = [name for gw in independent if (name := _pg_name(gw))]
+    meter = Meter([gw.pid for gw in independent], upstream.child.pid, pg or None)
+    spread: list[list[int]] = []
+
+    def probe_all() -> None:
+        spread.append([c for gw in independent for c in worker_connections(gw.pid, gw.port)])
+
+    probe = threading.Timer(duration_s / 2, probe_all)
+    probe.start()
+    parts = _wrk_together(sup, wrk, independent, conns, duration_s, threads)
+    probe.join(5)
+    for part in parts:
+        part.pop("raw", None)
+    row: dict[str, Any] = {
+        "connections": sum(conns),
+        "threads": threads * len(parts),
+        "duration_s": max(p["duration_s"] for p in parts),
+        "requests": sum(p["requests"] for p in parts),
+        "non_2xx": sum(p["non_2xx"] for p in parts),
+        "ok": sum(p["ok"] for p in parts),
+        "socket_errors": sum(p["socket_errors"] for p in parts),
+        "rps": sum(p["rps"] for p in parts),
+        "ok_rps": sum(p["ok_rps"] for p in parts),
+        "p50_ms": max(p["p50_ms"] for p in parts),
+        "p99_ms": max(p["p99_ms"] for p in parts),
+        "per_gateway": parts,
+    }
+    row["cpu"] = meter.stop(row["requests"])
+    row["connections_per_worker"] = spread[0] if spread else None
+    return row
+
+
+def _scaling_medians(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the repeats of one configuration's rows."""
+    return {
+        "rps": median([r["rps"] for r in rows]),
+        "p50_ms": median([r["p50_ms"] for r in rows]),
+        "p99_ms": median([r["p99_ms"] for r in rows]),
+        "non_2xx": sum(r["non_2xx"] for r in rows),
+        "socket_errors": sum(r["socket_errors"] for r in rows),
+        "gateway_cores": median([r["cpu"]["gateway_cores"] for r in rows]),
+        # Busiest worker first in each repeat, then the median per rank.
+        "worker_cores": [
+            median([sorted(r["cpu"]["gateway_worker_cores"], reverse=True)[i] for r in rows])
+            for i in range(len(rows[0]["cpu"]["gateway_worker_cores"]))
+        ],
+        "wrk_cores": median([r["cpu"]["client_cores"] for r in rows]),
+        "upstream_cores": median([r["cpu"]["upstream_cores"] for r in rows]),
+        "database_cores": median([r["cpu"]["database_cores"] for r in rows]),
+        "other_cores": median([r["cpu"]["other_cores"] for r in rows]),
+        "machine_busy_cores": median([r["cpu"]["machine_busy_cores"] for r in rows]),
+        "idle_cores": median([r["cpu"].get("idle_cores") for r in rows]),
+        "connections_per_worker": [r.get("connections_per_worker") for r in rows],
+        "gateway_cpu_ms_per_req": median([r["cpu"].get("gateway_cpu_ms_per_req") for r in rows]),
+    }
+
+
+def _log_scaling_row(
+    log: Log,
+    placement: str,
+    rep: int,
+    name: str,
+    row: dict[str, Any],
+    upstream: str,
+    extra: str = "",
+) -> None:
+    c = row["cpu"]
+    log(
+        f"scaling {placement:6s} #{rep + 1} {name:18s} {row['rps']:7.0f} req/s{extra}  "
+        f"gw {c['gateway_cores']:.2f} cores {c['gateway_worker_cores']}  wrk "
+        f"{c['client_cores']:.2f}  {upstream} {c['upstream_cores']:.2f}  other "
+        f"{c['other_cores']:.2f}  idle {c['idle_cores']:.2f}  connections per worker "
+        f"{row['connections_per_worker']}"
+        + (f"  non-2xx {row['non_2xx']}" if row["non_2xx"] else "")
+    )
 
 
 def _pg_name(gw: Gateway | None) -> str | None:

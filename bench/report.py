@@ -344,6 +344,7 @@ def _print_streams(console: Console, st: dict[str, Any]) -> None:
 
 
 def _print_scaling(console: Console, sc: dict[str, Any]) -> None:
+    n_ind = sc.get("independent_gateways") or 0
     console.print(
         f"\nworker scaling: wrk -t2 -c{sc['connections']} → tollway serve --workers N → "
         f"{sc['upstream']}; median of {sc['repeats']} × {sc['duration_s']:g} s; "
@@ -352,40 +353,75 @@ def _print_scaling(console: Console, sc: dict[str, Any]) -> None:
         "other work (pg: PostgreSQL's backends; idle: nobody): CPU use in cores (per worker: "
         "busiest first). Placed os: the "
         "scheduler's choice; pinned: worker i on core i (taskset), wrk and the upstream float"
+        + (
+            f". {n_ind}×1 indep.: {n_ind} separate one-worker gateways, each with its own "
+            f"database, loaded at once by {n_ind} wrk (-c{sc['connections'] // n_ind} each; "
+            "pinned: gateway i on core i); req/s summed, p99 the worst; its ÷ N=1 is the "
+            "machine's ceiling"
+            if n_ind
+            else ""
+        )
     )
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for col in (
         "db", "placed", "N", "req/s", "÷ N=1", "p99 ms", "gateway",
         "per worker", "wrk", sc["upstream"], "pg", "other", "idle", "ms/req", "billing",
     ):  # fmt: skip
         table.add_column(
             col,
-            justify="left" if col in ("db", "placed") else "right",
+            justify="left" if col in ("db", "placed", "N") else "right",
             no_wrap=True,
         )
+
+    def add(run: dict[str, Any], label: str, m: dict[str, Any], ratio: str, billing: str) -> None:
+        errors = m["non_2xx"] + m["socket_errors"]
+        table.add_row(
+            run["db"],
+            run["placement"],
+            label,
+            _rps(m["rps"]) + (f" ({errors} err)" if errors else ""),
+            ratio,
+            f"{m['p99_ms']:.0f}",
+            f"{m['gateway_cores']:.2f}",
+            "+".join(f"{c:.2f}" for c in m["worker_cores"]),
+            f"{m['wrk_cores']:.2f}",
+            f"{m['upstream_cores']:.2f}",
+            f"{m['database_cores']:.2f}" if run["db"] == "postgres" else "—",
+            f"{m['other_cores']:.2f}",
+            _num(m.get("idle_cores"), 2),
+            _ms(m["gateway_cpu_ms_per_req"]),
+            billing,
+        )
+
     for run in sc["runs"]:
         for name, m in run["medians"].items():
             ratio = m.get("ratio")
             verdict = ""
             if m["workers"] > 1 and ratio is not None:
                 verdict = " PASS" if m["meets_target"] else " FAIL"
-            errors = m["non_2xx"] + m["socket_errors"]
-            table.add_row(
-                run["db"],
-                run["placement"],
+            billing = (
+                ("PASS" if run["billing"][name]["pass"] else "FAIL") if "billing" in run else "—"
+            )
+            add(
+                run,
                 str(m["workers"]),
-                _rps(m["rps"]) + (f" ({errors} err)" if errors else ""),
+                m,
                 "—" if ratio is None else f"{ratio:.2f}×{verdict}",
-                f"{m['p99_ms']:.0f}",
-                f"{m['gateway_cores']:.2f}",
-                "+".join(f"{c:.2f}" for c in m["worker_cores"]),
-                f"{m['wrk_cores']:.2f}",
-                f"{m['upstream_cores']:.2f}",
-                f"{m['database_cores']:.2f}" if run["db"] == "postgres" else "—",
-                f"{m['other_cores']:.2f}",
-                _num(m.get("idle_cores"), 2),
-                _ms(m["gateway_cpu_ms_per_req"]),
-                ("PASS" if run["billing"][name]["pass"] else "FAIL") if "billing" in run else "—",
+                billing,
+            )
+        ind = run.get("independent")
+        if ind:
+            billing = "—"
+            if "billing" in run:
+                ok = all(run["billing"][name]["pass"] for name in ind["gateways"])
+                billing = "PASS" if ok else "FAIL"
+            ceiling = ind.get("ceiling")
+            add(
+                run,
+                f"{ind['n']}×1 indep.",
+                ind,
+                "—" if ceiling is None else f"{ceiling:.2f}×",
+                billing,
             )
     console.print(table)
     spreads = [
@@ -399,6 +435,8 @@ def _print_scaling(console: Console, sc: dict[str, Any]) -> None:
             f"wrk's {sc['connections']} connections per worker process, mid-run, each repeat: "
             + "; ".join(spreads)
         )
+    if any(run.get("independent") for run in sc["runs"]):
+        _print_ceiling(console, sc)
     failures = sc.get("startup_failures") or []
     if failures:
         console.print(
@@ -407,6 +445,58 @@ def _print_scaling(console: Console, sc: dict[str, Any]) -> None:
         )
         for f in failures:
             console.print(f"  {f['db']} --workers {f['workers']}: {f['error'][-1]}")
+
+
+def _print_ceiling(console: Console, sc: dict[str, Any]) -> None:
+    """N workers against what N processes sharing nothing get on this machine."""
+    n = sc["independent_gateways"]
+    target = 0.8 * n
+    console.print(
+        f"\nscaling against this machine's ceiling, req/s of the same runs: machine ceiling = "
+        f"{n}×1 independent ÷ 1 worker, what {n} gateways sharing nothing but the cores reach "
+        f"({n:g}× if each had a core to spare; below {target:.1f}× the target is out of reach "
+        f"here); shared-state efficiency = {n} workers on one database ÷ {n}×1 independent "
+        "(1.00×: sharing the database costs nothing on this machine)"
+    )
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in (
+        "db",
+        "placed",
+        "1 worker",
+        f"{n} workers",
+        f"{n}×1 indep. (each)",
+        f"{n} workers ÷ 1",
+        "machine ceiling",
+        "shared-state efficiency",
+    ):
+        table.add_column(col, justify="left" if col in ("db", "placed") else "right")
+    for run in sc["runs"]:
+        ind = run.get("independent")
+        if not ind:
+            continue
+        one = next((m for m in run["medians"].values() if m["workers"] == 1), None)
+        many = next((m for m in run["medians"].values() if m["workers"] == n), None)
+        ratio = many.get("ratio") if many else None
+        ceiling = ind.get("ceiling")
+        table.add_row(
+            run["db"],
+            run["placement"],
+            _rps(one["rps"]) if one else "—",
+            _rps(many["rps"]) if many else "—",
+            f"{_rps(ind['rps'])} ({'+'.join(_rps(r) for r in ind['rps_per_gateway'])})",
+            "—"
+            if ratio is None
+            else f"{ratio:.2f}× {'PASS' if many and many['meets_target'] else 'FAIL'}",
+            "—"
+            if ceiling is None
+            else f"{ceiling:.2f}× ({'≥' if ceiling >= target else '<'} {target:.1f}×)",
+            _ratio(ind.get("efficiency")),
+        )
+    console.print(table)
+
+
+def _ratio(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}×"
 
 
 def _print_idle(console: Console, idle: dict[str, Any]) -> None:
@@ -570,6 +660,26 @@ def _targets(results: dict[str, Any]) -> Table:
                     vals,
                     lambda m: "—" if m is None else f"{m['ratio']:.2f}×",
                     lambda m: m["meets_target"],
+                )
+            # Informational: the machine's ceiling and how close the workers come to it.
+            ceil = {
+                run["db"]: run["independent"]
+                for run in sc["runs"]
+                if run["placement"] == placement and run.get("independent")
+            }
+            if ceil:
+                n = sc.get("independent_gateways") or 0
+                table.add_row(
+                    f"  ceiling / shared-state eff. ({placement})",
+                    f"info ({n}×1 independent)",
+                    *(
+                        "—"
+                        if db not in ceil
+                        else f"{_ratio(ceil[db].get('ceiling'))} / "
+                        f"{_ratio(ceil[db].get('efficiency'))}"
+                        for db in dbs
+                    ),
+                    "info",
                 )
     billing = {db: True for db in dbs}
     seen = set()

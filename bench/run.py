@@ -20,7 +20,9 @@ after a warm-up, and quotes the median of the repeats. Then (phases.py):
     in front of the simulator: memory per open stream, chunk forwarding
     (inter-chunk gaps at the client), every stream complete, billing exact;
   - worker scaling: wrk -c64 against `tollway serve --workers 1` and `2`,
-    with the CPU of each party (gateway workers, wrk, upstream, other work);
+    and against 2 independent one-worker gateways at once (the machine's
+    ceiling), with the CPU of each party (gateway workers, wrk, upstream,
+    other work);
   - idle memory: fresh gateway before any traffic, and after a restart.
 
 After every gateway run it checks that billing stayed exact (see billing.py).
