@@ -69,24 +69,31 @@ def simulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def gateways(env: dict[str, str], tmp: Path, count: int = 1) -> Iterator[list[str]]:
-    procs, urls = [], []
+def gateway_processes(
+    env: dict[str, str], tmp: Path, count: int = 1, workers: int = 1
+) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
         for i in range(count):
             port = free_port()
             log = tmp / f"gateway{i}.log"
             proc = start_process(
-                ["serve", "--port", str(port)],
+                ["serve", "--port", str(port), "--workers", str(workers)],
                 {"TOLLWAY_ADMIN_KEY": ADMIN_KEY, **env},
                 log,
             )
-            procs.append(proc)
+            started.append((f"http://127.0.0.1:{port}", proc))
             wait_ready(f"http://127.0.0.1:{port}/health", proc, log)
-            urls.append(f"http://127.0.0.1:{port}")
-        yield urls
+        yield started
     finally:
-        for proc in procs:
+        for _, proc in started:
             stop(proc)
+
+
+@contextlib.contextmanager
+def gateways(env: dict[str, str], tmp: Path, count: int = 1) -> Iterator[list[str]]:
+    with gateway_processes(env, tmp, count) as started:
+        yield [url for url, _ in started]
 
 
 @contextlib.asynccontextmanager
@@ -312,3 +319,89 @@ async def test_images_and_videos_through_real_processes(
             me = op.me_at_rest(mkey)
             assert (me["balance_usd"], me["held_usd"]) == ("4.73", "0")
             client.close()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+    return sorted(found)
+
+
+def connections_by_process(pids: list[int], port: int) -> dict[int, int]:
+    """Established connections to ``port`` each process holds (via /proc)."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:["):
+                        inodes[target[8:-1]] = pid
+    counts = dict.fromkeys(pids, 0)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01" and fields[9] in inodes:
+                    counts[inodes[fields[9]]] += 1
+    return counts
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc (Linux)")
+async def test_several_workers_split_connections_and_bill_exactly(
+    simulator_url: str, tmp_path: Path
+) -> None:
+    """`tollway serve --workers 2`: each worker listens on its own socket of the
+    port (SO_REUSEPORT), so connections spread over both; calls bill exactly
+    through both; a worker that dies is replaced; SIGTERM stops them all."""
+    async with database_env("sqlite", tmp_path) as env:
+        with gateway_processes(env, tmp_path, 1, workers=2) as [(base, proc)]:
+            port = int(base.rsplit(":", 1)[1])
+            leader = proc.pid  # `tollway serve` becomes the server process (exec)
+            workers = children(leader)
+            assert len(workers) == 2
+            op = Operator(base)
+            mkey, key, _ = op.setup(simulator_url, "1")
+            clients = [httpx.AsyncClient(base_url=base, timeout=30) for _ in range(32)]
+            try:
+                body = {"model": "gpt-4o-mini", "messages": HELLO, "max_tokens": 5}
+                auth = {"Authorization": f"Bearer {key}"}
+                answers = await asyncio.gather(
+                    *(c.post("/v1/chat/completions", json=body, headers=auth) for c in clients)
+                )
+                assert {a.status_code for a in answers} == {200}
+                spread = connections_by_process(workers, port)
+                assert sum(spread.values()) == 32 and min(spread.values()) >= 4, spread
+            finally:
+                for c in clients:
+                    await c.aclose()
+            ok, refused = await hammer([base], key, 200)
+            assert (ok, refused) == (200, 0)
+            records = op.usage(mkey)
+            assert len(records) == 232
+            me = op.me_at_rest(mkey)
+            assert Decimal(me["balance_usd"]) == Decimal(1) - sum(
+                Decimal(r["cost_usd"]) for r in records
+            )
+            assert me["held_usd"] == "0"
+            os.kill(workers[0], 9)  # a worker dies: another takes its place
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                now = children(leader)
+                if len(now) == 2 and workers[0] not in now:
+                    break
+                time.sleep(0.1)
+            assert len(now) == 2 and workers[0] not in now
+            assert (await hammer([base], key, 20)) == (20, 0)
+        # gateway_processes() sent SIGTERM to the leader and waited for it
+        for pid in now:
+            deadline = time.monotonic() + 10
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived its leader"
