@@ -294,3 +294,107 @@ async def test_what_a_lease_spent_is_gone_from_it(engine: AsyncEngine, book: Led
     short = await book.hold("r10", a, t, 1, leased=True)
     assert short == InsufficientFunds("balance", 1, 0)
     assert await effective(engine, a) == 0
+
+
+async def age_leases(engine: AsyncEngine) -> None:
+    old = datetime.now(UTC) - timedelta(seconds=leases_module.STALE_S + 5)
+    async with engine.begin() as conn:
+        await conn.execute(update(leases).values(renewed_at=old))
+
+
+async def test_a_grow_and_a_close_of_a_reclaimed_lease_in_one_batch(engine: AsyncEngine) -> None:
+    """The lease goes (reclaimed); in one batch a call settles on it (charged
+    directly) and another grows it (a new row). The new row is kept, used and
+    returned: no reserve is left orphaned."""
+    first, other = Ledger(engine), Ledger(engine)
+    await first.start()
+    await other.start()
+    try:
+        a, t = await funded(engine, first, 10**6)
+        assert await first.hold("in-flight", a, t, 500, leased=True) is None
+        await age_leases(engine)
+        await other.release_stale_holds(timedelta(hours=1))
+        assert await lease_rows(engine, a) == []
+        held, settled = await asyncio.gather(
+            first.hold("big", a, t, 50_000, leased=True), first.settle(record("in-flight", a, t, 7))
+        )
+        assert held is None and settled.cost_nano == 7
+        [(amount, _, owner)] = await lease_rows(engine, a)
+        assert amount >= 50_000 and owner == first._leases.owner
+        await first.settle(record("big", a, t, 40_000))
+    finally:
+        await first.stop()
+        await other.stop()
+    assert await lease_rows(engine, a) == []
+    assert await money(engine, a) == (10**6 - 40_007, 0)
+    assert await token_money(engine, t) == (40_007, 0)
+
+
+async def test_a_process_finds_out_its_lease_was_reclaimed_before_spending_it(
+    engine: AsyncEngine,
+) -> None:
+    """A stalled process (no renewals) loses its lease to the reconciler. Its
+    next renewal finds the row gone, so it stops holding against it: the
+    money went back to the account, where another process may take it."""
+    first, other = Ledger(engine), Ledger(engine)
+    await first.start()
+    await other.start()
+    try:
+        a, t = await funded(engine, first, 100_000)
+        assert await first.hold("in-flight", a, t, 1_000, leased=True) is None
+        await age_leases(engine)
+        await other.release_stale_holds(timedelta(hours=1))
+        # the other process may now reserve everything the account has
+        assert await other.hold("elsewhere", a, t, 100_000, leased=True) is None
+        [lease] = first._leases.by_key.values()
+        lease.last_renewed -= leases_module.RENEW_S + 1  # due for renewal
+        await first._leases._tend()
+        assert lease.id is None  # it knows
+        short = await first.hold("more", a, t, 1_000, leased=True)
+        assert isinstance(short, InsufficientFunds) and short.available_nano == 0
+        await other.release(record("elsewhere", a, t, 0))
+        await first.settle(record("in-flight", a, t, 900))  # charged directly
+    finally:
+        await first.stop()
+        await other.stop()
+    assert await money(engine, a) == (100_000 - 900, 0)
+    assert await lease_rows(engine, a) == []
+
+
+async def test_a_lease_not_renewed_for_long_is_checked_before_use(engine: AsyncEngine) -> None:
+    book_a, book_b = Ledger(engine), Ledger(engine)
+    await book_a.start()
+    await book_b.start()
+    try:
+        a, t = await funded(engine, book_a, 100_000)
+        assert await book_a.hold("r1", a, t, 1_000, leased=True) is None
+        await book_a.settle(record("r1", a, t, 10))
+        await age_leases(engine)
+        await book_b.release_stale_holds(timedelta(hours=1))
+        assert await book_b.hold("b", a, t, 99_990, leased=True) is None
+        [lease] = book_a._leases.by_key.values()
+        lease.last_renewed -= leases_module.UNCONFIRMED_S + 1  # stalled
+        lease.last_used = lease.last_renewed + 1_000  # (not idle)
+        assert lease.free >= 1_000  # memory still thinks there is money
+        assert isinstance(await book_a.hold("r2", a, t, 1_000, leased=True), InsufficientFunds)
+        await book_b.settle(record("b", a, t, 99_990))
+    finally:
+        await book_a.stop()
+        await book_b.stop()
+    assert await money(engine, a) == (0, 0)
+
+
+async def test_an_orphaned_lease_of_this_very_process_is_reclaimed(engine: AsyncEngine) -> None:
+    book = Ledger(engine)
+    await book.start()
+    try:
+        a, t = await funded(engine, book, 10**6)
+        assert await book.hold("r1", a, t, 1_000, leased=True) is None
+        await book.settle(record("r1", a, t, 300))
+        book._leases.by_key.clear()  # lost track of it (a failed return, say)
+        await age_leases(engine)
+        await book.release_stale_holds(timedelta(hours=1))
+        assert await lease_rows(engine, a) == []
+        assert await money(engine, a) == (10**6 - 300, 0)
+    finally:
+        await book.stop()

@@ -58,6 +58,10 @@ IDLE_S = 1.0
 RENEW_S = 5.0
 STALE_S = 30.0
 TICK_S = 0.25
+# A lease whose last renewal is older than this is confirmed (by a grow)
+# before a call holds against it: a stalled process must not spend a lease
+# the reconciler may have returned (STALE_S).
+UNCONFIRMED_S = 3 * RENEW_S
 
 
 @dataclass(eq=False)
@@ -90,6 +94,7 @@ class Leases:
     calls: dict[str, tuple[Lease, int]] = field(default_factory=dict)
     settling: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
     keeper: asyncio.Task[None] | None = None
+    unreturned: list[Lease] = field(default_factory=list)  # returns that failed: again next tick
 
     def start(self) -> None:
         self.keeper = asyncio.create_task(self._keep(), name="tollway-leases")
@@ -101,11 +106,14 @@ class Leases:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.keeper
             self.keeper = None
+        for lease in list(self.by_key.values()):
+            if lease.growing is not None:  # let a first grow land, so its row is known
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(lease.growing)
         leases, self.by_key = list(self.by_key.values()), {}
-        await asyncio.gather(
-            *(self._return(lease) for lease in leases if lease.id is not None),
-            return_exceptions=True,
-        )
+        failed = await self._return_all(leases + self.unreturned)
+        if failed:
+            log.error("%d leases not returned at shutdown; the reconciler returns them", failed)
 
     def holds(self, request_id: str) -> bool:
         return request_id in self.calls or request_id in self.settling
@@ -118,7 +126,10 @@ class Leases:
             lease = self.by_key.get(key)
             if lease is None:
                 lease = self.by_key[key] = Lease(account_id, token_id, amount * START_CALLS)
-            if lease.free >= amount:
+            unconfirmed = lease.id is not None and (
+                time.monotonic() - lease.last_renewed > UNCONFIRMED_S
+            )
+            if lease.free >= amount and not unconfirmed:
                 lease.inflight += amount
                 lease.last_used = time.monotonic()
                 self.calls[request_id] = (lease, amount)
@@ -126,7 +137,8 @@ class Leases:
             if lease.growing is not None:  # another call is growing it: wait, look again
                 await asyncio.shield(lease.growing)
                 continue
-            short = await self._grow(lease, amount - lease.free)
+            # (a grow also confirms the lease is still there, or starts a new one)
+            short = await self._grow(lease, max(amount - lease.free, 0))
             if short is not None:
                 return InsufficientFunds(
                     short.scope, amount, short.available_nano + max(lease.free, 0)
@@ -145,20 +157,28 @@ class Leases:
             max(need, lease.target),
         )
         lease.growing = asyncio.get_running_loop().create_future()
-        try:
-            result = await self.submit(step)
-        finally:
-            done, lease.growing = lease.growing, None
+        written = self.enqueue(step)
+        written.add_done_callback(lambda f: self._grown(lease, step, f))
+        result = await asyncio.shield(written)
+        if isinstance(result, LedgerError):
+            raise result
+        return result if isinstance(result, InsufficientFunds) else None
+
+    def _grown(self, lease: Lease, step: LeaseGrow, written: asyncio.Future[Any]) -> None:
+        """Bring the lease up to date once its grow is written (whether or not
+        the call that asked still waits)."""
+        done, lease.growing = lease.growing, None
+        if done is not None:
             done.set_result(None)
-        if isinstance(result, InsufficientFunds):
-            return result
+        result = None if written.cancelled() else written.result()
+        if result is not None:  # refused (InsufficientFunds) or not written (LedgerError)
+            return
         if step.new_id is not None:  # a new row (the first, or the old one was reclaimed)
             lease.id, lease.amount, lease.spent = step.new_id, step.granted, 0
         else:
             lease.amount += step.granted - step.folded
             lease.spent -= step.folded
         lease.last_grown = lease.last_renewed = time.monotonic()
-        return None
 
     async def close(self, record: UsageRecord, kind: str) -> Settlement:
         """Settle or release a call held here (``holds(request_id)`` is true).
@@ -172,7 +192,7 @@ class Leases:
                 raise first
             return Settlement(first.cost_nano, already_settled=True)
         lease, held = found
-        step = LeaseClose(record, lease.id, held, kind)
+        step = LeaseClose(record, lease.id, self.owner, held, kind)
         done = self.enqueue(step)
         self.settling[request_id] = done
         done.add_done_callback(lambda f: self._closed(request_id, lease, held, step, f))
@@ -190,17 +210,19 @@ class Leases:
         result = None if done.cancelled() else done.result()
         if not isinstance(result, Settlement):  # not written: the lease is as it was
             return
-        if step.missing:  # the lease was reclaimed: the next hold takes a new one
-            lease.id, lease.amount, lease.spent = None, 0, 0
-        else:
+        if step.missing:
+            if lease.id == step.lease_id:  # reclaimed: the next hold takes a new one
+                lease.id, lease.amount, lease.spent = None, 0, 0
+        elif lease.id == step.lease_id:
             lease.spent += result.cost_nano
             lease.amount += step.raised
             lease.last_renewed = lease.last_used
 
-    async def reclaim_stale(self, leases: list[int], before: datetime) -> int:
-        """Return leases their owners stopped renewing before ``before``."""
+    async def reclaim_stale(self, stale: list[tuple[int, int]], before: datetime) -> int:
+        """Return leases (id, account id) not renewed since ``before``: their
+        process stopped (or is stuck; it finds out at its next renewal)."""
         results = await asyncio.gather(
-            *(self.submit(LeaseReturn(lease_id, before)) for lease_id in leases)
+            *(self.submit(LeaseReturn(i, before, account_id=a)) for i, a in stale)
         )
         return sum(1 for r in results if r is not None)
 
@@ -214,23 +236,37 @@ class Leases:
 
     async def _tend(self) -> None:
         now = time.monotonic()
-        idle: list[Lease] = []
-        renew: list[int] = []
+        idle: list[Lease] = self.unreturned
+        self.unreturned = []
+        renew: list[Lease] = []
         for key, lease in list(self.by_key.items()):
             if lease.growing is not None:
                 continue
             if lease.inflight == 0 and now - lease.last_used > IDLE_S:
                 del self.by_key[key]
-                if lease.id is not None:
-                    idle.append(lease)
+                idle.append(lease)
             elif lease.id is not None and now - lease.last_renewed > RENEW_S:
-                renew.append(lease.id)
-                lease.last_renewed = now
+                renew.append(lease)
         if renew:
-            await self.submit(LeaseTouch(renew))
-        for lease in idle:
-            await self._return(lease)
+            touch = LeaseTouch([lease.id for lease in renew if lease.id is not None], self.owner)
+            await self.submit(touch)
+            for lease in renew:
+                if lease.id in touch.missing:  # reclaimed: hold no more against it
+                    lease.id, lease.amount, lease.spent = None, 0, 0
+                else:
+                    lease.last_renewed = now
+        await self._return_all(idle)
 
-    async def _return(self, lease: Lease) -> None:
-        assert lease.id is not None
-        await self.submit(LeaseReturn(lease.id))
+    async def _return_all(self, leases: list[Lease]) -> int:
+        """Queue every return at once; keep the ones that failed for later."""
+        pending = [
+            (lease, self.enqueue(LeaseReturn(lease.id, account_id=lease.account_id)))
+            for lease in leases
+            if lease.id is not None
+        ]
+        for lease, written in pending:
+            with contextlib.suppress(Exception):
+                if not isinstance(await written, LedgerError):
+                    continue
+            self.unreturned.append(lease)
+        return len(self.unreturned)

@@ -185,16 +185,14 @@ class Ledger:
         and return the leases of processes that stopped renewing them."""
         lease_cutoff = datetime.now(UTC) - timedelta(seconds=STALE_S)
         async with self._engine.connect() as conn:
-            stale_leases = (
-                await conn.execute(
-                    select(leases.c.id).where(
-                        leases.c.renewed_at < lease_cutoff, leases.c.owner != self._leases.owner
-                    )
-                )
-            ).scalars()
-            lease_ids = [int(i) for i in stale_leases]
-        if lease_ids:
-            returned = await self._leases.reclaim_stale(lease_ids, lease_cutoff)
+            # (this process's own too: a live lease is renewed every few
+            # seconds, so one that is not is an orphan)
+            stale_leases = await conn.execute(
+                select(leases.c.id, leases.c.account_id).where(leases.c.renewed_at < lease_cutoff)
+            )
+            orphans = [(int(i), int(a)) for i, a in stale_leases]
+        if orphans:
+            returned = await self._leases.reclaim_stale(orphans, lease_cutoff)
             if returned:
                 log.warning("returned %d leases of stopped processes", returned)
         cutoff = datetime.now(UTC) - older_than

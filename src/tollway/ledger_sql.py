@@ -101,6 +101,7 @@ class LeaseClose:
 
     record: UsageRecord
     lease_id: int | None
+    owner: str  # the process holding the lease (only it spends a lease)
     held: int
     kind: str  # "settle" | "release"
     # Set by the batch: the lease was gone (reclaimed), so the account was
@@ -140,7 +141,7 @@ class LeaseReturn:
 
     lease_id: int
     stale_before: datetime | None = None
-    account_id: int = 0  # set by the batch from the row (for lock ordering: 0)
+    account_id: int = 0  # its account, locked with the batch's others
 
 
 @dataclass(slots=True)
@@ -148,7 +149,9 @@ class LeaseTouch:
     """The owner is alive: renew its leases (calls still in flight on them)."""
 
     lease_ids: list[int]
+    owner: str
     account_id: int = 0
+    missing: set[int] = field(default_factory=set)  # set by the batch: reclaimed meanwhile
 
 
 Step = Hold | Close | Credit | LeaseClose | LeaseGrow | LeaseReturn | LeaseTouch
@@ -249,11 +252,12 @@ last_used_at = :now WHERE id = :id"""
 CREDIT_ACCOUNT = """UPDATE accounts SET balance_nano = balance_nano + :amount WHERE id = :id
 RETURNING balance_nano - COALESCE((SELECT SUM(spent_nano) FROM leases WHERE account_id = :id), 0)"""
 LEASE_SPEND = """UPDATE leases SET spent_nano = spent_nano + :cost, renewed_at = :now
-WHERE id = :id RETURNING amount_nano, spent_nano"""
+WHERE id = :id AND owner = :owner RETURNING amount_nano, spent_nano"""
 LEASE_RAISE = "UPDATE leases SET amount_nano = spent_nano WHERE id = :id"
 RAISE_ACCOUNT = "UPDATE accounts SET held_nano = held_nano + :amount WHERE id = :id"
 RAISE_TOKEN = "UPDATE tokens SET held_nano = held_nano + :amount WHERE id = :id"
-LEASE_LOCK = "UPDATE leases SET renewed_at = :now WHERE id = :id RETURNING spent_nano"
+LEASE_LOCK = """UPDATE leases SET renewed_at = :now WHERE id = :id AND owner = :owner
+RETURNING spent_nano"""
 LEASE_FOLD_ACCOUNT = """UPDATE accounts SET balance_nano = balance_nano - :spent,
 held_nano = held_nano - :amount WHERE id = :id"""
 LEASE_FOLD_TOKEN = """UPDATE tokens SET used_nano = used_nano + :spent,
@@ -267,7 +271,8 @@ LEASE_DELETE = """DELETE FROM leases WHERE id = :id
 RETURNING account_id, token_id, amount_nano, spent_nano"""
 LEASE_DELETE_STALE = """DELETE FROM leases WHERE id = :id AND renewed_at < :before
 RETURNING account_id, token_id, amount_nano, spent_nano"""
-LEASE_RENEW = "UPDATE leases SET renewed_at = :now WHERE id = :id"
+LEASE_RENEW = """UPDATE leases SET renewed_at = :now WHERE id = :id AND owner = :owner
+RETURNING id"""
 ACCOUNT_SPARE = "SELECT balance_nano - held_nano, enabled FROM accounts WHERE id = :id"
 TOKEN_SPARE = "SELECT quota_nano - used_nano - held_nano FROM tokens WHERE id = :id"
 INSERT_HOLD = """INSERT INTO holds (request_id, account_id, token_id, amount_nano, state,
@@ -325,11 +330,16 @@ def run_batch(conn: Any, dialect: Dialect, steps: Sequence[Step], now: datetime)
     q = dialect.sql
     # A token is only ever locked by a transaction that holds its account's
     # lock, so ordering the account locks is enough to rule out deadlocks.
-    # (A lease's calls touch only the lease row; its rare account updates, and
-    # a reclaimed lease's, are left out of the ordering: a deadlock there
-    # fails the batch, whose steps are then retried one by one.)
-    accounts = {s.account_id for s in steps if isinstance(s, (Hold, Close, Credit, LeaseGrow))}
-    if len(accounts) > 1:
+    # Every account a batch will update is locked first, in id order, so two
+    # replicas' batches never wait on each other in a cycle (lease rows, which
+    # only their owner updates, are taken after). A lease's calls touch only
+    # the lease row; their rare account updates (a charge above the lease, a
+    # reclaimed lease) are left out: a deadlock there fails the batch, whose
+    # steps are then retried one by one.
+    accounts = {
+        s.account_id for s in steps if isinstance(s, (Hold, Close, Credit, LeaseGrow, LeaseReturn))
+    }
+    if accounts:
         dialect.lock_rows(cur, "accounts", list(accounts))
     results: list[Any] = [None] * len(steps)
     holds_by_account: dict[int, list[tuple[int, Hold]]] = {}
@@ -360,7 +370,12 @@ def run_batch(conn: Any, dialect: Dialect, steps: Sequence[Step], now: datetime)
         elif isinstance(step, LeaseReturn):
             results[i] = _lease_return(cur, batch, step)
         else:
-            cur.executemany(q(LEASE_RENEW), [{"now": batch.now, "id": i} for i in step.lease_ids])
+            step.missing = set()
+            for lease_id in step.lease_ids:
+                args = {"now": batch.now, "id": lease_id, "owner": step.owner}
+                cur.execute(q(LEASE_RENEW), args)
+                if cur.fetchone() is None:
+                    step.missing.add(lease_id)
     if batch.holds:
         cur.executemany(q(INSERT_HOLD), batch.holds)
     if batch.usage:
@@ -428,7 +443,8 @@ def _apply_lease_spends(cur: Any, batch: _Batch, spends: dict[int, list[LeaseClo
     q = batch.dialect.sql
     for lease_id, steps in sorted(spends.items()):
         cost = sum(st.record.cost_nano for st in steps if st.kind == "settle")
-        cur.execute(q(LEASE_SPEND), {"cost": cost, "now": batch.now, "id": lease_id})
+        args = {"cost": cost, "now": batch.now, "id": lease_id, "owner": steps[0].owner}
+        cur.execute(q(LEASE_SPEND), args)
         row = cur.fetchone()
         if row is None:  # reclaimed: charge the account itself
             for st in steps:
@@ -443,6 +459,7 @@ def _apply_lease_spends(cur: Any, batch: _Batch, spends: dict[int, list[LeaseClo
             if first.token_id is not None:
                 cur.execute(q(RAISE_TOKEN), {"amount": over, "id": first.token_id})
             steps[-1].raised = over
+            batch.entry(first.account_id, first.token_id, None, "lease", over)
     _apply_charges(cur, batch)
 
 
@@ -452,7 +469,7 @@ def _lease_grow(cur: Any, batch: _Batch, step: LeaseGrow) -> InsufficientFunds |
     spent = 0
     lease_id = step.lease_id
     if lease_id is not None:
-        cur.execute(q(LEASE_LOCK), {"now": batch.now, "id": lease_id})
+        cur.execute(q(LEASE_LOCK), {"now": batch.now, "id": lease_id, "owner": step.owner})
         row = cur.fetchone()
         if row is None:  # reclaimed by the reconciler: start a new one
             lease_id = None

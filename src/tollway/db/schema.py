@@ -123,6 +123,9 @@ leases = Table(
     Column("spent_nano", Money, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("renewed_at", DateTime(timezone=True), nullable=False),
+    # never reuse an id (SQLite would, after a delete): a process that still
+    # knows a returned lease's id must not find another lease under it
+    sqlite_autoincrement=True,
 )
 
 ledger = Table(

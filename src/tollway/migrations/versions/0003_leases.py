@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("renewed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_leases")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("leases", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_leases_account_id"), ["account_id"], unique=False)
