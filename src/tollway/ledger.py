@@ -21,6 +21,7 @@ import abc
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -259,8 +260,36 @@ def _begin_polling(conn: Any) -> None:
             time.sleep(0.0002)
 
 
+class _WriterTurns:
+    """Several processes' writer threads on one SQLite file take turns through
+    a lock file: a blocked ``flock`` wakes the moment the holder lets go,
+    where polling SQLite's write lock wakes late (up to a poll interval) and
+    a worker's calls wait on the other's commits meanwhile."""
+
+    def __init__(self, db_path: str) -> None:
+        import fcntl  # POSIX; several workers need SO_REUSEPORT (Linux) anyway
+
+        self.flock = fcntl.flock
+        self.exclusive, self.unlock = fcntl.LOCK_EX, fcntl.LOCK_UN
+        self.fd = os.open(db_path + "-tollway-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def begin(self, conn: Any) -> None:
+        self.flock(self.fd, self.exclusive)  # (the GIL is released while it waits)
+        _begin_polling(conn)  # at once, unless a writer outside the ledger has it
+
+    def end(self) -> None:
+        self.flock(self.fd, self.unlock)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 def _commit(
-    conn: Any, dialect: Dialect, steps: list[Step], begin: Callable[[Any], None] = _begin
+    conn: Any,
+    dialect: Dialect,
+    steps: list[Step],
+    begin: Callable[[Any], None] = _begin,
+    end: Callable[[], None] | None = None,
 ) -> list[Any]:
     """One batch, one transaction; on an unexpected error each step alone."""
     now = datetime.now(UTC)
@@ -274,10 +303,15 @@ def _commit(
     except Exception:
         with contextlib.suppress(Exception):
             conn.rollback()
+        if end is not None:
+            end()
         if len(steps) == 1:
             log.exception("ledger step failed: %r", steps[0])
             return [LedgerError("ledger write failed")]
-        return [_commit(conn, dialect, [step], begin)[0] for step in steps]  # fail alone
+        return [_commit(conn, dialect, [step], begin, end)[0] for step in steps]  # fail alone
+    finally:
+        if end is not None:
+            end()
 
 
 class _Writer(abc.ABC):
@@ -411,18 +445,42 @@ class _ThreadWriter(_Writer):
             conn = self.connect()
             if self.dialect.name == "sqlite":
                 conn.execute("PRAGMA busy_timeout=0")  # _begin_polling waits instead
-                # off the event loop, commits may checkpoint themselves again
-                conn.execute("PRAGMA wal_autocheckpoint=1000")
         except Exception as exc:
             self.loop.call_soon_threadsafe(_fail, ready, exc)
             return
+        turns = checkpointer = None
+        if self.dialect.name == "sqlite":
+            path = conn.execute("PRAGMA database_list").fetchone()[2]
+            turns = _WriterTurns(path) if path else None
+            checkpointer = _Checkpointer(self.connect)
+            checkpointer.start()
         self.loop.call_soon_threadsafe(_succeed, ready)
         try:
-            self._serve(conn)
+            self._serve(conn, turns, checkpointer)
         finally:
+            if checkpointer is not None:
+                checkpointer.stop()
+                checkpointer.join()
             conn.close()
+            if turns is not None:
+                turns.close()
 
-    def _serve(self, conn: Any) -> None:
+    def _serve(
+        self, conn: Any, turns: _WriterTurns | None, checkpointer: _Checkpointer | None
+    ) -> None:
+        begin = turns.begin if turns is not None else _begin_polling
+
+        def end() -> None:
+            """Before giving up the turn: the log's short rest, if the
+            checkpointer copied the bulk (no other writer can add to it now,
+            so the next commit starts the log over; see _InlineWriter)."""
+            if checkpointer is not None and checkpointer.tail_ready:
+                checkpointer.tail_ready = False
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+            if turns is not None:
+                turns.end()
+
         stopping = False
         while not stopping:
             batch: list[Item] = []
@@ -439,8 +497,16 @@ class _ThreadWriter(_Writer):
                 except queue.Empty:
                     break
             if batch:
-                results = _commit(conn, self.dialect, [step for step, _ in batch], _begin_polling)
+                results = _commit(
+                    conn,
+                    self.dialect,
+                    [step for step, _ in batch],
+                    begin,
+                    end if self.dialect.name == "sqlite" else None,
+                )
                 self.loop.call_soon_threadsafe(_deliver, batch, results)
+                if checkpointer is not None:
+                    checkpointer.nudge()
 
 
 def _deliver(batch: list[Item], results: list[Any]) -> None:
