@@ -22,10 +22,13 @@ import openai
 import psycopg
 import pytest
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.app import create_app
 from tollway.catalog import load_catalog_files
+from tollway.db.engine import make_engine, migrate
 from tollway.gateway import Gateway
+from tollway.ledger import Ledger
 from tollway.settings import Settings
 from tollway.simulator import Simulator, SimulatorConfig, start
 from tollway.types import Model
@@ -75,6 +78,24 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIt
     need_postgres()
     async with fresh_postgres_database() as url:
         yield url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """A migrated database (SQLite, and PostgreSQL where it runs)."""
+    eng = make_engine(database_url)
+    await migrate(eng)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+async def book(engine: AsyncEngine) -> AsyncIterator[Ledger]:
+    """A started ledger on ``engine``."""
+    ledger_ = Ledger(engine)
+    await ledger_.start()
+    yield ledger_
+    await ledger_.stop()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ process, shared by several processes — and never more held than there is."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,26 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from test_ledger import account, funded, ledger_sum, money, record
 
 from tollway import leases as leases_module
-from tollway.db.engine import make_engine, migrate
 from tollway.db.schema import leases, tokens, usage_records
 from tollway.ledger import InsufficientFunds, Ledger
 from tollway.ledger_sql import LEASE_SHARE
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = make_engine(database_url)
-    await migrate(eng)
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture
-async def book(engine: AsyncEngine) -> AsyncIterator[Ledger]:
-    ledger_ = Ledger(engine)
-    await ledger_.start()
-    yield ledger_
-    await ledger_.stop()
 
 
 async def lease_rows(engine: AsyncEngine, account_id: int) -> list[tuple[int, int, str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,22 +16,6 @@ from tollway.db.engine import make_engine, migrate
 from tollway.db.schema import accounts, holds, ledger, tokens, usage_records
 from tollway.ledger import InsufficientFunds, Ledger, LedgerError, UsageRecord
 from tollway.types import Usage
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = make_engine(database_url)
-    await migrate(eng)
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture
-async def book(engine: AsyncEngine) -> AsyncIterator[Ledger]:
-    ledger_ = Ledger(engine)
-    await ledger_.start()
-    yield ledger_
-    await ledger_.stop()
 
 
 async def account(
