@@ -212,18 +212,23 @@ async def served(
 ) -> AsyncIterator[Served]:
     """A gateway with a channel to the simulator for every model."""
     async with serve(test_settings(database_url), catalog_models) as s:
-        got = await s.admin.post(
-            "/api/channels",
-            json={
-                "name": "sim",
-                "type": "openai",
-                "base_url": simulator.base_url,
-                "api_key": "sim-key",
-                "models": ["*"],
-            },
-        )
-        assert got.status_code == 201, got.text
+        await add_channel(s, simulator.base_url)
         yield s
+
+
+async def add_channel(served: Served, base_url: str) -> None:
+    """A channel to an (OpenAI-compatible) simulator for every model."""
+    got = await served.admin.post(
+        "/api/channels",
+        json={
+            "name": "sim",
+            "type": "openai",
+            "base_url": base_url,
+            "api_key": "sim-key",
+            "models": ["*"],
+        },
+    )
+    assert got.status_code == 201, got.text
 
 
 async def customer(served: Served, credit: str = "10", **token_fields: Any) -> tuple[str, str]:

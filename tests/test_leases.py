@@ -380,3 +380,15 @@ async def test_an_orphaned_lease_of_this_very_process_is_reclaimed(engine: Async
         assert await money(engine, a) == (10**6 - 300, 0)
     finally:
         await book.stop()
+
+
+async def test_a_lease_started_by_a_free_call_still_covers_many_calls(
+    engine: AsyncEngine, book: Ledger
+) -> None:
+    """A lease first taken for a free call (hold 0) has no size to go by; the
+    first paid call sizes it for many calls, not a grow per call."""
+    a, t = await funded(engine, book, 10**9)
+    assert await book.hold("free", a, t, 0, leased=True) is None
+    assert await book.hold("paid", a, t, 1_000, leased=True) is None
+    [(amount, _, _)] = await lease_rows(engine, a)
+    assert amount >= 1_000 * leases_module.START_CALLS

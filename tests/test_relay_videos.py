@@ -26,7 +26,7 @@ from tollway.simulator.media import mp4_placeholder
 from tollway.types import NANO_PER_USD, Model, nano_to_usd
 from tollway.video_jobs import load_job, reconcile_once, reconcile_videos
 
-from conftest import Served, customer, sdk, serve, test_settings
+from conftest import Served, add_channel, customer, sdk, serve, test_settings
 
 # The SDK marks the Sora methods deprecated; that warning is not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
@@ -65,17 +65,7 @@ async def served(
     database_url: str, catalog_models: list[Model], sim: Simulator
 ) -> AsyncIterator[Served]:
     async with serve_videos(test_settings(database_url), catalog_models) as s:
-        got = await s.admin.post(
-            "/api/channels",
-            json={
-                "name": "sim",
-                "type": "openai",
-                "base_url": sim.base_url,
-                "api_key": "sim-key",
-                "models": ["*"],
-            },
-        )
-        assert got.status_code == 201, got.text
+        await add_channel(s, sim.base_url)
         yield s
 
 

@@ -30,7 +30,7 @@ from tollway.web.chart import nice_step, spend_chart
 from tollway.web.render import usd
 from tollway.web.replay import advise, profile, replay
 
-from conftest import Served, serve, test_settings
+from conftest import Served, add_channel, serve, test_settings
 
 SECRET = "test-console-secret-" + "x" * 32
 PASSWORD = "correct horse battery"
@@ -48,17 +48,7 @@ async def serve_console(settings: Settings, models: list[Model]) -> AsyncIterato
 
 
 async def add_simulator_channel(s: Served, simulator: Simulator) -> None:
-    got = await s.admin.post(
-        "/api/channels",
-        json={
-            "name": "sim",
-            "type": "openai",
-            "base_url": simulator.base_url,
-            "api_key": "sim-key",
-            "models": ["*"],
-        },
-    )
-    assert got.status_code == 201, got.text
+    await add_channel(s, simulator.base_url)
 
 
 @pytest.fixture

@@ -126,12 +126,11 @@ class Leases:
             lease = self.by_key.get(key)
             if lease is None:
                 lease = self.by_key[key] = Lease(account_id, token_id, amount * START_CALLS)
-            unconfirmed = lease.id is not None and (
-                time.monotonic() - lease.last_renewed > UNCONFIRMED_S
-            )
+            now = time.monotonic()
+            unconfirmed = lease.id is not None and now - lease.last_renewed > UNCONFIRMED_S
             if lease.free >= amount and not unconfirmed:
                 lease.inflight += amount
-                lease.last_used = time.monotonic()
+                lease.last_used = now
                 self.calls[request_id] = (lease, amount)
                 return None
             if lease.growing is not None:  # another call is growing it: wait, look again
@@ -146,6 +145,8 @@ class Leases:
 
     async def _grow(self, lease: Lease, need: int) -> InsufficientFunds | None:
         now = time.monotonic()
+        # (a lease started by a free call has no size to go by yet)
+        lease.target = max(lease.target, need * START_CALLS)
         if now - lease.last_grown < 1.0:  # busy: ask for more each time
             lease.target = min(lease.target * 2, MAX_LEASE_NANO)
         step = LeaseGrow(

@@ -365,14 +365,7 @@ class _InlineWriter(_Writer):
             batch = pending[at : at + self.max_batch]
             _deliver(batch, _commit(self.conn, self.dialect, [step for step, _ in batch]))
         if pending and self.checkpointer is not None:
-            if self.checkpointer.tail_ready:
-                # The checkpointer has just copied the log back; what came in
-                # since is short. Copy it here, where nothing else writes in
-                # between, so the whole log is copied and the next commit
-                # starts it over instead of growing it without end.
-                self.checkpointer.tail_ready = False
-                with contextlib.suppress(sqlite3.Error):
-                    self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+            self.checkpointer.copy_rest(self.conn)
             self.checkpointer.nudge()
 
 
@@ -388,6 +381,16 @@ class _Checkpointer(threading.Thread):
 
     def nudge(self) -> None:
         self.wake.set()
+
+    def copy_rest(self, writer: Any) -> None:
+        """On the writer's connection, right after its commit: once this
+        thread has copied the log back, what came in since is short. Copied
+        where nothing else writes in between, the whole log is copied and the
+        next commit starts it over instead of growing it without end."""
+        if self.tail_ready:
+            self.tail_ready = False
+            with contextlib.suppress(sqlite3.Error):
+                writer.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
 
     def stop(self) -> None:
         self.stopping = True
@@ -471,13 +474,9 @@ class _ThreadWriter(_Writer):
         begin = turns.begin if turns is not None else _begin_polling
 
         def end() -> None:
-            """Before giving up the turn: the log's short rest, if the
-            checkpointer copied the bulk (no other writer can add to it now,
-            so the next commit starts the log over; see _InlineWriter)."""
-            if checkpointer is not None and checkpointer.tail_ready:
-                checkpointer.tail_ready = False
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+            # before giving up the turn, while no other writer can add to the log
+            if checkpointer is not None:
+                checkpointer.copy_rest(conn)
             if turns is not None:
                 turns.end()
 
