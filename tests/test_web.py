@@ -23,7 +23,7 @@ from tollway.catalog import load_catalog_files
 from tollway.errors import ApiError
 from tollway.settings import Settings
 from tollway.simulator import Simulator
-from tollway.types import BillingMode, Model, nano_to_usd, usd_to_nano
+from tollway.types import TOKEN_CLASSES, BillingMode, Model, nano_to_usd, usd_to_nano
 from tollway.web import forms as web_forms
 from tollway.web import session_secret
 from tollway.web.chart import nice_step, spend_chart
@@ -684,19 +684,7 @@ def test_replay_and_advice_follow_the_guide() -> None:
     lookup = catalog.get
 
     def record(model: str, items: int = 1) -> dict[str, Any]:
-        tokens = {
-            k: 0
-            for k in (
-                "input_tokens",
-                "cached_input_tokens",
-                "output_tokens",
-                "reasoning_tokens",
-                "image_input_tokens",
-                "image_output_tokens",
-                "audio_input_tokens",
-                "audio_output_tokens",
-            )
-        }
+        tokens = dict.fromkeys(TOKEN_CLASSES, 0)
         tokens.update(input_tokens=12, output_tokens=9)
         return {"model": model, "items": items, "tokens": tokens, "status": "ok"}
 
