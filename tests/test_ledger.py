@@ -4,6 +4,7 @@ group commit, and balances that always follow from the entries."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -288,6 +289,49 @@ async def test_the_sqlite_log_starts_over_under_sustained_writes(tmp_path: Any) 
         restarts = _wal_salt(path) - first
         assert restarts >= 2, f"{n} calls, the log started over {restarts} times"
         assert await money(eng, a) == (10**15 - 500 * n, 0)
+    finally:
+        await book.stop()
+        await eng.dispose()
+
+
+async def test_a_checkpoint_in_the_writers_turn_never_blocks_the_event_loop(tmp_path: Any) -> None:
+    """The checkpointer syncs the files to disk (milliseconds on a slow disk)
+    while it holds the writers' turn. The inline writer runs on the event
+    loop, so it must not wait for the turn there: other requests go on, and
+    the settle commits as soon as the turn is given back."""
+    path = str(tmp_path / "turn.db")
+    eng = make_engine(f"sqlite:///{path}")
+    await migrate(eng)
+    book = Ledger(eng)
+    await book.start()
+    try:
+        a, t = await funded(eng, book, 10_000)
+        assert await book.hold("turn", a, t, 1_000) is None
+        turn = book._writer.turn  # type: ignore[attr-defined]
+        taken = threading.Event()
+        give_back = threading.Event()
+
+        def checkpointer() -> None:  # as the checkpointer thread does
+            turn.take()
+            taken.set()
+            give_back.wait(10)
+            turn.give()
+
+        thread = threading.Thread(target=checkpointer)
+        thread.start()
+        assert taken.wait(5)
+        settle = asyncio.ensure_future(book.settle(record("turn", a, t, 400)))
+        started = time.monotonic()
+        turns_of_the_loop = 0
+        while time.monotonic() - started < 0.2:
+            await asyncio.sleep(0)
+            turns_of_the_loop += 1
+        assert not settle.done()
+        assert turns_of_the_loop > 100, "the event loop waited for the turn"
+        give_back.set()
+        await asyncio.wait_for(settle, 5)
+        thread.join()
+        assert await money(eng, a) == (10_000 - 400, 0)
     finally:
         await book.stop()
         await eng.dispose()

@@ -59,8 +59,14 @@ MAX_BATCH = 512
 # fewer than SHORT_TAIL_FRAMES new frames.
 CHECKPOINT_ROUNDS = 4
 SHORT_TAIL_FRAMES = 256
+# Under steady writes the log never catches up by itself: once it is this
+# long (frames), the checkpointer takes the writers' turn for its last round
+# so the whole log is copied and the next commit starts it over.
+LONG_LOG_FRAMES = 4096
 # Past a burst, a log file longer than this is cut back when it starts over.
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+# The inline writer looks again this soon when the checkpointer has the turn.
+TURN_RETRY_S = 0.0005
 _STOP = object()
 
 __all__ = ["InsufficientFunds", "Ledger", "LedgerError", "Settlement", "UsageRecord"]
@@ -264,24 +270,49 @@ class _WriterTurns:
     """Several processes' writer threads on one SQLite file take turns through
     a lock file: a blocked ``flock`` wakes the moment the holder lets go,
     where polling SQLite's write lock wakes late (up to a poll interval) and
-    a worker's calls wait on the other's commits meanwhile."""
+    a worker's calls wait on the other's commits meanwhile. Each process's
+    checkpointer takes the same turn (its own descriptor) for a last copy."""
 
     def __init__(self, db_path: str) -> None:
         import fcntl  # POSIX; several workers need SO_REUSEPORT (Linux) anyway
 
         self.flock = fcntl.flock
         self.exclusive, self.unlock = fcntl.LOCK_EX, fcntl.LOCK_UN
-        self.fd = os.open(db_path + "-tollway-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self.path = db_path + "-tollway-writer.lock"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def take(self) -> None:
+        self.flock(self.fd, self.exclusive)  # (the GIL is released while it waits)
+
+    def give(self) -> None:
+        self.flock(self.fd, self.unlock)
 
     def begin(self, conn: Any) -> None:
-        self.flock(self.fd, self.exclusive)  # (the GIL is released while it waits)
+        self.take()
         _begin_polling(conn)  # at once, unless a writer outside the ledger has it
 
     def end(self) -> None:
-        self.flock(self.fd, self.unlock)
+        self.give()
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+class _LoopTurn:
+    """The one inline writer's turn (a process of its own): the event loop
+    only ever tries it, so a checkpoint holding it never blocks the loop."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def take(self) -> None:
+        self.lock.acquire()
+
+    def give(self) -> None:
+        self.lock.release()
+
+    def close(self) -> None:
+        pass
 
 
 def _commit(
@@ -331,23 +362,28 @@ class _Writer(abc.ABC):
 
 
 class _InlineWriter(_Writer):
-    """Batches run on the event loop, one per turn of the loop (SQLite)."""
+    """Batches run on the event loop, one per turn of the loop (SQLite).
+    Nothing here waits on the disk: commits do not sync (synchronous=NORMAL)
+    and checkpoints, which do, run on their own thread."""
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.conn = self.connect()
         self.pending: list[Item] = []
         self.scheduled = False
+        self.turn = _LoopTurn()
         # PostgreSQL (writer="inline" forced) keeps its own log.
-        self.checkpointer = _Checkpointer(self.connect) if self.dialect.name == "sqlite" else None
+        self.checkpointer = (
+            _Checkpointer(self.connect, self.turn) if self.dialect.name == "sqlite" else None
+        )
         if self.checkpointer is not None:
             self.checkpointer.start()
 
     async def stop(self) -> None:
-        self._flush()
         if self.checkpointer is not None:
             self.checkpointer.stop()
             await asyncio.to_thread(self.checkpointer.join)
+        self._flush()
         self.conn.close()
 
     def submit(self, step: Step) -> asyncio.Future[Any]:
@@ -359,38 +395,38 @@ class _InlineWriter(_Writer):
         return future
 
     def _flush(self) -> None:
-        self.scheduled = False
-        pending, self.pending = self.pending, []
-        for at in range(0, len(pending), self.max_batch):
-            batch = pending[at : at + self.max_batch]
-            _deliver(batch, _commit(self.conn, self.dialect, [step for step, _ in batch]))
+        if not self.turn.lock.acquire(blocking=False):
+            # the checkpointer is copying the log's last frames (and syncing):
+            # other calls go on meanwhile, these commit right after
+            self.loop.call_later(TURN_RETRY_S, self._flush)
+            return
+        try:
+            self.scheduled = False
+            pending, self.pending = self.pending, []
+            for at in range(0, len(pending), self.max_batch):
+                batch = pending[at : at + self.max_batch]
+                _deliver(batch, _commit(self.conn, self.dialect, [step for step, _ in batch]))
+        finally:
+            self.turn.lock.release()
         if pending and self.checkpointer is not None:
-            self.checkpointer.copy_rest(self.conn)
             self.checkpointer.nudge()
 
 
 class _Checkpointer(threading.Thread):
-    """Copies the SQLite WAL back into the database now and then, off the loop."""
+    """Copies the SQLite WAL back into the database now and then, off the
+    loop (a checkpoint syncs both files to disk). ``turn`` is the writers':
+    held for a last round once the log is long, so nothing is added to it
+    meanwhile and the next commit starts it over."""
 
-    def __init__(self, connect: Callable[[], Any]) -> None:
+    def __init__(self, connect: Callable[[], Any], turn: _WriterTurns | _LoopTurn) -> None:
         super().__init__(name="tollway-wal-checkpoint", daemon=True)
         self.connect = connect
+        self.turn = turn
         self.wake = threading.Event()
         self.stopping = False
-        self.tail_ready = False
 
     def nudge(self) -> None:
         self.wake.set()
-
-    def copy_rest(self, writer: Any) -> None:
-        """On the writer's connection, right after its commit: once this
-        thread has copied the log back, what came in since is short. Copied
-        where nothing else writes in between, the whole log is copied and the
-        next commit starts it over instead of growing it without end."""
-        if self.tail_ready:
-            self.tail_ready = False
-            with contextlib.suppress(sqlite3.Error):
-                writer.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
 
     def stop(self) -> None:
         self.stopping = True
@@ -410,15 +446,24 @@ class _Checkpointer(threading.Thread):
 
     def _copy(self, conn: Any) -> None:
         """Copy the log into the database, again while much was written
-        meanwhile (the writer does not wait), then leave the short rest to
-        the writer (``tail_ready``)."""
+        meanwhile (the writers do not wait; a round copies what the log held
+        when it began), and once the log is long, a last time within the
+        writers' turn, so all of it is copied."""
         before = -1
         for _ in range(CHECKPOINT_ROUNDS):
-            busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            cur = conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            busy, frames, _copied = cur.fetchone()
+            cur.close()
             if busy or frames - before < SHORT_TAIL_FRAMES:
                 break
             before = frames
-        self.tail_ready = True
+        if busy or frames < LONG_LOG_FRAMES:
+            return
+        self.turn.take()
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+        finally:
+            self.turn.give()
 
 
 class _ThreadWriter(_Writer):
@@ -454,9 +499,10 @@ class _ThreadWriter(_Writer):
         turns = checkpointer = None
         if self.dialect.name == "sqlite":
             path = conn.execute("PRAGMA database_list").fetchone()[2]
-            turns = _WriterTurns(path) if path else None
-            checkpointer = _Checkpointer(self.connect)
-            checkpointer.start()
+            if path:  # (an in-memory database keeps no log)
+                turns = _WriterTurns(path)
+                checkpointer = _Checkpointer(self.connect, _WriterTurns(path))
+                checkpointer.start()
         self.loop.call_soon_threadsafe(_succeed, ready)
         try:
             self._serve(conn, turns, checkpointer)
@@ -464,6 +510,7 @@ class _ThreadWriter(_Writer):
             if checkpointer is not None:
                 checkpointer.stop()
                 checkpointer.join()
+                checkpointer.turn.close()
             conn.close()
             if turns is not None:
                 turns.close()
@@ -472,13 +519,7 @@ class _ThreadWriter(_Writer):
         self, conn: Any, turns: _WriterTurns | None, checkpointer: _Checkpointer | None
     ) -> None:
         begin = turns.begin if turns is not None else _begin_polling
-
-        def end() -> None:
-            # before giving up the turn, while no other writer can add to the log
-            if checkpointer is not None:
-                checkpointer.copy_rest(conn)
-            if turns is not None:
-                turns.end()
+        end = turns.end if turns is not None else None
 
         stopping = False
         while not stopping:
@@ -501,7 +542,7 @@ class _ThreadWriter(_Writer):
                     self.dialect,
                     [step for step, _ in batch],
                     begin,
-                    end if self.dialect.name == "sqlite" else None,
+                    end,
                 )
                 self.loop.call_soon_threadsafe(_deliver, batch, results)
                 if checkpointer is not None:
