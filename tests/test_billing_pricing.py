@@ -100,6 +100,49 @@ def test_total_rounds_once_half_up() -> None:
     assert price_call(half, USE, Usage(input_tokens=3, output_tokens=3)).total_nano == 3
 
 
+def test_the_total_is_the_exact_sum_rounded_half_up_once() -> None:
+    """Integer arithmetic on the hot path, checked against Decimal: every
+    class at once, prices that leave fractions of a nano-USD, halves included."""
+    import random
+    from decimal import ROUND_HALF_UP
+
+    rng = random.Random(3)
+    for _ in range(2_000):
+        price = PerUsePrice(
+            rng.randrange(0, 90_000_000_000),
+            rng.randrange(0, 90_000_000_000),
+            cached_input_mtok=rng.choice([None, 0, rng.randrange(1, 10**10)]),
+            image_input_mtok=rng.choice([None, 0, rng.randrange(1, 10**10)]),
+            image_output_mtok=rng.choice([None, rng.randrange(1, 10**11)]),
+            audio_input_mtok=rng.choice([None, rng.randrange(1, 10**11)]),
+            audio_output_mtok=rng.choice([None, 500_000, rng.randrange(1, 10**11)]),
+        )
+        model = Model("m", ModelKind.TEXT, "x", per_use=price)
+        cached = rng.randrange(0, 3_000)
+        usage = Usage(
+            input_tokens=cached + rng.randrange(0, 10**6),
+            cached_input_tokens=cached,
+            output_tokens=rng.randrange(0, 10**5),
+            image_input_tokens=rng.choice([0, rng.randrange(0, 10**4)]),
+            image_output_tokens=rng.choice([0, rng.randrange(0, 10**4)]),
+            audio_input_tokens=rng.choice([0, 1, rng.randrange(0, 10**4)]),
+            audio_output_tokens=rng.choice([0, 1, rng.randrange(0, 10**4)]),
+        )
+        cost = price_call(model, USE, usage)
+        exact = sum((line.cost_nano for line in cost.lines), Decimal(0))
+        assert cost.total_nano == int(exact.to_integral_value(rounding=ROUND_HALF_UP))
+        billed = {line.name: line.quantity for line in cost.lines}
+        assert billed.get("input_tokens", 0) == usage.input_tokens - cached
+        assert sum(billed.values()) == (
+            usage.input_tokens
+            + usage.output_tokens
+            + usage.image_input_tokens
+            + usage.image_output_tokens
+            + usage.audio_input_tokens
+            + usage.audio_output_tokens
+        )
+
+
 def test_breakdown_lines_are_exact() -> None:
     cost = price_call(GPT4O, USE, Usage(input_tokens=12, output_tokens=9))
     lines = {line.name: line for line in cost.lines}

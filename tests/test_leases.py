@@ -392,3 +392,28 @@ async def test_a_lease_started_by_a_free_call_still_covers_many_calls(
     assert await book.hold("paid", a, t, 1_000, leased=True) is None
     [(amount, _, _)] = await lease_rows(engine, a)
     assert amount >= 1_000 * leases_module.START_CALLS
+
+
+async def test_a_hold_the_lease_has_room_for_is_taken_at_once(
+    engine: AsyncEngine, book: Ledger
+) -> None:
+    """hold_now (the relay's first try) holds in memory without a task or a
+    write when the lease has room, and declines — leaving hold() to grow or
+    confirm the lease — when there is none, no room, or the lease is stale."""
+    a, t = await funded(engine, book, 1_000_000)
+    assert not book.hold_now("first", a, t, 1_000)  # no lease yet: hold() takes one
+    assert await book.hold("first", a, t, 1_000, leased=True) is None
+    [lease] = book._leases.by_key.values()
+    rows_before = await lease_rows(engine, a)
+    assert book.hold_now("second", a, t, 1_000)
+    assert lease.inflight == 2_000
+    assert await lease_rows(engine, a) == rows_before  # nothing written to hold it
+    assert not book.hold_now("too big", a, t, lease.free + 1)
+    lease.last_renewed -= leases_module.UNCONFIRMED_S + 1
+    assert not book.hold_now("stale", a, t, 1)
+    lease.last_renewed += leases_module.UNCONFIRMED_S + 1
+    await book.settle(record("first", a, t, 700))
+    await book.settle(record("second", a, t, 300))
+    assert lease.inflight == 0
+    assert await effective(engine, a) == 1_000_000 - 1_000
+    assert await ledger_sum(engine, a) == 1_000_000 - 1_000

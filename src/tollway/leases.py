@@ -118,21 +118,32 @@ class Leases:
     def holds(self, request_id: str) -> bool:
         return request_id in self.calls or request_id in self.settling
 
+    def hold_now(self, request_id: str, account_id: int, token_id: int | None, amount: int) -> bool:
+        """Hold against the lease at once if it has room (most calls): no
+        task, no wait. False: ``hold`` must grow it (or wait for a grow)."""
+        lease = self.by_key.get((account_id, token_id))
+        if lease is None or lease.free < amount:
+            return False
+        now = time.monotonic()
+        if lease.id is not None and now - lease.last_renewed > UNCONFIRMED_S:
+            return False  # confirm it is still ours first (hold grows it)
+        lease.inflight += amount
+        lease.last_used = now
+        self.calls[request_id] = (lease, amount)
+        return True
+
     async def hold(
         self, request_id: str, account_id: int, token_id: int | None, amount: int
     ) -> InsufficientFunds | None:
         key = (account_id, token_id)
         while True:
+            if self.hold_now(request_id, account_id, token_id, amount):
+                return None
             lease = self.by_key.get(key)
             if lease is None:
                 lease = self.by_key[key] = Lease(account_id, token_id, amount * START_CALLS)
-            now = time.monotonic()
-            unconfirmed = lease.id is not None and now - lease.last_renewed > UNCONFIRMED_S
-            if lease.free >= amount and not unconfirmed:
-                lease.inflight += amount
-                lease.last_used = now
-                self.calls[request_id] = (lease, amount)
-                return None
+                if self.hold_now(request_id, account_id, token_id, amount):
+                    return None  # (a free call fits an empty lease)
             if lease.growing is not None:  # another call is growing it: wait, look again
                 await asyncio.shield(lease.growing)
                 continue

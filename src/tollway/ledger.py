@@ -167,6 +167,15 @@ class Ledger:
         )
         return result
 
+    def hold_now(
+        self, request_id: str, account_id: int, token_id: int | None, amount_nano: int
+    ) -> bool:
+        """A leased hold taken at once, in memory, when this process's lease
+        has room (most calls); False: call ``hold(..., leased=True)``."""
+        if amount_nano < 0 or not self._started:
+            return False
+        return self._leases.hold_now(request_id, account_id, token_id, amount_nano)
+
     async def settle(self, record: UsageRecord) -> Settlement:
         if record.cost_nano < 0:
             raise LedgerError("a cost cannot be negative")

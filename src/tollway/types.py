@@ -215,7 +215,10 @@ class CostLine:
     quantity: int
     unit_price_nano: int
     per: int  # 1 for per item, TOKENS_PER_MTOK for per-1M-token prices
-    cost_nano: Decimal
+
+    @property
+    def cost_nano(self) -> Decimal:
+        return Decimal(self.quantity * self.unit_price_nano) / self.per
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,6 @@ does not list is an ``UnpricedVariant``, never a default price.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
-
 from tollway.types import (
     TOKENS_PER_MTOK,
     BillingMethod,
@@ -110,52 +108,44 @@ def _per_call_cost(model: Model, usage: Usage) -> Cost:
             )
         quantity = usage.items * usage.seconds
     name = UNIT_LINES[unit] + (f":{key}" if key else "")
-    line = CostLine(name, quantity, unit_nano, 1, Decimal(quantity * unit_nano))
+    line = CostLine(name, quantity, unit_nano, 1)
     return Cost(BillingMethod.PER_CALL, quantity * unit_nano, (line,))
 
 
 def per_use_lines(price: PerUsePrice, usage: Usage) -> list[CostLine]:
     """One line per token class used. A class without its own price is billed at
     the base input (or output) price, never for free."""
-    uncached = usage.input_tokens - usage.cached_input_tokens
-    if min(uncached, usage.cached_input_tokens, usage.output_tokens) < 0:
+    cached = usage.cached_input_tokens
+    uncached = usage.input_tokens - cached
+    if min(uncached, cached, usage.output_tokens) < 0:
         raise PricingError("token counts cannot be negative (cached > input?)")
-    classes = (
-        ("input_tokens", uncached, price.input_mtok),
-        (
-            "cached_input_tokens",
-            usage.cached_input_tokens,
-            _or(price.cached_input_mtok, price.input_mtok),
-        ),
-        ("output_tokens", usage.output_tokens, price.output_mtok),
-        (
-            "image_input_tokens",
-            usage.image_input_tokens,
-            _or(price.image_input_mtok, price.input_mtok),
-        ),
+    base_in, base_out = price.input_mtok, price.output_mtok
+    lines = []
+    if uncached:
+        lines.append(CostLine("input_tokens", uncached, base_in, TOKENS_PER_MTOK))
+    if cached:
+        unit = _or(price.cached_input_mtok, base_in)
+        lines.append(CostLine("cached_input_tokens", cached, unit, TOKENS_PER_MTOK))
+    if usage.output_tokens:
+        lines.append(CostLine("output_tokens", usage.output_tokens, base_out, TOKENS_PER_MTOK))
+    for name, quantity, unit in (
+        ("image_input_tokens", usage.image_input_tokens, _or(price.image_input_mtok, base_in)),
         (
             "image_output_tokens",
             usage.image_output_tokens,
-            _or(price.image_output_mtok, price.output_mtok),
+            _or(price.image_output_mtok, base_out),
         ),
-        (
-            "audio_input_tokens",
-            usage.audio_input_tokens,
-            _or(price.audio_input_mtok, price.input_mtok),
-        ),
+        ("audio_input_tokens", usage.audio_input_tokens, _or(price.audio_input_mtok, base_in)),
         (
             "audio_output_tokens",
             usage.audio_output_tokens,
-            _or(price.audio_output_mtok, price.output_mtok),
+            _or(price.audio_output_mtok, base_out),
         ),
-    )
-    lines = []
-    for name, quantity, unit in classes:
+    ):
         if quantity < 0:
             raise PricingError(f"{name} cannot be negative")
         if quantity:
-            exact = Decimal(quantity * unit) / TOKENS_PER_MTOK
-            lines.append(CostLine(name, quantity, unit, TOKENS_PER_MTOK, exact))
+            lines.append(CostLine(name, quantity, unit, TOKENS_PER_MTOK))
     return lines
 
 
@@ -164,12 +154,16 @@ def _per_use_cost(model: Model, usage: Usage) -> Cost:
         raise PricingError(f"model '{model.id}' has no per-use price")
     lines = per_use_lines(model.per_use, usage)
     numerator = sum(line.quantity * line.unit_price_nano for line in lines)
-    total = round_nano(Decimal(numerator) / TOKENS_PER_MTOK)
-    return Cost(BillingMethod.PER_USE, total, tuple(lines))
+    return Cost(BillingMethod.PER_USE, _divide_half_up(numerator, TOKENS_PER_MTOK), tuple(lines))
 
 
-def round_nano(amount: Decimal) -> int:
-    return int(amount.to_integral_value(rounding=ROUND_HALF_UP))
+def _divide_half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half up (away from zero at .5), in
+    integers (exactly what Decimal's ROUND_HALF_UP gives, without Decimal)."""
+    quotient, rest = divmod(abs(numerator), denominator)
+    if 2 * rest >= denominator:
+        quotient += 1
+    return quotient if numerator >= 0 else -quotient
 
 
 def _or(value: int | None, default: int) -> int:

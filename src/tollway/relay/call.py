@@ -224,6 +224,8 @@ async def open_call(
     channel, provider = route(gw, model)
     amount = hold_nano(model, method, shape, gw.settings.hold_output_tokens)
     call = Call(gw, token, model, method, endpoint, channel, provider, amount)
+    if gw.ledger.hold_now(call.request_id, token.account_id, token.id, amount):
+        return call
     held = asyncio.ensure_future(
         gw.ledger.hold(call.request_id, token.account_id, token.id, amount, leased=True)
     )
