@@ -37,6 +37,11 @@ def render_tables(results: dict[str, Any]) -> str:
     console.print(
         f"Tollway benchmark  {meta['date']}  commit {meta['commit'][:10]}"
         f"{' (dirty)' if meta['dirty'] else ''}  {meta['cores']} cores  {meta['cpu']}"
+        + (
+            f"  python sum(range(1000)) {meta['python_speed_us']:g} µs"
+            if meta.get("python_speed_us")
+            else ""
+        )
     )
     console.print(
         f"{'quick' if plan['quick'] else 'full'}: {plan['repeats']} repeat(s), "

@@ -541,6 +541,18 @@ def measure(
     }
 
 
+def python_speed_us() -> float:
+    """How fast this machine runs plain Python: the best of 5 timings of
+    ``sum(range(1000))``, in microseconds (lower is faster). The same CPU
+    name can hide machines ~3x apart; this makes runs on different days
+    comparable (a gateway's CPU per request scales with it)."""
+    import timeit
+
+    timer = timeit.Timer("sum(range(1000))")
+    loops = 2_000
+    return round(min(timer.repeat(5, loops)) / loops * 1e6, 2)
+
+
 def log_problems(path: Path, keep: int = 20) -> list[str]:
     """Warning, error and traceback lines a gateway wrote while under load."""
     try:
@@ -692,6 +704,7 @@ def environment(
         "python": platform.python_version(),
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "python_speed_us": python_speed_us(),
         "kernel": platform.release(),
         "wrk": tool_version([wrk, "-v"]),
         "nginx": tool_version([nginx, "-v"]) if nginx else None,
