@@ -132,10 +132,6 @@ def new_video_id() -> str:
     return ID_PREFIX + secrets.token_hex(16)
 
 
-def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
-
-
 def video_usage(seconds: int, size: str, items: int = 1) -> Usage:
     """What a video is priced by: one item of ``seconds``, at its size's entry
     of a per-size price table (videos have no quality tier: the table's own

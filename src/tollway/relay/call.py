@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from tollway.errors import (
     upstream_error,
 )
 from tollway.gateway import Gateway
+from tollway.keys import new_request_id
 from tollway.ledger import InsufficientFunds, UsageRecord
 from tollway.providers import PROVIDERS
 from tollway.state import Channel, TokenInfo
@@ -155,7 +155,7 @@ class Call:
     channel: Channel
     provider: Provider
     hold_nano: int
-    request_id: str = field(default_factory=lambda: "req_" + secrets.token_hex(12))
+    request_id: str = field(default_factory=new_request_id)
     started: float = field(default_factory=time.perf_counter)
     closed: bool = False
 

@@ -43,6 +43,7 @@ from tollway.errors import (
     upstream_error,
 )
 from tollway.gateway import Gateway
+from tollway.keys import new_request_id
 from tollway.ledger import InsufficientFunds
 from tollway.relay.call import (
     BILLING_METHOD_HEADER,
@@ -81,7 +82,6 @@ from tollway.video_jobs import (
     list_jobs,
     load_job,
     mark_deleted,
-    new_request_id,
     new_video_id,
     parse_object,
     read_answer,
