@@ -4,8 +4,10 @@ group commit, and balances that always follow from the entries."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -260,6 +262,21 @@ async def test_both_writers_keep_the_books_exact(engine: AsyncEngine, writer: st
         await book.stop()
 
 
+@contextlib.asynccontextmanager
+async def sqlite_file_ledger(tmp_path: Any) -> AsyncIterator[tuple[str, AsyncEngine, Ledger]]:
+    """A started ledger on a SQLite file of its own (its log can be read)."""
+    path = str(tmp_path / "ledger.db")
+    eng = make_engine(f"sqlite:///{path}")
+    await migrate(eng)
+    book = Ledger(eng)
+    await book.start()
+    try:
+        yield path, eng, book
+    finally:
+        await book.stop()
+        await eng.dispose()
+
+
 def _wal_salt(path: str) -> int:
     """Salt-1 of a SQLite WAL file's header: SQLite adds one to it each time
     the log starts over from its first frame (https://sqlite.org/fileformat.html)."""
@@ -272,12 +289,7 @@ async def test_the_sqlite_log_starts_over_under_sustained_writes(tmp_path: Any) 
     """Under load the writer never pauses, so a checkpoint that only copies
     the frames the log held when it began never catches up: the log used to
     grow by every page written (hundreds of MB a minute). It must start over."""
-    path = str(tmp_path / "wal.db")
-    eng = make_engine(f"sqlite:///{path}")
-    await migrate(eng)
-    book = Ledger(eng)
-    await book.start()
-    try:
+    async with sqlite_file_ledger(tmp_path) as (path, eng, book):
         a, t = await funded(eng, book, 10**15)
         first = _wal_salt(path)
         deadline = time.monotonic() + 1.5
@@ -289,9 +301,6 @@ async def test_the_sqlite_log_starts_over_under_sustained_writes(tmp_path: Any) 
         restarts = _wal_salt(path) - first
         assert restarts >= 2, f"{n} calls, the log started over {restarts} times"
         assert await money(eng, a) == (10**15 - 500 * n, 0)
-    finally:
-        await book.stop()
-        await eng.dispose()
 
 
 async def test_a_checkpoint_in_the_writers_turn_never_blocks_the_event_loop(tmp_path: Any) -> None:
@@ -299,12 +308,7 @@ async def test_a_checkpoint_in_the_writers_turn_never_blocks_the_event_loop(tmp_
     while it holds the writers' turn. The inline writer runs on the event
     loop, so it must not wait for the turn there: other requests go on, and
     the settle commits as soon as the turn is given back."""
-    path = str(tmp_path / "turn.db")
-    eng = make_engine(f"sqlite:///{path}")
-    await migrate(eng)
-    book = Ledger(eng)
-    await book.start()
-    try:
+    async with sqlite_file_ledger(tmp_path) as (_path, eng, book):
         a, t = await funded(eng, book, 10_000)
         assert await book.hold("turn", a, t, 1_000) is None
         turn = book._writer.turn  # type: ignore[attr-defined]
@@ -332,6 +336,3 @@ async def test_a_checkpoint_in_the_writers_turn_never_blocks_the_event_loop(tmp_
         await asyncio.wait_for(settle, 5)
         thread.join()
         assert await money(eng, a) == (10_000 - 400, 0)
-    finally:
-        await book.stop()
-        await eng.dispose()
