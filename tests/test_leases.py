@@ -6,6 +6,8 @@ process, shared by several processes — and never more held than there is."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -50,6 +52,27 @@ async def usage_count(engine: AsyncEngine) -> int:
         return int(
             (await conn.execute(select(func.count()).select_from(usage_records))).scalar_one()
         )
+
+
+async def age_leases(engine: AsyncEngine) -> None:
+    """Every lease looks abandoned: not renewed for longer than STALE_S."""
+    old = datetime.now(UTC) - timedelta(seconds=leases_module.STALE_S + 5)
+    async with engine.begin() as conn:
+        await conn.execute(update(leases).values(renewed_at=old))
+
+
+@contextlib.asynccontextmanager
+async def two_processes(engine: AsyncEngine) -> AsyncIterator[tuple[Ledger, Ledger]]:
+    """Two started ledgers on one database, as two gateway processes have;
+    both stopped (their leases returned) on the way out."""
+    first, other = Ledger(engine), Ledger(engine)
+    await first.start()
+    await other.start()
+    try:
+        yield first, other
+    finally:
+        await first.stop()
+        await other.stop()
 
 
 async def test_a_leased_call_commits_its_charge_and_folds_back(
@@ -187,17 +210,12 @@ async def test_the_lease_of_a_stopped_process_is_reclaimed_and_late_charges_stil
     """Process A takes a lease and stops renewing it (it hangs or died);
     another process's reconciler returns it. A call A still settles after
     that charges the account directly: nothing lost, nothing twice."""
-    first, other = Ledger(engine), Ledger(engine)
-    await first.start()
-    await other.start()
-    try:
+    async with two_processes(engine) as (first, other):
         a, t = await funded(engine, first, 10**6)
         assert await first.hold("done", a, t, 500, leased=True) is None
         assert await first.hold("in-flight", a, t, 500, leased=True) is None
         await first.settle(record("done", a, t, 200))
-        old = datetime.now(UTC) - timedelta(seconds=leases_module.STALE_S + 5)
-        async with engine.begin() as conn:
-            await conn.execute(update(leases).values(renewed_at=old))
+        await age_leases(engine)
         await other.release_stale_holds(timedelta(hours=1))
         assert await lease_rows(engine, a) == []
         assert await money(engine, a) == (10**6 - 200, 0)
@@ -208,9 +226,6 @@ async def test_the_lease_of_a_stopped_process_is_reclaimed_and_late_charges_stil
         assert await first.hold("next", a, t, 500, leased=True) is None
         await first.settle(record("next", a, t, 1))
         assert await effective(engine, a) == 10**6 - 501
-    finally:
-        await first.stop()
-        await other.stop()
     assert await money(engine, a) == (10**6 - 501, 0)
     assert await token_money(engine, t) == (501, 0)
     assert await usage_count(engine) == 3
@@ -278,20 +293,11 @@ async def test_what_a_lease_spent_is_gone_from_it(engine: AsyncEngine, book: Led
     assert await effective(engine, a) == 0
 
 
-async def age_leases(engine: AsyncEngine) -> None:
-    old = datetime.now(UTC) - timedelta(seconds=leases_module.STALE_S + 5)
-    async with engine.begin() as conn:
-        await conn.execute(update(leases).values(renewed_at=old))
-
-
 async def test_a_grow_and_a_close_of_a_reclaimed_lease_in_one_batch(engine: AsyncEngine) -> None:
     """The lease goes (reclaimed); in one batch a call settles on it (charged
     directly) and another grows it (a new row). The new row is kept, used and
     returned: no reserve is left orphaned."""
-    first, other = Ledger(engine), Ledger(engine)
-    await first.start()
-    await other.start()
-    try:
+    async with two_processes(engine) as (first, other):
         a, t = await funded(engine, first, 10**6)
         assert await first.hold("in-flight", a, t, 500, leased=True) is None
         await age_leases(engine)
@@ -304,9 +310,6 @@ async def test_a_grow_and_a_close_of_a_reclaimed_lease_in_one_batch(engine: Asyn
         [(amount, _, owner)] = await lease_rows(engine, a)
         assert amount >= 50_000 and owner == first._leases.owner
         await first.settle(record("big", a, t, 40_000))
-    finally:
-        await first.stop()
-        await other.stop()
     assert await lease_rows(engine, a) == []
     assert await money(engine, a) == (10**6 - 40_007, 0)
     assert await token_money(engine, t) == (40_007, 0)
@@ -318,10 +321,7 @@ async def test_a_process_finds_out_its_lease_was_reclaimed_before_spending_it(
     """A stalled process (no renewals) loses its lease to the reconciler. Its
     next renewal finds the row gone, so it stops holding against it: the
     money went back to the account, where another process may take it."""
-    first, other = Ledger(engine), Ledger(engine)
-    await first.start()
-    await other.start()
-    try:
+    async with two_processes(engine) as (first, other):
         a, t = await funded(engine, first, 100_000)
         assert await first.hold("in-flight", a, t, 1_000, leased=True) is None
         await age_leases(engine)
@@ -336,18 +336,12 @@ async def test_a_process_finds_out_its_lease_was_reclaimed_before_spending_it(
         assert isinstance(short, InsufficientFunds) and short.available_nano == 0
         await other.release(record("elsewhere", a, t, 0))
         await first.settle(record("in-flight", a, t, 900))  # charged directly
-    finally:
-        await first.stop()
-        await other.stop()
     assert await money(engine, a) == (100_000 - 900, 0)
     assert await lease_rows(engine, a) == []
 
 
 async def test_a_lease_not_renewed_for_long_is_checked_before_use(engine: AsyncEngine) -> None:
-    book_a, book_b = Ledger(engine), Ledger(engine)
-    await book_a.start()
-    await book_b.start()
-    try:
+    async with two_processes(engine) as (book_a, book_b):
         a, t = await funded(engine, book_a, 100_000)
         assert await book_a.hold("r1", a, t, 1_000, leased=True) is None
         await book_a.settle(record("r1", a, t, 10))
@@ -360,9 +354,6 @@ async def test_a_lease_not_renewed_for_long_is_checked_before_use(engine: AsyncE
         assert lease.free >= 1_000  # memory still thinks there is money
         assert isinstance(await book_a.hold("r2", a, t, 1_000, leased=True), InsufficientFunds)
         await book_b.settle(record("b", a, t, 99_990))
-    finally:
-        await book_a.stop()
-        await book_b.stop()
     assert await money(engine, a) == (0, 0)
 
 
