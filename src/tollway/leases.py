@@ -137,13 +137,11 @@ class Leases:
     ) -> InsufficientFunds | None:
         key = (account_id, token_id)
         while True:
-            if self.hold_now(request_id, account_id, token_id, amount):
-                return None
             lease = self.by_key.get(key)
             if lease is None:
                 lease = self.by_key[key] = Lease(account_id, token_id, amount * START_CALLS)
-                if self.hold_now(request_id, account_id, token_id, amount):
-                    return None  # (a free call fits an empty lease)
+            if self.hold_now(request_id, account_id, token_id, amount):
+                return None
             if lease.growing is not None:  # another call is growing it: wait, look again
                 await asyncio.shield(lease.growing)
                 continue

@@ -300,9 +300,6 @@ class _WriterTurns:
         self.take()
         _begin_polling(conn)  # at once, unless a writer outside the ledger has it
 
-    def end(self) -> None:
-        self.give()
-
     def close(self) -> None:
         os.close(self.fd)
 
@@ -317,11 +314,11 @@ class _LoopTurn:
     def take(self) -> None:
         self.lock.acquire()
 
+    def try_take(self) -> bool:
+        return self.lock.acquire(blocking=False)
+
     def give(self) -> None:
         self.lock.release()
-
-    def close(self) -> None:
-        pass
 
 
 def _commit(
@@ -331,7 +328,9 @@ def _commit(
     begin: Callable[[Any], None] = _begin,
     end: Callable[[], None] | None = None,
 ) -> list[Any]:
-    """One batch, one transaction; on an unexpected error each step alone."""
+    """One batch, one transaction; on an unexpected error each step alone.
+    ``begin`` takes the write lock (and the writers' turn); ``end`` gives the
+    turn back, once per transaction."""
     now = datetime.now(UTC)
     try:
         if dialect.name == "sqlite":
@@ -343,15 +342,13 @@ def _commit(
     except Exception:
         with contextlib.suppress(Exception):
             conn.rollback()
-        if end is not None:
-            end()
         if len(steps) == 1:
             log.exception("ledger step failed: %r", steps[0])
             return [LedgerError("ledger write failed")]
-        return [_commit(conn, dialect, [step], begin, end)[0] for step in steps]  # fail alone
     finally:
         if end is not None:
             end()
+    return [_commit(conn, dialect, [step], begin, end)[0] for step in steps]  # fail alone
 
 
 class _Writer(abc.ABC):
@@ -404,7 +401,7 @@ class _InlineWriter(_Writer):
         return future
 
     def _flush(self) -> None:
-        if not self.turn.lock.acquire(blocking=False):
+        if not self.turn.try_take():
             # the checkpointer is copying the log's last frames (and syncing):
             # other calls go on meanwhile, these commit right after
             self.loop.call_later(TURN_RETRY_S, self._flush)
@@ -416,7 +413,7 @@ class _InlineWriter(_Writer):
                 batch = pending[at : at + self.max_batch]
                 _deliver(batch, _commit(self.conn, self.dialect, [step for step, _ in batch]))
         finally:
-            self.turn.lock.release()
+            self.turn.give()
         if pending and self.checkpointer is not None:
             self.checkpointer.nudge()
 
@@ -505,12 +502,12 @@ class _ThreadWriter(_Writer):
         except Exception as exc:
             self.loop.call_soon_threadsafe(_fail, ready, exc)
             return
-        turns = checkpointer = None
+        turns = checkpointer_turn = checkpointer = None
         if self.dialect.name == "sqlite":
             path = conn.execute("PRAGMA database_list").fetchone()[2]
             if path:  # (an in-memory database keeps no log)
-                turns = _WriterTurns(path)
-                checkpointer = _Checkpointer(self.connect, _WriterTurns(path))
+                turns, checkpointer_turn = _WriterTurns(path), _WriterTurns(path)
+                checkpointer = _Checkpointer(self.connect, checkpointer_turn)
                 checkpointer.start()
         self.loop.call_soon_threadsafe(_succeed, ready)
         try:
@@ -519,16 +516,16 @@ class _ThreadWriter(_Writer):
             if checkpointer is not None:
                 checkpointer.stop()
                 checkpointer.join()
-                checkpointer.turn.close()
             conn.close()
-            if turns is not None:
-                turns.close()
+            for turn in (turns, checkpointer_turn):
+                if turn is not None:
+                    turn.close()
 
     def _serve(
         self, conn: Any, turns: _WriterTurns | None, checkpointer: _Checkpointer | None
     ) -> None:
         begin = turns.begin if turns is not None else _begin_polling
-        end = turns.end if turns is not None else None
+        end = turns.give if turns is not None else None
 
         stopping = False
         while not stopping:
