@@ -182,26 +182,21 @@ async def test_charges_above_the_hold_are_reserved_and_exact(
 
 
 async def test_an_idle_lease_is_returned(
-    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, book: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(leases_module, "IDLE_S", 0.2)
+    monkeypatch.setattr(leases_module, "IDLE_S", 0.2)  # (read at every tick)
     monkeypatch.setattr(leases_module, "TICK_S", 0.05)
-    book = Ledger(engine)
-    await book.start()
-    try:
-        a, t = await funded(engine, book, 10**6)
-        assert await book.hold("r1", a, t, 500, leased=True) is None
-        await book.settle(record("r1", a, t, 123))
-        assert len(await lease_rows(engine, a)) == 1
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            if not await lease_rows(engine, a):
-                break
-        assert await lease_rows(engine, a) == []
-        assert await money(engine, a) == (10**6 - 123, 0)
-        assert await token_money(engine, t) == (123, 0)
-    finally:
-        await book.stop()
+    a, t = await funded(engine, book, 10**6)
+    assert await book.hold("r1", a, t, 500, leased=True) is None
+    await book.settle(record("r1", a, t, 123))
+    assert len(await lease_rows(engine, a)) == 1
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if not await lease_rows(engine, a):
+            break
+    assert await lease_rows(engine, a) == []
+    assert await money(engine, a) == (10**6 - 123, 0)
+    assert await token_money(engine, t) == (123, 0)
 
 
 async def test_the_lease_of_a_stopped_process_is_reclaimed_and_late_charges_still_land(
@@ -357,20 +352,17 @@ async def test_a_lease_not_renewed_for_long_is_checked_before_use(engine: AsyncE
     assert await money(engine, a) == (0, 0)
 
 
-async def test_an_orphaned_lease_of_this_very_process_is_reclaimed(engine: AsyncEngine) -> None:
-    book = Ledger(engine)
-    await book.start()
-    try:
-        a, t = await funded(engine, book, 10**6)
-        assert await book.hold("r1", a, t, 1_000, leased=True) is None
-        await book.settle(record("r1", a, t, 300))
-        book._leases.by_key.clear()  # lost track of it (a failed return, say)
-        await age_leases(engine)
-        await book.release_stale_holds(timedelta(hours=1))
-        assert await lease_rows(engine, a) == []
-        assert await money(engine, a) == (10**6 - 300, 0)
-    finally:
-        await book.stop()
+async def test_an_orphaned_lease_of_this_very_process_is_reclaimed(
+    engine: AsyncEngine, book: Ledger
+) -> None:
+    a, t = await funded(engine, book, 10**6)
+    assert await book.hold("r1", a, t, 1_000, leased=True) is None
+    await book.settle(record("r1", a, t, 300))
+    book._leases.by_key.clear()  # lost track of it (a failed return, say)
+    await age_leases(engine)
+    await book.release_stale_holds(timedelta(hours=1))
+    assert await lease_rows(engine, a) == []
+    assert await money(engine, a) == (10**6 - 300, 0)
 
 
 async def test_a_lease_started_by_a_free_call_still_covers_many_calls(
