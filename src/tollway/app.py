@@ -1,7 +1,9 @@
 """The app factory: builds a gateway from a Settings object, nothing global.
 
 The /v1 relay is plain Starlette (the hot path carries no framework layers it
-does not use); the /api management API is a FastAPI app mounted beside it.
+does not use); the /api management API is a FastAPI app mounted beside it,
+built on its first request: FastAPI and pydantic's models for it are ~9 MiB
+of a worker's memory, and a worker that only relays never needs them.
 """
 
 from __future__ import annotations
@@ -10,16 +12,16 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tollway import relay
-from tollway.api import create_api
 from tollway.catalog import load_catalog_files
 from tollway.counting import TokenCounter
 from tollway.db.engine import make_engine, migrate
@@ -47,23 +49,52 @@ def create_app(settings: Settings, base_models: list[Model] | None = None) -> Fa
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with running_gateway(settings, models) as gw:
             app.state.gateway = gw
-            api.state.gateway = gw
             yield
 
-    api = create_api()
+    def build_api() -> ASGIApp:
+        from tollway.api import create_api
+
+        api = create_api()
+        api.state = app.state  # the running gateway, whichever lifespan set it
+        return api
+
     web = create_web(
         session_secret(settings.secret_key, settings.data_dir), https_only=settings.secure_cookies
     )
     routes = [
         *relay.routes(),
         Route("/health", health, methods=["GET"]),
-        Mount("/api", app=api),
+        Mount("/api", app=OnFirstUse(build_api)),
         console_mount(web),  # last: it claims only the console's own paths
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_exception_handler(404, _not_found)
     app.add_exception_handler(405, _not_allowed)
     return FastPath(app, relay.hot_endpoints())
+
+
+class OnFirstUse:
+    """An ASGI app built when its first request comes. The building (imports,
+    mostly) runs on a thread, so calls in flight go on meanwhile; requests
+    that come while it runs wait for the same app."""
+
+    def __init__(self, build: Callable[[], ASGIApp]) -> None:
+        self.build = build
+        self.app: ASGIApp | None = None
+        self.building: asyncio.Future[ASGIApp] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:
+            if self.building is None:
+                self.building = asyncio.ensure_future(asyncio.to_thread(self.build))
+            building = self.building
+            try:
+                self.app = await asyncio.shield(building)
+            except Exception:
+                if self.building is building:  # the next request tries again
+                    self.building = None
+                raise
+        await self.app(scope, receive, send)
 
 
 @contextlib.asynccontextmanager

@@ -12,11 +12,9 @@ from fastapi import Depends, Request
 
 from tollway.errors import bad_request, forbidden, invalid_api_key
 from tollway.gateway import Gateway
-from tollway.manage.accounts import Account, by_management_key
+from tollway.manage.accounts import SESSION_ACCOUNT, Account, by_management_key
 from tollway.timeutil import parse_iso
 from tollway.types import MoneyError, usd_to_nano
-
-SESSION_ACCOUNT = "tollway.account"
 
 
 def gateway(request: Request) -> Gateway:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -17,8 +17,13 @@ from tollway.keys import MANAGEMENT_KEY_PREFIX, display_prefix, hash_key, new_ke
 from tollway.timeutil import iso, utcnow
 from tollway.types import nano_to_usd
 
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 ROLES = ("admin", "user")
-_hasher = PasswordHasher()
+# Where a signed-in console session puts its Account in the ASGI scope; the
+# management API takes it as the caller (see tollway.api.deps).
+SESSION_ACCOUNT = "tollway.account"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +58,7 @@ async def create_account(
     key = management_key or new_key(MANAGEMENT_KEY_PREFIX)
     values = {
         "username": username,
-        "password_hash": _hasher.hash(password) if password else None,
+        "password_hash": await hash_password(password) if password else None,
         "role": role,
         "management_key_hash": hash_key(key),
         "management_key_prefix": display_prefix(key),
@@ -116,11 +121,9 @@ async def by_password(gw: Gateway, username: str, password: str) -> Account | No
             .first()
         )
     if row is None or not row["password_hash"] or not row["enabled"]:
-        _hasher.hash(password)  # same work either way: no timing hint that the name exists
+        await hash_password(password)  # same work either way: no timing hint that the name exists
         return None
-    try:
-        _hasher.verify(row["password_hash"], password)
-    except (VerificationError, InvalidHashError):
+    if not await _password_matches(row["password_hash"], password):
         return None
     return _account(row)
 
@@ -128,12 +131,37 @@ async def by_password(gw: Gateway, username: str, password: str) -> Account | No
 async def set_password(gw: Gateway, account_id: int, password: str) -> None:
     if len(password) < 8:
         raise bad_request("A password needs at least 8 characters.", param="password")
+    password_hash = await hash_password(password)
     async with gw.engine.begin() as conn:
         await conn.execute(
-            update(accounts)
-            .where(accounts.c.id == account_id)
-            .values(password_hash=_hasher.hash(password))
+            update(accounts).where(accounts.c.id == account_id).values(password_hash=password_hash)
         )
+
+
+# Passwords: argon2 (imported on first use: only the console's sign-in and
+# password changes need it). Hashing takes tens of milliseconds of CPU by
+# design, so it runs on a thread (argon2's C code lets go of the GIL) and
+# calls in flight are not held up meanwhile.
+
+
+@functools.cache
+def _hasher() -> PasswordHasher:
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher().hash, password)
+
+
+async def _password_matches(password_hash: str, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    try:
+        return await asyncio.to_thread(_hasher().verify, password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 # What the account's leases have spent and not yet folded into balance_nano

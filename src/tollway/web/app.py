@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tollway.errors import ApiError
 from tollway.web import admin, admin_catalog, advisor, auth, catalog, tokens, usage
-from tollway.web.render import make_templates, render
+from tollway.web.render import render
 from tollway.web.session import ROOT_APP, flash
 from tollway.web.throttle import Throttle
 
@@ -71,7 +71,6 @@ def create_web(
         middleware=middleware,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
     )
-    web.state.templates = make_templates()
     web.state.throttle = Throttle()
     return web
 

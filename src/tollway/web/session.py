@@ -20,11 +20,10 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from tollway.api.deps import SESSION_ACCOUNT
 from tollway.db.schema import accounts
 from tollway.errors import ApiError, forbidden
 from tollway.gateway import Gateway
-from tollway.manage.accounts import Account
+from tollway.manage.accounts import SESSION_ACCOUNT, Account
 
 ROOT_APP = "tollway.root_app"
 CSRF_FIELD = "csrf"
