@@ -4,6 +4,7 @@ the charge to the nano-USD, the usage record, and the headers."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from decimal import Decimal
 from typing import Any
 
@@ -68,6 +69,26 @@ async def test_stream_raw_bytes_carry_no_usage_fields(served: Served) -> None:
     assert "x-tollway-cost-usd" not in got.headers  # unknown when headers go out
     assert b'"usage"' not in got.content
     assert got.content.rstrip().endswith(b"data: [DONE]")
+
+
+async def test_each_upstream_chunk_is_forwarded_as_it_arrives(served: Served) -> None:
+    """The upstream sends a content chunk every 150 ms: the client gets each
+    one about then, not gathered up (a re-buffering gateway would deliver
+    them together at the end)."""
+    _, key = await customer(served)
+    slow = [{"role": "user", "content": "Hi [sim:tokens=5] [sim:chunk_delay_ms=150]"}]
+    arrived: list[float] = []
+    loop = asyncio.get_running_loop()
+    async with sdk(served, key) as client:
+        stream = await client.chat.completions.create(model="gpt-4o", messages=slow, stream=True)
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                arrived.append(loop.time())
+        ended = loop.time()
+    assert len(arrived) == 5
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrived)]
+    assert min(gaps) > 0.075, gaps  # half the upstream's spacing: none came bunched
+    assert ended - arrived[0] > 0.45  # the first was read ~4 x 150 ms before the end
 
 
 async def test_stream_with_include_usage_shows_it(served: Served) -> None:
