@@ -74,6 +74,11 @@ def test_a_fresh_gateway_loads_the_management_stack_only_when_used(tmp_path: Pat
     assert out["after_password"] == ["fastapi", "jinja2", "argon2"]
 
 
+async def _no_content(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
 async def _call(app: OnFirstUse) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
 
@@ -91,14 +96,10 @@ async def test_requests_that_come_while_it_is_built_wait_for_the_one_app() -> No
     builds: list[str] = []
     release = threading.Event()
 
-    async def answer(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
     def build() -> Any:
         builds.append(threading.current_thread().name)
         release.wait(5)  # slow, like the imports it stands for
-        return answer
+        return _no_content
 
     app = OnFirstUse(build)
     calls = [asyncio.ensure_future(_call(app)) for _ in range(8)]
@@ -116,16 +117,12 @@ async def test_requests_that_come_while_it_is_built_wait_for_the_one_app() -> No
 async def test_a_failed_build_is_tried_again_by_the_next_request() -> None:
     attempts = 0
 
-    async def answer(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
     def build() -> Any:
         nonlocal attempts
         attempts += 1
         if attempts == 1:
             raise ImportError("not this time")
-        return answer
+        return _no_content
 
     app = OnFirstUse(build)
     with pytest.raises(ImportError):

@@ -58,7 +58,7 @@ async def create_account(
     key = management_key or new_key(MANAGEMENT_KEY_PREFIX)
     values = {
         "username": username,
-        "password_hash": await hash_password(password) if password else None,
+        "password_hash": await _hash_password(password) if password else None,
         "role": role,
         "management_key_hash": hash_key(key),
         "management_key_prefix": display_prefix(key),
@@ -121,7 +121,7 @@ async def by_password(gw: Gateway, username: str, password: str) -> Account | No
             .first()
         )
     if row is None or not row["password_hash"] or not row["enabled"]:
-        await hash_password(password)  # same work either way: no timing hint that the name exists
+        await _hash_password(password)  # same work either way: no timing hint that the name exists
         return None
     if not await _password_matches(row["password_hash"], password):
         return None
@@ -131,7 +131,7 @@ async def by_password(gw: Gateway, username: str, password: str) -> Account | No
 async def set_password(gw: Gateway, account_id: int, password: str) -> None:
     if len(password) < 8:
         raise bad_request("A password needs at least 8 characters.", param="password")
-    password_hash = await hash_password(password)
+    password_hash = await _hash_password(password)
     async with gw.engine.begin() as conn:
         await conn.execute(
             update(accounts).where(accounts.c.id == account_id).values(password_hash=password_hash)
@@ -151,7 +151,7 @@ def _hasher() -> PasswordHasher:
     return PasswordHasher()
 
 
-async def hash_password(password: str) -> str:
+async def _hash_password(password: str) -> str:
     return await asyncio.to_thread(_hasher().hash, password)
 
 
