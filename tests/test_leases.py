@@ -226,11 +226,12 @@ async def test_the_lease_of_a_stopped_process_is_reclaimed_and_late_charges_stil
     assert await usage_count(engine) == 3
 
 
-async def test_several_processes_share_an_account_exactly(engine: AsyncEngine) -> None:
+@pytest.mark.parametrize("writer", ["inline", "thread"])
+async def test_several_processes_share_an_account_exactly(engine: AsyncEngine, writer: str) -> None:
     """Three ledgers (as three worker processes) on one database, each with
     its own lease on one account, many calls at once: the balance drop is
     the sum of the costs, to the nano-USD, and one record per call."""
-    books = [Ledger(engine, writer="thread") for _ in range(3)]
+    books = [Ledger(engine, writer=writer) for _ in range(3)]
     for b in books:
         await b.start()
     a, t = await funded(engine, books[0], 10**9)

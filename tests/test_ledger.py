@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -311,7 +312,7 @@ async def test_a_checkpoint_in_the_writers_turn_never_blocks_the_event_loop(tmp_
     async with sqlite_file_ledger(tmp_path) as (_path, eng, book):
         a, t = await funded(eng, book, 10_000)
         assert await book.hold("turn", a, t, 1_000) is None
-        turn = book._writer.turn  # type: ignore[attr-defined]
+        turn = book._writer.checkpointer.turn  # type: ignore[attr-defined]
         taken = threading.Event()
         give_back = threading.Event()
 
@@ -336,3 +337,49 @@ async def test_a_checkpoint_in_the_writers_turn_never_blocks_the_event_loop(tmp_
         await asyncio.wait_for(settle, 5)
         thread.join()
         assert await money(eng, a) == (10_000 - 400, 0)
+
+
+async def test_another_process_holding_the_writers_turn_never_blocks_the_event_loop(
+    tmp_path: Any,
+) -> None:
+    """Workers of `tollway serve --workers N` (and the CLI) write one SQLite
+    file and take turns through its lock file. While another process has the
+    turn, this one's event loop goes on; its settle commits as soon as the
+    turn is free, and nothing is lost or counted twice."""
+    async with sqlite_file_ledger(tmp_path) as (path, eng, book):
+        a, t = await funded(eng, book, 10_000)
+        assert await book.hold("other", a, t, 1_000) is None
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('taken', flush=True)\n"
+            "sys.stdin.readline()\n",
+            path + "-tollway-writer.lock",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert holder.stdin is not None and holder.stdout is not None
+        try:
+            assert await asyncio.wait_for(holder.stdout.readline(), 10) == b"taken\n"
+            settle = asyncio.ensure_future(book.settle(record("other", a, t, 400)))
+            started = time.monotonic()
+            turns_of_the_loop = 0
+            while time.monotonic() - started < 0.2:
+                await asyncio.sleep(0)
+                turns_of_the_loop += 1
+            assert not settle.done(), "committed while another process had the turn"
+            assert turns_of_the_loop > 100, "the event loop waited for the turn"
+            holder.stdin.write(b"\n")
+            await holder.stdin.drain()
+            assert (await asyncio.wait_for(settle, 5)).cost_nano == 400
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                holder.kill()
+            await holder.wait()
+        assert await money(eng, a) == (10_000 - 400, 0)
+        async with eng.connect() as conn:
+            count = select(func.count()).select_from(usage_records)
+            assert (await conn.execute(count)).scalar_one() == 1

@@ -7,7 +7,6 @@ framework, no terminal rendering): `tollway serve` replaces itself with it.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import socket
 import subprocess
@@ -37,8 +36,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.workers > 1:
-        # workers share one database: wait for its lock off the loop
-        os.environ.setdefault("TOLLWAY_LEDGER_WRITER", "thread")
         raise SystemExit(supervise(args.host, args.port, args.workers, args.log_level))
     serve(args.host, args.port, args.log_level, reuse_port=args.reuse_port)
 

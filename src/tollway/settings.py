@@ -31,9 +31,9 @@ class Settings:
     # How often a replica checks the shared state version (edits by others).
     state_poll_ms: int = 250
     sqlite_synchronous: str = "NORMAL"
-    # Where ledger batches run: "auto" (SQLite: on the event loop; PostgreSQL:
-    # a writer thread), or "thread" — what several SQLite workers need, so one
-    # waiting on another's write lock does not stall its event loop.
+    # Where ledger batches run: "auto" (SQLite: on the event loop, several
+    # workers taking turns through a lock file; PostgreSQL: a writer thread),
+    # "inline" or "thread" to choose one.
     ledger_writer: str = "auto"
     # Web console: the key that signs session cookies. None: generated once and
     # kept in data_dir/secret_key (0600); no data_dir either: random per process.
