@@ -304,6 +304,22 @@ async def test_the_sqlite_log_starts_over_under_sustained_writes(tmp_path: Any) 
         assert await money(eng, a) == (10**15 - 500 * n, 0)
 
 
+async def settle_waits_while_the_loop_goes_on(
+    book: Ledger, settled: UsageRecord
+) -> asyncio.Future[Any]:
+    """Settle while someone else has the writers' turn: for 0.2 s the settle
+    must not commit, and the event loop must keep turning meanwhile."""
+    settle = asyncio.ensure_future(book.settle(settled))
+    started = time.monotonic()
+    turns_of_the_loop = 0
+    while time.monotonic() - started < 0.2:
+        await asyncio.sleep(0)
+        turns_of_the_loop += 1
+    assert not settle.done(), "committed while another writer had the turn"
+    assert turns_of_the_loop > 100, "the event loop waited for the turn"
+    return settle
+
+
 async def test_a_checkpoint_in_the_writers_turn_never_blocks_the_event_loop(tmp_path: Any) -> None:
     """The checkpointer syncs the files to disk (milliseconds on a slow disk)
     while it holds the writers' turn. The inline writer runs on the event
@@ -325,14 +341,7 @@ async def test_a_checkpoint_in_the_writers_turn_never_blocks_the_event_loop(tmp_
         thread = threading.Thread(target=checkpointer)
         thread.start()
         assert taken.wait(5)
-        settle = asyncio.ensure_future(book.settle(record("turn", a, t, 400)))
-        started = time.monotonic()
-        turns_of_the_loop = 0
-        while time.monotonic() - started < 0.2:
-            await asyncio.sleep(0)
-            turns_of_the_loop += 1
-        assert not settle.done()
-        assert turns_of_the_loop > 100, "the event loop waited for the turn"
+        settle = await settle_waits_while_the_loop_goes_on(book, record("turn", a, t, 400))
         give_back.set()
         await asyncio.wait_for(settle, 5)
         thread.join()
@@ -364,14 +373,7 @@ async def test_another_process_holding_the_writers_turn_never_blocks_the_event_l
         assert holder.stdin is not None and holder.stdout is not None
         try:
             assert await asyncio.wait_for(holder.stdout.readline(), 10) == b"taken\n"
-            settle = asyncio.ensure_future(book.settle(record("other", a, t, 400)))
-            started = time.monotonic()
-            turns_of_the_loop = 0
-            while time.monotonic() - started < 0.2:
-                await asyncio.sleep(0)
-                turns_of_the_loop += 1
-            assert not settle.done(), "committed while another process had the turn"
-            assert turns_of_the_loop > 100, "the event loop waited for the turn"
+            settle = await settle_waits_while_the_loop_goes_on(book, record("other", a, t, 400))
             holder.stdin.write(b"\n")
             await holder.stdin.drain()
             assert (await asyncio.wait_for(settle, 5)).cost_nano == 400
