@@ -459,8 +459,12 @@ class _InlineWriter(_Writer):
         self.waiter.submit(self._wait_turn)
 
     def _wait_turn(self) -> None:
-        self.turn.take()  # (the GIL is released while it waits)
-        self.loop.call_soon_threadsafe(self._turn_taken)
+        try:
+            self.turn.take()  # (the GIL is released while it waits)
+        finally:
+            # (were the lock file to fail, SQLite's own lock still keeps the
+            # commits apart: the turn only spares the workers its busy waits)
+            self.loop.call_soon_threadsafe(self._turn_taken)
 
     def _turn_taken(self) -> None:
         self.waiting = False
