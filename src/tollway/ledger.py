@@ -441,10 +441,9 @@ class _InlineWriter(_Writer):
         return future
 
     def _flush(self) -> None:
-        if self.waiting:
-            return  # the waiter commits all that is pending once it has the turn
-        self.scheduled = False
-        if not self.pending:
+        if self.waiting or not self.pending:
+            # the waiter commits all that is pending once it has the turn (or
+            # already did: ``scheduled`` is reset where the batch is taken)
             return
         if self.turn.try_take():
             self._flush_holding()
@@ -453,7 +452,6 @@ class _InlineWriter(_Writer):
         # last frames (and syncing): the loop goes on with other calls, and a
         # thread waits for the turn, so these commit the moment it is free.
         self.waiting = True
-        self.scheduled = True
         if self.waiter is None:
             self.waiter = concurrent.futures.ThreadPoolExecutor(1, "tollway-ledger-turn")
         self.waiter.submit(self._wait_turn)
