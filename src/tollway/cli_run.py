@@ -25,9 +25,17 @@ def register_run_commands(app: typer.Typer) -> None:
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
     ) -> None:
         """Run the gateway (configured by TOLLWAY_* environment variables)."""
+        from tollway.server import cannot_listen, check_port
+
+        try:  # before migrating: a gateway still serving there may run older code
+            check_port(host, port)
+        except OSError as exc:
+            typer.echo(f"tollway: {cannot_listen(host, port, exc)}", err=True)
+            raise typer.Exit(1) from None
         settings = Settings.from_env()
         console.print(
-            f"Tollway on http://{host}:{port}  (database: {_safe_url(settings.database_url)})"
+            f"Tollway on http://{host}:{port}  (database: {_safe_url(settings.database_url)})",
+            soft_wrap=True,
         )
         _migrate(settings)  # here, so the server process never needs to load Alembic
         args = ["--host", host, "--port", str(port), "--workers", str(workers)]

@@ -2,21 +2,35 @@
 
 A process of its own, so a server carries only what serving needs (no CLI
 framework, no terminal rendering): `tollway serve` replaces itself with it.
+
+With ``--workers N`` it is a small supervisor of N worker processes. A worker
+stops when its supervisor dies, however it dies (``kill -9`` included), and a
+start refuses a port something still listens on, so after an upgrade no old
+worker keeps taking traffic beside the new ones.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp
 
 from tollway.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def app_from_env() -> ASGIApp:
@@ -32,17 +46,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="warning")
-    # a worker of `--workers N`: its own listening socket in the port's group
+    # a worker of `--workers N`: its own listening socket in the port's group,
+    # and the read end of a pipe only its supervisor writes to
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--supervisor-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.workers > 1:
         raise SystemExit(supervise(args.host, args.port, args.workers, args.log_level))
-    serve(args.host, args.port, args.log_level, reuse_port=args.reuse_port)
+    code = serve(args.host, args.port, args.log_level, args.reuse_port, args.supervisor_fd)
+    raise SystemExit(code)
 
 
-def serve(host: str, port: int, log_level: str, reuse_port: bool = False) -> None:
+def serve(
+    host: str,
+    port: int,
+    log_level: str,
+    reuse_port: bool = False,
+    supervisor_fd: int | None = None,
+) -> int:
+    """Serve until SIGTERM or SIGINT (or, for a worker, its supervisor's end).
+    The socket is bound here, before the app loads, so a port in use is one
+    line and exit status 1."""
     import uvicorn
 
+    if supervisor_fd is not None:
+        die_with_parent()
+    try:
+        sock = listening_socket(host, port, reuse_port=reuse_port)
+    except OSError as exc:
+        print(f"tollway-server: {cannot_listen(host, port, exc)}", file=sys.stderr)
+        return 1
     config = uvicorn.Config(
         "tollway.server:app_from_env",
         factory=True,
@@ -56,73 +89,145 @@ def serve(host: str, port: int, log_level: str, reuse_port: bool = False) -> Non
         proxy_headers=False,
     )
     server = uvicorn.Server(config)
-    server.run(sockets=[listening_socket(host, port)] if reuse_port else None)
+    if supervisor_fd is not None:
+        stop_when_closed(supervisor_fd, server)
+    server.run(sockets=[sock])
+    return 0
 
 
-def listening_socket(host: str, port: int, listen: bool = True) -> socket.socket:
+def listening_socket(
+    host: str, port: int, listen: bool = True, reuse_port: bool = True
+) -> socket.socket:
     """A socket bound with SO_REUSEPORT: every worker has its own, and the
     kernel spreads new connections over them evenly (by a hash of the
     addresses). With one shared accept queue (uvicorn's --workers), whichever
-    worker wakes first takes the connections: 57 of 64 went to one worker."""
+    worker wakes first takes the connections: 57 of 64 went to one worker.
+    A lone server binds without it, so it cannot join a group already there.
+
+    SO_REUSEADDR lets a restart bind while the connections the last server
+    closed linger in TIME_WAIT; it never lets two sockets listen on one port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    if listen:
-        sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        if listen:
+            sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
     return sock
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise OSError unless the port is free to serve on. Bound without
+    SO_REUSEPORT, this probe conflicts with every listener on the port, a
+    SO_REUSEPORT group of (old) workers included, which a socket with
+    SO_REUSEPORT would quietly join."""
+    listening_socket(host, port, listen=False, reuse_port=False).close()
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    reason = (exc.strerror or str(exc)).lower()
+    hint = " (another server, or tollway workers still running?)" if "in use" in reason else ""
+    return f"cannot listen on {host}:{port}: {reason}{hint}"
 
 
 def supervise(host: str, port: int, workers: int, log_level: str) -> int:
     """Run ``workers`` server processes, each on its own SO_REUSEPORT socket;
     restart one that dies; on SIGTERM or SIGINT stop them all (each finishes
     its calls in flight) and return."""
-    # Holding the port (bound, not listening: it takes no connections) makes
-    # a port another program uses fail here, once, not in every worker.
+    # No one may listen there (old workers' SO_REUSEPORT group included);
+    # then the port is held (bound, not listening: it takes no connections),
+    # so a program that takes it meanwhile fails here, once, not every worker.
     try:
+        check_port(host, port)
         claim = listening_socket(host, port, listen=False)
     except OSError as exc:
-        print(f"tollway-server: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        print(f"tollway-server: {cannot_listen(host, port, exc)}", file=sys.stderr)
         return 1
+    # Workers read this pipe; only this process holds the write end (os.pipe's
+    # descriptors are not inherited unless passed), so when it dies, however
+    # it dies, every worker reads end-of-file.
+    watched, held = os.pipe()
     argv = [sys.executable, "-m", "tollway.server", "--host", host, "--port", str(port)]
-    argv += ["--log-level", log_level, "--reuse-port"]
+    argv += ["--log-level", log_level, "--reuse-port", "--supervisor-fd", str(watched)]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        return run_workers(lambda: subprocess.Popen(argv, pass_fds=[watched]), workers, procs)
+    finally:
+        stop_workers(procs)
+        for fd in (watched, held):
+            os.close(fd)
+        claim.close()
+
+
+def run_workers(
+    start: Callable[[], subprocess.Popen[bytes]], workers: int, procs: list[subprocess.Popen[bytes]]
+) -> int:
+    """Start the workers into ``procs``; restart one that dies, until SIGTERM
+    or SIGINT (0) or they keep dying at start-up (1)."""
     stopping = threading.Event()
-    procs = [subprocess.Popen(argv) for _ in range(workers)]
-    started = [time.monotonic()] * workers
-    quick_deaths = 0
 
     def stop(signum: int, frame: object) -> None:
         stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    try:
-        while not stopping.wait(0.2):
-            for i, proc in enumerate(procs):
-                if proc.poll() is None:
-                    continue
-                quick_deaths = quick_deaths + 1 if time.monotonic() - started[i] < 5 else 0
-                if quick_deaths > 3 * workers:  # it cannot start: give up
-                    print("tollway-server: workers keep dying at start-up", file=sys.stderr)
-                    return 1
-                print(
-                    f"tollway-server: worker exited ({proc.returncode}); restarting",
-                    file=sys.stderr,
-                )
-                procs[i], started[i] = subprocess.Popen(argv), time.monotonic()
-        return 0
-    finally:
-        for proc in procs:
+    procs.extend(start() for _ in range(workers))
+    started = [time.monotonic()] * workers
+    quick_deaths = 0
+    while not stopping.wait(0.2):
+        for i, proc in enumerate(procs):
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        for proc in procs:
-            try:
-                proc.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        claim.close()
+                continue
+            quick_deaths = quick_deaths + 1 if time.monotonic() - started[i] < 5 else 0
+            if quick_deaths > 3 * workers:  # it cannot start: give up
+                print("tollway-server: workers keep dying at start-up", file=sys.stderr)
+                return 1
+            print(f"tollway-server: worker exited ({proc.returncode}); restarting", file=sys.stderr)
+            procs[i], started[i] = start(), time.monotonic()
+    return 0
+
+
+def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    for proc in procs:
+        try:
+            proc.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def die_with_parent() -> None:
+    """On Linux, ask the kernel for SIGTERM when the parent dies (a worker then
+    stops as on its supervisor's SIGTERM: finishing its calls in flight).
+    Elsewhere, and should this fail, the supervisor's pipe still tells."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+
+
+def stop_when_closed(fd: int, server: uvicorn.Server) -> None:
+    """Stop ``server`` (gracefully, as SIGTERM does) once ``fd`` reads
+    end-of-file: the supervisor holding the pipe's other end is gone. A thread
+    blocked in read() until then: nothing on the request path."""
+
+    def watch() -> None:
+        while os.read(fd, 64):  # nothing is ever written: this waits for the end
+            pass
+        print("tollway-server: supervisor gone; this worker stops", file=sys.stderr)
+        server.should_exit = True
+
+    threading.Thread(target=watch, name="tollway-supervisor-watch", daemon=True).start()
 
 
 if __name__ == "__main__":
