@@ -20,7 +20,9 @@ from tollway.settings import Settings
 from tollway.simulator import SimulatorConfig, start
 from tollway.types import usd_to_nano
 
-console = Console()
+# Never wrapped to the terminal's width: what it prints (keys, commands) is
+# there to be copied, and a line broken mid-option fails when pasted.
+console = Console(soft_wrap=True)
 DEMO_USER = "demo"
 
 
@@ -87,27 +89,25 @@ async def _demo(port: int, simulator_port: int, credit_usd: str) -> None:
 
 def _explain(port: int, key: str, management_key: str, database_url: str) -> None:
     base = f"http://127.0.0.1:{port}"
-    console.print(
-        f"[bold green]Tollway demo[/] on {base}  (database: {database_url})", soft_wrap=True
-    )
+    console.print(f"[bold green]Tollway demo[/] on {base}  (database: {database_url})")
     console.print(f"API key (Pay-per-Use Priority): [bold]{key}[/]")
     console.print(f"Management key (demo admin):    [bold]{management_key}[/]\n")
     console.print(
         textwrap.dedent(f"""\
         Try it:
 
-          curl -s {base}/v1/chat/completions \\
-            -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
-            -d '{{"model": "gpt-4o", "messages": [{{"role": "user", "content": "Hello"}}]}}' -i
+        curl -s {base}/v1/chat/completions \\
+          -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+          -d '{{"model": "gpt-4o", "messages": [{{"role": "user", "content": "Hello"}}]}}' -i
 
-          python -c "from openai import OpenAI
-          c = OpenAI(base_url='{base}/v1', api_key='{key}')
-          messages = [{{'role': 'user', 'content': 'Hi'}}]
-          r = c.chat.completions.create(model='gpt-4o', messages=messages)
-          print(r.choices[0].message.content, r.usage)"
+        python -c "from openai import OpenAI
+        c = OpenAI(base_url='{base}/v1', api_key='{key}')
+        messages = [{{'role': 'user', 'content': 'Hi'}}]
+        r = c.chat.completions.create(model='gpt-4o', messages=messages)
+        print(r.choices[0].message.content, r.usage)"
 
-          curl -s {base}/api/billing-modes
-          curl -s {base}/api/me -H "Authorization: Bearer <management key>"
+        curl -s {base}/api/billing-modes
+        curl -s {base}/api/me -H "Authorization: Bearer <management key>"
 
         Press Ctrl+C to stop.
         """),
