@@ -23,6 +23,7 @@ from tollway.web.session import (
 from tollway.web.throttle import Throttle
 
 HOME = "/tokens"
+TOO_MANY = "Too many failed attempts. Wait a few minutes."
 
 
 def routes() -> list[Route]:
@@ -54,18 +55,22 @@ async def signin_page(request: Request) -> Response:
     return render(request, "signin.html", {"next": nxt, "username": ""})
 
 
+def _attempts_key(request: Request, username: str) -> str:
+    """Whose password attempts the throttle counts: this client's, for this
+    username, wherever a password is checked (sign-in and the password form)."""
+    return f"{request.client.host if request.client else '-'}|{username.casefold()}"
+
+
 async def signin(request: Request) -> Response:
     form = await checked_form(request)
     username, password = field(form, "username"), str(form.get("password") or "")
     nxt = _safe_next(field(form, "next"))
     throttle: Throttle = request.app.state.throttle
-    who = f"{request.client.host if request.client else '-'}|{username.casefold()}"
-    if throttle.blocked(who):
-        message = "Too many failed attempts. Wait a few minutes."
-        return _signin_error(request, username, nxt, message, 429)
+    who = _attempts_key(request, username)
+    if not throttle.attempt(who):  # counted before the slow hash, so bursts are too
+        return _signin_error(request, username, nxt, TOO_MANY, 429)
     account = await service.by_password(gateway(request), username, password) if username else None
     if account is None:
-        throttle.failed(who)
         return _signin_error(request, username, nxt, "Wrong username or password.", 401)
     throttle.forget(who)
     await sign_in(request, account)
@@ -86,11 +91,15 @@ async def signout(request: Request) -> Response:
 
 @page
 async def account_page(request: Request) -> Response:
+    return await _account_page(request)
+
+
+async def _account_page(request: Request, status: int = 200) -> Response:
     gw = gateway(request)
     me = account_of(request)
     view = await service.account_view(gw, me.id)
     credits = await service.credits_of(gw, me.id, limit=20)
-    return render(request, "account.html", {"me": view, "credits": credits})
+    return render(request, "account.html", {"me": view, "credits": credits}, status=status)
 
 
 @page
@@ -99,9 +108,15 @@ async def change_password(request: Request) -> Response:
     me = account_of(request)
     form = form_of(request)
     current, new = str(form.get("current") or ""), str(form.get("new") or "")
+    throttle: Throttle = request.app.state.throttle
+    who = _attempts_key(request, me.username)  # one count with sign-in's
+    if not throttle.attempt(who):
+        flash(request, TOO_MANY, "error")
+        return await _account_page(request, 429)
     if await service.by_password(gw, me.username, current) is None:
         flash(request, "The current password is wrong; nothing changed.", "error")
         return RedirectResponse("/account", status_code=303)
+    throttle.forget(who)
     try:
         await service.set_password(gw, me.id, new)
     except ApiError as exc:

@@ -1,5 +1,10 @@
-"""Slows password guessing: after a few failures, a (client, username) pair
-waits. Per process and in memory; argon2's cost does the rest."""
+"""Slows password guessing: a (client, username) pair gets a few attempts per
+window, then waits. Per process and in memory; argon2's cost does the rest.
+
+An attempt is counted when it starts, before the (slow) hash: counted only
+once it had failed, a burst of concurrent guesses would all pass the check
+while the first ones were still hashing. A success clears the count.
+"""
 
 from __future__ import annotations
 
@@ -15,27 +20,31 @@ class Throttle:
     def __init__(self, max_failures: int = MAX_FAILURES, window_s: float = WINDOW_S) -> None:
         self._max = max_failures
         self._window_s = window_s
-        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._attempts: OrderedDict[str, list[float]] = OrderedDict()
 
     def _recent(self, who: str) -> list[float]:
         cutoff = time.monotonic() - self._window_s
-        times = [t for t in self._failures.get(who, []) if t > cutoff]
+        times = [t for t in self._attempts.get(who, []) if t > cutoff]
         if times:
-            self._failures[who] = times
+            self._attempts[who] = times
         else:
-            self._failures.pop(who, None)
+            self._attempts.pop(who, None)
         return times
 
-    def blocked(self, who: str) -> bool:
-        return len(self._recent(who)) >= self._max
-
-    def failed(self, who: str) -> None:
+    def attempt(self, who: str) -> bool:
+        """Count an attempt about to check a password; False (and not counted)
+        once ``who`` has used up the window's attempts. No await in here: the
+        check and the count are one step for the event loop."""
         times = self._recent(who)
+        if len(times) >= self._max:
+            return False
         times.append(time.monotonic())
-        self._failures[who] = times
-        self._failures.move_to_end(who)
-        while len(self._failures) > MAX_TRACKED:
-            self._failures.popitem(last=False)
+        self._attempts[who] = times
+        self._attempts.move_to_end(who)
+        while len(self._attempts) > MAX_TRACKED:
+            self._attempts.popitem(last=False)
+        return True
 
     def forget(self, who: str) -> None:
-        self._failures.pop(who, None)
+        """The password was right: its earlier failures no longer count."""
+        self._attempts.pop(who, None)
