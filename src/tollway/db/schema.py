@@ -48,6 +48,25 @@ accounts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# A signed-in console session. The cookie carries a random id; the row is
+# found by its SHA-256 (a copy of the table signs no one in). Sign-out deletes
+# the row, a password change or a disabled account deletes all the account's,
+# and rows past expires_at are swept at sign-in.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "account_id",
+        Integer,
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
 tokens = Table(
     "tokens",
     metadata,

@@ -7,10 +7,10 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tollway.db.schema import accounts, leases, ledger
+from tollway.db.schema import accounts, leases, ledger, web_sessions
 from tollway.errors import ApiError, bad_request, invalid_api_key, not_found
 from tollway.gateway import Gateway
 from tollway.keys import MANAGEMENT_KEY_PREFIX, display_prefix, hash_key, new_key
@@ -19,6 +19,7 @@ from tollway.types import nano_to_usd
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 ROLES = ("admin", "user")
 # Where a signed-in console session puts its Account in the ASGI scope; the
@@ -129,6 +130,8 @@ async def by_password(gw: Gateway, username: str, password: str) -> Account | No
 
 
 async def set_password(gw: Gateway, account_id: int, password: str) -> None:
+    """Set the password and sign out every console session of the account, in
+    one transaction (a browser that should stay signed in starts a new one)."""
     if len(password) < 8:
         raise bad_request("A password needs at least 8 characters.", param="password")
     password_hash = await _hash_password(password)
@@ -136,6 +139,12 @@ async def set_password(gw: Gateway, account_id: int, password: str) -> None:
         await conn.execute(
             update(accounts).where(accounts.c.id == account_id).values(password_hash=password_hash)
         )
+        await end_sessions(conn, account_id)
+
+
+async def end_sessions(conn: AsyncConnection, account_id: int) -> None:
+    """Sign out all the account's console sessions (tollway.manage.sessions)."""
+    await conn.execute(delete(web_sessions).where(web_sessions.c.account_id == account_id))
 
 
 # Passwords: argon2 (imported on first use: only the console's sign-in and
@@ -215,6 +224,8 @@ async def set_enabled(gw: Gateway, account_id: int, enabled: bool) -> dict[str, 
         )
         if done.rowcount != 1:
             raise not_found(f"No account {account_id}.", "account_not_found")
+        if not enabled:  # re-enabling must not bring old sessions back
+            await end_sessions(conn, account_id)
         await gw.state.changed(conn)
     await gw.state.reload()
     return await account_view(gw, account_id)

@@ -72,6 +72,7 @@ def create_web(
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
     )
     web.state.throttle = Throttle()
+    web.state.session_lifetime_s = max_age_s  # the server-side session's too (web/session.py)
     return web
 
 

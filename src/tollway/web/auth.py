@@ -16,6 +16,7 @@ from tollway.web.session import (
     flash,
     form_of,
     gateway,
+    has_session,
     page,
     sign_in,
     sign_out,
@@ -45,12 +46,12 @@ def _safe_next(target: str | None) -> str:
 
 
 async def home(request: Request) -> Response:
-    return RedirectResponse("/signin" if "uid" not in request.session else HOME, 303)
+    return RedirectResponse(HOME if has_session(request) else "/signin", 303)
 
 
 async def signin_page(request: Request) -> Response:
     nxt = _safe_next(request.query_params.get("next"))
-    if "uid" in request.session:  # signed in already (page() re-checks the account)
+    if has_session(request):  # signed in already (page() re-checks the session)
         return RedirectResponse(nxt, status_code=303)
     return render(request, "signin.html", {"next": nxt, "username": ""})
 
@@ -84,7 +85,7 @@ def _signin_error(request: Request, username: str, nxt: str, message: str, statu
 
 async def signout(request: Request) -> Response:
     await checked_form(request)
-    sign_out(request)
+    await sign_out(request)
     flash(request, "You are signed out.")
     return RedirectResponse("/signin", status_code=303)
 
@@ -118,10 +119,10 @@ async def change_password(request: Request) -> Response:
         return RedirectResponse("/account", status_code=303)
     throttle.forget(who)
     try:
-        await service.set_password(gw, me.id, new)
+        await service.set_password(gw, me.id, new)  # ends every session of the account
     except ApiError as exc:
         flash(request, exc.message, "error")
         return RedirectResponse("/account", status_code=303)
-    await sign_in(request, me)  # this session stays; every other one is signed out
+    await sign_in(request, me)  # this browser stays, in a new session
     flash(request, "Password changed. Other sessions are signed out.")
     return RedirectResponse("/account", status_code=303)

@@ -1,32 +1,33 @@
 """Who is signed in, and proof that a form came from our own page.
 
-The session is a signed cookie (Starlette's SessionMiddleware, itsdangerous):
-it carries the account id, a fingerprint of the password hash (so changing a
-password signs out every other session), a CSRF token and one-shot flash
-messages. Every request re-reads the account, so a disabled account or a
-demoted admin loses access at once.
+The cookie is signed (Starlette's SessionMiddleware, itsdangerous) and
+carries a session id, a CSRF token and one-shot flash messages. The session
+itself is a database row (tollway.manage.sessions): signing out deletes it, so
+a copy of the cookie is dead too, on every process; a password change or a
+disabled account deletes all the account's. Every request reads the session
+and its account in one query, so a disabled account or a demoted admin loses
+access at once. A cookie without a session id (older ones) is signed out.
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import select
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from tollway.db.schema import accounts
 from tollway.errors import ApiError, forbidden
 from tollway.gateway import Gateway
+from tollway.manage import sessions
 from tollway.manage.accounts import SESSION_ACCOUNT, Account
 
 ROOT_APP = "tollway.root_app"
 CSRF_FIELD = "csrf"
+SESSION_ID = "sid"
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -45,39 +46,40 @@ def account_of(request: Request) -> Account:
     return account
 
 
-def _fingerprint(password_hash: str | None) -> str:
-    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+def _lifetime_s(request: Request) -> int:
+    """How long a session lives unused: the cookie's max age (``create_web``)."""
+    lifetime: int = request.app.state.session_lifetime_s
+    return lifetime
+
+
+def has_session(request: Request) -> bool:
+    """Whether the cookie names a session (``page`` checks that it is live)."""
+    return isinstance(request.session.get(SESSION_ID), str)
 
 
 async def _session_account(request: Request) -> Account | None:
-    uid = request.session.get("uid")
-    if not isinstance(uid, int):
+    session_id = request.session.get(SESSION_ID)
+    if not isinstance(session_id, str):
         return None
-    async with gateway(request).engine.connect() as conn:
-        row = (await conn.execute(select(accounts).where(accounts.c.id == uid))).mappings().first()
-    if (
-        row is None
-        or not row["enabled"]
-        or request.session.get("pw") != _fingerprint(row["password_hash"])
-    ):
-        request.session.pop("uid", None)
-        return None
-    return Account(row["id"], row["username"], row["role"], row["enabled"])
+    account = await sessions.account_of(gateway(request), session_id, _lifetime_s(request))
+    if account is None:
+        request.session.pop(SESSION_ID, None)
+    return account
 
 
 async def sign_in(request: Request, account: Account) -> None:
-    """Start a fresh session (a new CSRF token: no fixation across sign-in)."""
-    async with gateway(request).engine.connect() as conn:
-        pw_hash = (
-            await conn.execute(select(accounts.c.password_hash).where(accounts.c.id == account.id))
-        ).scalar_one()
-    request.session.clear()
-    request.session.update(
-        {"uid": account.id, "pw": _fingerprint(pw_hash), CSRF_FIELD: secrets.token_urlsafe(32)}
-    )
+    """Start a fresh session: a new id and a new CSRF token (no fixation across
+    sign-in); the one the cookie named before, if any, ends."""
+    await sign_out(request)
+    session_id = await sessions.start(gateway(request), account.id, _lifetime_s(request))
+    request.session.update({SESSION_ID: session_id, CSRF_FIELD: secrets.token_urlsafe(32)})
 
 
-def sign_out(request: Request) -> None:
+async def sign_out(request: Request) -> None:
+    """End this browser's session, server-side: a copy of the cookie is dead too."""
+    session_id = request.session.get(SESSION_ID)
+    if isinstance(session_id, str):
+        await sessions.end(gateway(request), session_id)
     request.session.clear()
 
 
