@@ -176,15 +176,15 @@ def test_cached_greater_than_input_is_refused() -> None:
 
 def test_hold_bounds_output_by_max_tokens_times_n() -> None:
     shape = CallShape(body_bytes=200, max_output_tokens=100, n=2)
-    usage = hold_usage(shape)
+    usage = hold_usage(shape, GPT4O)
     assert usage.output_tokens == 200
-    assert usage.input_tokens == 101
-    assert hold_nano(GPT4O, USE, shape) == 101 * 5_000 + 200 * 15_000
+    assert usage.input_tokens == 201  # a token a byte of the body, and one
+    assert hold_nano(GPT4O, USE, shape) == 201 * 5_000 + 200 * 15_000
 
 
 def test_hold_without_max_tokens_uses_default_cap() -> None:
-    assert hold_usage(CallShape(body_bytes=10)).output_tokens == 4096
-    assert hold_usage(CallShape(body_bytes=10), default_output_tokens=7).output_tokens == 7
+    assert hold_usage(CallShape(body_bytes=10), GPT4O).output_tokens == 4096
+    assert hold_usage(CallShape(body_bytes=10), GPT4O, default_output_tokens=7).output_tokens == 7
 
 
 def test_per_call_hold_is_items() -> None:
@@ -320,10 +320,10 @@ def test_unknown_image_quality_or_size_is_an_error() -> None:
 
 def test_token_billed_image_hold() -> None:
     shape = CallShape(body_bytes=100, n=3, image=ImageShape("1024x1024", "hd"))
-    usage = hold_usage(shape)
-    assert (usage.input_tokens, usage.image_output_tokens, usage.items) == (51, 15_000, 3)
+    usage = hold_usage(shape, GPT_IMAGE)
+    assert (usage.input_tokens, usage.image_output_tokens, usage.items) == (101, 15_000, 3)
     # gpt-image-1: $5/1M text in, $40/1M image out
-    assert hold_nano(GPT_IMAGE, USE, shape) == 51 * 5_000 + 15_000 * 40_000
+    assert hold_nano(GPT_IMAGE, USE, shape) == 101 * 5_000 + 15_000 * 40_000
 
 
 def test_per_call_image_hold_is_the_variant_times_n() -> None:

@@ -1,8 +1,13 @@
 """How much to hold before a call: its worst-case cost, from the request alone.
 
-The hold only has to bound the settled cost in the usual case; if a call
-turns out dearer (an upstream that ignores max_tokens), the real cost is
-still charged in full at settlement, never capped to the hold.
+The hold is the most a call can cost (SPEC §4): for any request a
+well-behaved upstream can answer, the settled cost stays within it. The
+prompt is held as a token a byte of the body (no tokenizer bills more for
+text), less the bytes of its images, audio and files, which are held at their
+own worst case for the model (billing/media.py); the output as max_tokens per
+choice. If an upstream still reports more (one that ignores max_tokens), the
+real cost is charged in full at settlement, never capped to the hold, and the
+record says so (``exceeded_hold``).
 
 Images billed by tokens (gpt-image-1 and the like) are held by size and
 quality: output tokens per image grow with the pixel area and the quality,
@@ -15,18 +20,21 @@ rule elsewhere (``image_estimate_tokens``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from tollway.billing import media
 from tollway.billing.pricing import price_call, variant_key
+from tollway.billing.shapes import CallShape, ImageShape, PromptParts
 from tollway.types import BillingMethod, Model, Usage
 
 # Without max_tokens a chat call's output is bounded only by the model; hold
 # for this many output tokens (operators can change it, TOLLWAY_HOLD_OUTPUT_TOKENS).
 DEFAULT_HOLD_OUTPUT_TOKENS = 4096
 
-# A JSON chat body spends at least ~2 bytes per token of prompt text, so
-# bytes/2 bounds the prompt from above without tokenizing on the hot path.
-BYTES_PER_PROMPT_TOKEN = 2
+# Byte-level BPE (OpenAI) and byte-fallback SentencePiece (Claude, Gemini)
+# never make more than one token of a byte of text ("1 1 1 ..." is one token a
+# byte on cl100k), so the body's bytes bound its prompt without tokenizing on
+# the hot path; the JSON around the text covers each message's few tokens.
+BYTES_PER_PROMPT_TOKEN = 1
 
 # --- images billed by tokens ------------------------------------------------
 
@@ -83,33 +91,19 @@ def parse_size(size: str) -> tuple[int, int] | None:
     return (int(found.group(1)), int(found.group(2))) if found else None
 
 
-@dataclass(frozen=True, slots=True)
-class ImageShape:
-    """An image request's size and quality as asked (None: not named)."""
-
-    size: str | None = None
-    quality: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CallShape:
-    """What billing needs to know of a request before it is sent."""
-
-    body_bytes: int
-    max_output_tokens: int | None = None
-    n: int = 1
-    image: ImageShape | None = None
-
-
-def hold_usage(shape: CallShape, default_output_tokens: int = DEFAULT_HOLD_OUTPUT_TOKENS) -> Usage:
+def hold_usage(
+    shape: CallShape, model: Model, default_output_tokens: int = DEFAULT_HOLD_OUTPUT_TOKENS
+) -> Usage:
+    """The most a call of this shape can use on ``model``."""
     if shape.image is not None:
-        return image_hold_usage(shape)
+        return image_hold_usage(shape, model)
     n = max(shape.n, 1)
     output = (
         shape.max_output_tokens if shape.max_output_tokens is not None else default_output_tokens
     )
     return Usage(
-        input_tokens=shape.body_bytes // BYTES_PER_PROMPT_TOKEN + 1,
+        input_tokens=prompt_tokens(shape, model),
+        audio_input_tokens=_audio_tokens(shape.parts),
         output_tokens=output * n,
         items=n,
     )
@@ -121,16 +115,38 @@ def hold_nano(
     shape: CallShape,
     default_output_tokens: int = DEFAULT_HOLD_OUTPUT_TOKENS,
 ) -> int:
-    return price_call(model, method, hold_usage(shape, default_output_tokens)).total_nano
+    return price_call(model, method, hold_usage(shape, model, default_output_tokens)).total_nano
 
 
-def image_hold_usage(shape: CallShape) -> Usage:
+def prompt_tokens(shape: CallShape, model: Model) -> int:
+    """The most the prompt can be billed in input tokens: its text by bytes,
+    each image and file at its worst case for the model (audio is apart)."""
+    parts = shape.parts
+    text = max(shape.body_bytes - parts.chars, 0) // BYTES_PER_PROMPT_TOKEN + 1
+    if parts.images == 0 and parts.files == 0:
+        return text + parts.extra_tokens
+    per_image = media.image_tokens(model)
+    low = parts.low_detail_images
+    return (
+        text
+        + parts.extra_tokens
+        + (parts.images - low) * per_image.most
+        + low * per_image.low
+        + parts.files * media.file_tokens(model)
+    )
+
+
+def _audio_tokens(parts: PromptParts) -> int:
+    return media.audio_tokens(media.base64_bytes(parts.audio_encoded_chars))
+
+
+def image_hold_usage(shape: CallShape, model: Model) -> Usage:
     """The most an image call is expected to use: the prompt bound, the area
     rule's output tokens per image x n, and the variant for a per-call table."""
     image = shape.image or ImageShape()
     n = max(shape.n, 1)
     return Usage(
-        input_tokens=shape.body_bytes // BYTES_PER_PROMPT_TOKEN + 1,
+        input_tokens=prompt_tokens(shape, model),
         image_output_tokens=image_hold_tokens(image.size, image.quality) * n,
         items=n,
         variant=variant_key(image.size, image.quality),

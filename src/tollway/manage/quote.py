@@ -1,5 +1,6 @@
 """What a call would cost, without making it: from given usage, or from the
-call's own body (then the worst case, as the gateway would hold it).
+call's own body (then its hold: the same shape and the same computation as
+the call's, of the body as compact JSON).
 
 Image calls are quoted from their body (``prompt``, ``n``, ``size``,
 ``quality``) or from the fields ``n``, ``size``, ``quality``: per call, the
@@ -12,10 +13,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from tollway.billing.holds import CallShape, hold_usage, image_hold_tokens
 from tollway.billing.modes import Refusal, resolve_method
 from tollway.billing.pricing import UNIT_LINES, PricingError, price_call
-from tollway.counting import TokenCounter
+from tollway.billing.shapes import chat_shape, embeddings_shape
 from tollway.errors import bad_request
 from tollway.relay.images import image_request
 from tollway.types import (
@@ -65,35 +68,20 @@ def _image_usage_from_fields(fields: dict[str, Any], values: dict[str, int]) -> 
     )
 
 
-def usage_from_request(
-    body: dict[str, Any], counter: TokenCounter, hold_output_tokens: int
-) -> Usage:
-    """The worst case of a chat or embeddings body: counted prompt, and
-    max_tokens (or the hold's default) of output per choice. An images body
-    (a ``prompt``, no ``messages``) as its hold: see the module's docstring."""
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    n = body.get("n", 1)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise bad_request(
-            "'request.max_tokens' must be a whole number.", param="request.max_tokens"
-        )
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise bad_request("'request.n' must be a whole number, 1 or more.", param="request.n")
+def usage_from_request(body: dict[str, Any], model: Model, hold_output_tokens: int) -> Usage:
+    """The hold of a chat, embeddings or images body (a ``prompt``, no
+    ``messages``): what the gateway holds when the same body is sent."""
+    if body.get("model") != model.id:  # as the relay sends it upstream
+        body = {**body, "model": model.id}
+    body_bytes = len(orjson.dumps(body))
     if "prompt" in body and "messages" not in body and "input" not in body:
-        return _image_usage_from_request(body, counter)
-    if "input" in body and "messages" not in body:
-        return Usage(input_tokens=counter.count_inputs(body["input"]), source=UsageSource.ESTIMATED)
-    usage = hold_usage(CallShape(body_bytes=0, max_output_tokens=limit, n=n), hold_output_tokens)
-    usage.input_tokens = counter.count_chat_prompt(body)
-    usage.source = UsageSource.ESTIMATED
-    return usage
-
-
-def _image_usage_from_request(body: dict[str, Any], counter: TokenCounter) -> Usage:
-    """An images body, as the gateway would hold it (the prompt counted)."""
-    asked = image_request(body, where="request.")
-    usage = hold_usage(CallShape(body_bytes=0, n=asked.n, image=asked.shape))
-    usage.input_tokens = counter.count(asked.prompt)
+        asked = image_request(body, where="request.")
+        shape = CallShape(body_bytes=body_bytes, n=asked.n, image=asked.shape)
+    elif "input" in body and "messages" not in body:
+        shape = embeddings_shape(body, body_bytes)
+    else:
+        shape = chat_shape(body, body_bytes)
+    usage = hold_usage(shape, model, hold_output_tokens)
     usage.source = UsageSource.ESTIMATED
     return usage
 

@@ -134,15 +134,6 @@ def route(gw: Gateway, model: Model) -> tuple[Channel, Provider]:
     )
 
 
-def int_field(payload: dict[str, Any], name: str, low: int, high: int) -> int | None:
-    value = payload.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise bad_request(f"'{name}' must be a whole number from {low} to {high}.", param=name)
-    return value
-
-
 @dataclass
 class Call:
     """A call that holds money: it must end in settle() or release()."""
@@ -194,11 +185,13 @@ class Call:
         )
 
     async def settle(self, usage: Usage, status: str = "ok", detail: str | None = None) -> int:
-        """Charge the real cost (once); returns it in nano-USD."""
+        """Charge the real cost (once), in full even beyond the hold (then the
+        record is flagged); returns it in nano-USD."""
         cost = price_call(self.model, self.method, usage)
         prices = {line.name: nano_to_usd(line.unit_price_nano) for line in cost.lines}
         self.closed = True
         record = self.record(usage, cost.total_nano, prices, status, detail)
+        record.exceeded_hold = cost.total_nano > self.hold_nano
         # No shield needed: the step is queued before the first await, and the
         # writer applies it whether or not this caller is still waiting.
         settlement = await self.gw.ledger.settle(record)

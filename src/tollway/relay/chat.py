@@ -8,15 +8,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tollway.billing.holds import CallShape
+from tollway.billing.shapes import chat_shape
 from tollway.errors import bad_request
 from tollway.gateway import Gateway
-from tollway.relay.call import authenticate, decide, int_field, open_call, read_json, resolve_model
+from tollway.relay.call import authenticate, decide, open_call, read_json, resolve_model
 from tollway.relay.forward import MeteredStream, forward_unary, open_stream
 from tollway.types import Usage
-
-MAX_N = 128
-MAX_OUTPUT_TOKENS = 10_000_000
 
 
 async def chat_completions(request: Request) -> Response | MeteredStream:
@@ -50,16 +47,6 @@ async def chat_completions(request: Request) -> Response | MeteredStream:
         estimate=lambda text: _usage(prompt_tokens(), gw.counter.count(text)),
         items=shape.n,
     )
-
-
-def chat_shape(payload: dict[str, Any], body_bytes: int) -> CallShape:
-    if not isinstance(payload.get("messages"), list) or not payload["messages"]:
-        raise bad_request("'messages' must be a non-empty array.", param="messages")
-    limit = int_field(payload, "max_completion_tokens", 1, MAX_OUTPUT_TOKENS)
-    if limit is None:
-        limit = int_field(payload, "max_tokens", 1, MAX_OUTPUT_TOKENS)
-    n = int_field(payload, "n", 1, MAX_N) or 1
-    return CallShape(body_bytes=body_bytes, max_output_tokens=limit, n=n)
 
 
 def _prompt_counter(gw: Gateway, payload: dict[str, Any]) -> Any:
