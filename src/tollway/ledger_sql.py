@@ -65,6 +65,9 @@ class UsageRecord:
     duration_ms: int | None = None
     detail: str | None = None
     created_at: datetime | None = None
+    # The upstream reported more than was held (a misbehaving provider): the
+    # full cost is charged all the same.
+    exceeded_hold: bool = False
 
 
 @dataclass(slots=True)
@@ -281,9 +284,10 @@ INSERT_LEDGER = """INSERT INTO ledger (created_at, account_id, token_id, request
 amount_nano, reason) VALUES (:now, :account_id, :token_id, :request_id, :kind, :amount, :reason)"""
 INSERT_USAGE = f"""INSERT INTO usage_records (request_id, created_at, account_id, token_id, model,
 endpoint, billing_mode, method, {", ".join(TOKEN_COLUMNS)}, items, unit_prices, cost_nano,
-usage_source, status, channel_id, duration_ms, detail) VALUES (:request_id, :now, :account_id,
-:token_id, :model, :endpoint, :billing_mode, :method, {", ".join(":" + c for c in TOKEN_COLUMNS)},
-:items, :unit_prices, :cost_nano, :usage_source, :status, :channel_id, :duration_ms, :detail)"""
+usage_source, status, channel_id, duration_ms, detail, exceeded_hold) VALUES (:request_id, :now,
+:account_id, :token_id, :model, :endpoint, :billing_mode, :method,
+{", ".join(":" + c for c in TOKEN_COLUMNS)}, :items, :unit_prices, :cost_nano, :usage_source,
+:status, :channel_id, :duration_ms, :detail, :exceeded_hold)"""
 
 
 @dataclass
@@ -668,6 +672,7 @@ def _usage_row(batch: _Batch, r: UsageRecord) -> dict[str, Any]:
         "channel_id": r.channel_id,
         "duration_ms": r.duration_ms,
         "detail": r.detail,
+        "exceeded_hold": r.exceeded_hold,
     }
     for name in TOKEN_COLUMNS:
         row[name] = getattr(u, name)

@@ -98,9 +98,7 @@ async def make_quote(request: Request, caller: Caller) -> dict[str, Any]:
         if model.kind is ModelKind.VIDEO:  # seconds and size decide a video's price
             usage = video_request_usage(model, body["request"])
         else:
-            usage = usage_from_request(
-                body["request"], await gw.counter.ready(), gw.settings.hold_output_tokens
-            )
+            usage = usage_from_request(body["request"], model, gw.settings.hold_output_tokens)
     else:
         usage = usage_from_fields(body)
     return quote(model, mode, usage)

@@ -192,6 +192,8 @@ usage_records = Table(
     Column("channel_id", Integer),
     Column("duration_ms", Integer),
     Column("detail", Text),
+    # charged more than its hold (an upstream that reported more than asked for)
+    Column("exceeded_hold", Boolean, nullable=False, default=False),
     Index("ix_usage_account_time", "account_id", "created_at"),
     Index("ix_usage_token_time", "token_id", "created_at"),
 )

@@ -34,6 +34,7 @@ def usage_view(row: Any) -> dict[str, Any]:
         "status": row["status"],
         "duration_ms": row["duration_ms"],
         "detail": row["detail"],
+        "exceeded_hold": row["exceeded_hold"],
     }
 
 

@@ -114,7 +114,8 @@ def _content_tokens(content: Any) -> int:
     for part in content:
         if not isinstance(part, dict):
             continue
-        if part.get("type") in _IMAGE_PARTS:
+        kind = part.get("type")
+        if isinstance(kind, str) and kind in _IMAGE_PARTS:
             total += IMAGE_PART_TOKENS
         elif isinstance(part.get("text"), str):
             total += len(part["text"].split())
@@ -132,8 +133,10 @@ def reply_pieces(seed: bytes, choice: int, count: int) -> list[str]:
 
 
 def plan_reply(call: ChatCall, state: SimState) -> Reply:
-    prompt_tokens = count_prompt_tokens(call.messages)
     directives, default = call.directives, state.config.default_completion_tokens
+    prompt_tokens = count_prompt_tokens(call.messages)
+    if directives.prompt_tokens is not None:
+        prompt_tokens = directives.prompt_tokens
     finish_reason = "stop"
     if directives.tokens is not None:
         visible = directives.tokens

@@ -14,6 +14,8 @@ request body, so the steering travels inside the last message's text. Tokens:
 - ``[sim:latency_ms=N]``    delay before answering (overrides the config)
 - ``[sim:chunk_delay_ms=N]`` delay before each stream content chunk
 - ``[sim:no_usage]``        omit usage from this response
+- ``[sim:prompt_tokens=N]`` report N prompt tokens, whatever was sent (an
+                            upstream that bills more than the prompt was)
 
 An unknown key or a bad value is a 400, so a typo in a test fails loudly.
 """
@@ -27,7 +29,16 @@ from typing import Any
 DIRECTIVE_MARK = "[sim:"
 _DIRECTIVE = re.compile(r"\[sim:([a-z_]+)(?:=([^\]]*))?\]")
 _INT_KEYS = frozenset(
-    {"error", "tokens", "cached", "reasoning", "drop_after", "latency_ms", "chunk_delay_ms"}
+    {
+        "error",
+        "tokens",
+        "cached",
+        "reasoning",
+        "drop_after",
+        "latency_ms",
+        "chunk_delay_ms",
+        "prompt_tokens",
+    }
 )
 _FLAG_KEYS = frozenset({"no_usage"})
 
@@ -46,6 +57,7 @@ class Directives:
     latency_ms: int | None = None
     chunk_delay_ms: int | None = None
     no_usage: bool = False
+    prompt_tokens: int | None = None
 
 
 # Shared by every request without directives: the common case allocates nothing.
