@@ -77,6 +77,22 @@ async def test_an_upstream_reporting_more_than_held_is_charged_in_full_and_flagg
     assert len(await usage_records(served, mkey)) == 1
 
 
+async def test_a_quota_overrun_by_an_upstream_stops_the_tokens_next_call(served: Served) -> None:
+    mkey, key = await customer(served, "100", quota_usd="1")
+    body = {
+        "model": "gpt-4o",
+        "max_tokens": 1,
+        "messages": [{"role": "user", "content": "[sim:prompt_tokens=1000000] [sim:tokens=1]"}],
+    }
+    assert (await post_chat(served, key, body)).status_code == 200
+    again = await post_chat(served, key, {**body, "messages": [{"role": "user", "content": "hi"}]})
+    assert again.status_code == 402, again.text
+    assert "quota" in again.json()["error"]["message"]
+    async with served.client(mkey) as c:
+        [token] = (await c.get("/api/tokens")).json()["data"]
+    assert Decimal(token["used_usd"]) == Decimal("5.000015")
+
+
 async def test_a_call_within_its_hold_is_not_flagged(served: Served) -> None:
     mkey, key = await customer(served, "1")
     got = await post_chat(served, key, many_images(3))
