@@ -22,13 +22,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from tollway.types import TOKEN_CLASSES, Usage
+from tollway.types import MAX_NANO, MAX_USD, TOKEN_CLASSES, Usage
 
 TOKEN_COLUMNS = TOKEN_CLASSES
 
 
 class LedgerError(RuntimeError):
     pass
+
+
+class BalanceOutOfRange(LedgerError):
+    """A credit or debit that would take a balance past the maximum either way."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +256,11 @@ CHARGE_ACCOUNT = """UPDATE accounts SET held_nano = held_nano - :held,
 balance_nano = balance_nano - :cost WHERE id = :id"""
 CHARGE_TOKEN = """UPDATE tokens SET held_nano = held_nano - :held, used_nano = used_nano + :cost,
 last_used_at = :now WHERE id = :id"""
-CREDIT_ACCOUNT = """UPDATE accounts SET balance_nano = balance_nano + :amount WHERE id = :id
+# The balance stays within +-MAX_NANO: checked against bounds computed in
+# Python, so the database never adds past 64 bits (SQLite would turn the
+# column into a float, PostgreSQL would fail the batch).
+CREDIT_ACCOUNT = """UPDATE accounts SET balance_nano = balance_nano + :amount
+WHERE id = :id AND balance_nano BETWEEN :lowest AND :highest
 RETURNING balance_nano - COALESCE((SELECT SUM(spent_nano) FROM leases WHERE account_id = :id), 0)"""
 LEASE_SPEND = """UPDATE leases SET spent_nano = spent_nano + :cost, renewed_at = :now
 WHERE id = :id AND owner = :owner RETURNING amount_nano, spent_nano"""
@@ -585,12 +593,19 @@ def _apply_charges(cur: Any, batch: _Batch) -> None:
 
 
 def _credit(cur: Any, batch: _Batch, step: Credit) -> int | LedgerError:
+    amount = step.amount_nano
+    out_of_range = BalanceOutOfRange(f"the balance would pass the maximum of {MAX_USD} USD")
+    if abs(amount) > MAX_NANO:
+        return out_of_range
+    bounds = {"lowest": -MAX_NANO - amount, "highest": MAX_NANO - amount}
     cur.execute(
-        batch.dialect.sql(CREDIT_ACCOUNT), {"amount": step.amount_nano, "id": step.account_id}
+        batch.dialect.sql(CREDIT_ACCOUNT), {"amount": amount, "id": step.account_id, **bounds}
     )
     row = cur.fetchone()
     if row is None:
-        return LedgerError(f"no account {step.account_id}")
+        cur.execute(batch.dialect.sql(AVAILABLE_BALANCE), {"id": step.account_id})
+        known = cur.fetchone() is not None
+        return out_of_range if known else LedgerError(f"no account {step.account_id}")
     kind = "credit" if step.amount_nano >= 0 else "debit"
     batch.entry(step.account_id, None, None, kind, step.amount_nano, step.reason)
     return int(row[0])

@@ -7,13 +7,26 @@ touches a float.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
 NANO_PER_USD = 1_000_000_000
 TOKENS_PER_MTOK = 1_000_000
+
+# The most any money amount may be, in USD, either way: a credit or debit, a
+# balance, a quota, a price. In nano-USD it is 10**18, so a sum of two (a
+# balance plus a credit) stays far inside 64 bits (9.2 * 10**18).
+MAX_USD = 1_000_000_000
+MAX_NANO = MAX_USD * NANO_PER_USD
+# Row ids are 32-bit integers in both databases.
+MAX_ID = 2**31 - 1
+
+# A money string: plain ASCII digits with an optional minus and decimals (the
+# decimals must then be exact to 9 places: "0.10" is fine, "0.0000000001" not).
+_PLAIN_USD = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?")
 
 
 class MoneyError(ValueError):
@@ -21,23 +34,39 @@ class MoneyError(ValueError):
 
 
 def usd_to_nano(amount: str | int | Decimal) -> int:
-    """Parse a USD amount (decimal string, int or Decimal) into exact nano-USD.
+    """Parse a USD amount into exact nano-USD: a plain decimal string
+    (``-?digits[.up to 9 digits]``, ASCII only: no exponents, separators,
+    spaces, signs other than a leading minus, NaN or Infinity), an int, or a
+    Decimal (what a JSON number is parsed as); at most ``MAX_USD`` either way.
 
     Floats are refused: they cannot carry an exact decimal amount. More than
     nine decimal places would need rounding, which money never does silently.
     """
-    if isinstance(amount, (bool, float)):
-        raise MoneyError("money must be a decimal string or an integer, not a float")
-    try:
-        value = Decimal(amount) if not isinstance(amount, Decimal) else amount
-    except (InvalidOperation, ValueError, TypeError) as exc:
-        raise MoneyError(f"not a decimal amount: {amount!r}") from exc
+    if isinstance(amount, bool) or not isinstance(amount, str | int | Decimal):
+        raise MoneyError(f"money must be a decimal string or a number, not {amount!r}")
+    if isinstance(amount, str) and _PLAIN_USD.fullmatch(amount) is None:
+        raise MoneyError(f"not a decimal amount: {amount[:40]!r} (plain digits, e.g. 10 or 0.25)")
+    value = Decimal(amount)
     if not value.is_finite():
-        raise MoneyError(f"not a finite amount: {amount!r}")
-    nano = value * NANO_PER_USD
-    if nano != nano.to_integral_value():
-        raise MoneyError(f"{amount} has more than 9 decimal places (finer than a nano-USD)")
-    return int(nano)
+        raise MoneyError(f"not a finite amount: {value}")
+    if abs(value) > MAX_USD:
+        raise MoneyError(f"{str(value)[:40]} is beyond the maximum of {MAX_USD} USD")
+    return _exact_nano(value)
+
+
+def _exact_nano(value: Decimal) -> int:
+    """value x 10**9, exactly (Decimal arithmetic would round to 28 digits)."""
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    if not any(digits):
+        return 0
+    if exponent < -9:
+        cut = -9 - exponent
+        if any(digits[-cut:]):
+            raise MoneyError(f"{value} has more than 9 decimal places (finer than a nano-USD)")
+        digits, exponent = digits[:-cut], -9
+    nano = int("".join(map(str, digits))) * 10 ** (exponent + 9)
+    return -nano if sign else nano
 
 
 def nano_to_usd(nano: int) -> str:

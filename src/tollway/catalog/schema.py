@@ -56,18 +56,23 @@ def _check_price(value: Any) -> str:
         shown = f"{type(value).__name__} {value!r}"
         raise ValueError(f'a price must be a decimal string in quotes, e.g. "0.075"; got {shown}')
     try:
-        nano = usd_to_nano(value.strip())
+        nano = usd_to_nano(value)
     except MoneyError as exc:
         raise ValueError(str(exc)) from exc
     if nano < 0:
         raise ValueError(f"a price cannot be negative: {value!r}")
-    return value.strip()
+    return value
 
 
 PriceStr = Annotated[str, BeforeValidator(_check_price)]
 """A USD amount as written in a data file, validated but kept as text."""
 
-ModelName = Annotated[str, Field(strict=True, min_length=1, max_length=200, pattern=r"^\S+$")]
+ModelName = Annotated[
+    str, Field(strict=True, min_length=1, max_length=200, pattern=r"^[^\s\x00]+$")
+]
+# Free text: a description, where an entry came from (no NUL: PostgreSQL
+# refuses it in text).
+Text = Annotated[str, Field(max_length=4000, pattern=r"^[^\x00]*$")]
 
 
 class _Strict(BaseModel):
@@ -115,7 +120,7 @@ class PerCallEntry(_Strict):
 
     price: PriceStr
     unit: Annotated[PerCallUnit | None, Field(strict=False)] = None
-    variants: dict[VariantKey, PriceStr] | None = None
+    variants: Annotated[dict[VariantKey, PriceStr], Field(max_length=200)] | None = None
     default_variant: VariantKey | None = None
 
     @model_validator(mode="after")
@@ -155,13 +160,15 @@ class ModelEntry(_Strict):
 
     id: ModelName
     kind: Annotated[ModelKind, Field(strict=False)]
-    provider: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    aliases: list[ModelName] = Field(default_factory=list)
+    provider: Annotated[
+        str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    ]
+    aliases: Annotated[list[ModelName], Field(max_length=100)] = Field(default_factory=list)
     per_use: PerUseEntry | None = None
     per_call: PerCallEntry | None = None
     default_method: Annotated[BillingMethod | None, Field(strict=False)] = None
-    description: str = ""
-    source: Annotated[str, Field(min_length=1)]
+    description: Text = ""
+    source: Annotated[Text, Field(min_length=1, max_length=200)]
 
     @model_validator(mode="after")
     def _check_methods(self) -> ModelEntry:

@@ -14,14 +14,17 @@ from tollway.db.schema import accounts, leases, ledger, web_sessions
 from tollway.errors import ApiError, bad_request, invalid_api_key, not_found
 from tollway.gateway import Gateway
 from tollway.keys import MANAGEMENT_KEY_PREFIX, display_prefix, hash_key, new_key
+from tollway.ledger_sql import BalanceOutOfRange
+from tollway.manage import checks
 from tollway.timeutil import iso, utcnow
-from tollway.types import nano_to_usd
+from tollway.types import MAX_NANO, MAX_USD, nano_to_usd
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
     from sqlalchemy.ext.asyncio import AsyncConnection
 
 ROLES = ("admin", "user")
+MAX_USERNAME_CHARS = 100
 # Where a signed-in console session puts its Account in the ASGI scope; the
 # management API takes it as the caller (see tollway.api.deps).
 SESSION_ACCOUNT = "tollway.account"
@@ -51,9 +54,7 @@ async def create_account(
     management_key: str | None = None,
 ) -> tuple[dict[str, Any], str]:
     """A new account and its management key (shown once)."""
-    username = username.strip()
-    if not username or len(username) > 100:
-        raise bad_request("'username' must be 1 to 100 characters.", param="username")
+    username = checks.text(username, "username", MAX_USERNAME_CHARS)
     if role not in ROLES:
         raise bad_request(f"'role' must be one of {', '.join(ROLES)}.", param="role")
     key = management_key or new_key(MANAGEMENT_KEY_PREFIX)
@@ -184,6 +185,8 @@ _LEASE_SPENT = (
 
 
 async def account_view(gw: Gateway, account_id: int) -> dict[str, Any]:
+    if not checks.can_exist(account_id):
+        raise not_found(f"No account {account_id}.", "account_not_found")
     async with gw.engine.connect() as conn:
         row = (
             (await conn.execute(select(accounts, _LEASE_SPENT).where(accounts.c.id == account_id)))
@@ -218,6 +221,7 @@ async def list_accounts(gw: Gateway) -> list[dict[str, Any]]:
 
 
 async def set_enabled(gw: Gateway, account_id: int, enabled: bool) -> dict[str, Any]:
+    await account_view(gw, account_id)  # 404 for an account that does not exist
     async with gw.engine.begin() as conn:
         done = await conn.execute(
             update(accounts).where(accounts.c.id == account_id).values(enabled=enabled)
@@ -232,11 +236,22 @@ async def set_enabled(gw: Gateway, account_id: int, enabled: bool) -> dict[str, 
 
 
 async def credit(gw: Gateway, account_id: int, amount_nano: int, reason: str) -> dict[str, Any]:
-    """Credit (or, negative, debit) an account through the ledger."""
-    if not reason.strip():
+    """Credit (or, negative, debit) an account through the ledger. The amount
+    and the balance it leaves are each at most ``MAX_USD`` either way."""
+    if not isinstance(reason, str) or not reason.strip():
         raise bad_request("A credit or debit needs a reason.", param="reason")
+    reason = checks.text(reason, "reason", checks.MAX_TEXT_CHARS)
+    if isinstance(amount_nano, bool) or not isinstance(amount_nano, int):
+        raise bad_request("'amount_usd' must be an amount in USD.", param="amount_usd")
+    if abs(amount_nano) > MAX_NANO:
+        raise bad_request(
+            f"'amount_usd' is beyond the maximum of {MAX_USD} USD.", param="amount_usd"
+        )
     await account_view(gw, account_id)  # 404 for an unknown account
-    balance = await gw.ledger.credit(account_id, amount_nano, reason.strip())
+    try:
+        balance = await gw.ledger.credit(account_id, amount_nano, reason)
+    except BalanceOutOfRange as exc:
+        raise bad_request(f"{exc}; nothing was applied.", param="amount_usd") from None
     return {"account_id": account_id, "balance_usd": nano_to_usd(balance)}
 
 

@@ -1,0 +1,64 @@
+"""What every value a client or an admin sends must be before the services
+store it or look it up (SPEC §6): text of a bounded length without NUL
+(PostgreSQL refuses NUL in text), whole numbers within a range, row ids that
+fit the id columns. A bad value is a 400 naming the field; an id that cannot
+exist is simply not found.
+
+Money has its own parser, ``tollway.types.usd_to_nano``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tollway.errors import bad_request
+from tollway.types import MAX_ID
+
+# A name or a label: usernames, token, channel and model names, reasons.
+MAX_NAME_CHARS = 200
+# Longer text: descriptions, URLs, upstream keys.
+MAX_TEXT_CHARS = 4000
+# Lists of names (a token's model allowlist, a channel's models).
+MAX_LIST_ITEMS = 1000
+
+
+def text(value: Any, param: str, max_chars: int = MAX_NAME_CHARS, blank: bool = False) -> str:
+    """A string of at most ``max_chars`` without NUL, stripped; blank only if allowed."""
+    if not isinstance(value, str):
+        raise bad_request(f"'{param}' must be a string.", param=param)
+    if "\x00" in value:
+        raise bad_request(f"'{param}' cannot contain a NUL character.", param=param)
+    value = value.strip()
+    if len(value) > max_chars or (not value and not blank):
+        low = 0 if blank else 1
+        raise bad_request(f"'{param}' must be {low} to {max_chars} characters.", param=param)
+    return value
+
+
+def names(value: Any, param: str, max_items: int = MAX_LIST_ITEMS) -> list[str]:
+    """A list of names (each checked by ``text``), at most ``max_items``."""
+    if not isinstance(value, list) or len(value) > max_items:
+        raise bad_request(
+            f"'{param}' must be a list of at most {max_items} names.", param=param
+        )
+    return [text(v, param) for v in value]
+
+
+def whole_number(value: Any, param: str, low: int, high: int) -> int:
+    """A JSON integer (not a bool, not a string) from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise bad_request(
+            f"'{param}' must be a whole number from {low} to {high}.", param=param
+        )
+    return value
+
+
+def row_id(value: Any, param: str) -> int:
+    """An id sent in a body: a whole number from 1 to the id columns' maximum."""
+    return whole_number(value, param, 1, MAX_ID)
+
+
+def can_exist(row_id_: int) -> bool:
+    """Whether a row could have this id (a bigger one is simply not found, and
+    is never sent to the database, whose id columns it would overflow)."""
+    return 0 < row_id_ <= MAX_ID
