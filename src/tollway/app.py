@@ -27,6 +27,7 @@ from tollway.counting import TokenCounter
 from tollway.db.engine import make_engine, migrate
 from tollway.errors import ApiError
 from tollway.gateway import Gateway
+from tollway.guard import BodyLimit, ErrorGuard
 from tollway.ledger import Ledger
 from tollway.manage.accounts import ensure_bootstrap_admin
 from tollway.relay.fastpath import FastPath
@@ -59,12 +60,15 @@ def create_app(settings: Settings, base_models: list[Model] | None = None) -> Fa
         return api
 
     web = create_web(
-        session_secret(settings.secret_key, settings.data_dir), https_only=settings.secure_cookies
+        session_secret(settings.secret_key, settings.data_dir),
+        https_only=settings.secure_cookies,
+        max_body_bytes=settings.max_body_bytes,
     )
+    api = BodyLimit(OnFirstUse(build_api), settings.max_body_bytes)
     routes = [
         *relay.routes(),
         Route("/health", health, methods=["GET"]),
-        Mount("/api", app=OnFirstUse(build_api)),
+        Mount("/api", app=ErrorGuard(api)),
         console_mount(web),  # last: it claims only the console's own paths
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -11,18 +11,31 @@ from starlette.responses import Response
 
 from tollway.api import accounts, catalog, channels, tokens, usage
 from tollway.errors import ApiError
+from tollway.guard import internal_error
 
 log = logging.getLogger(__name__)
 
 
 def create_api() -> FastAPI:
-    api = FastAPI(title="Tollway management API", docs_url="/docs", openapi_url="/openapi.json")
+    api = FastAPI(
+        title="Tollway management API",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redirect_slashes=False,  # "/api/tokens/" is a JSON 404, not a redirect
+    )
     for module in (catalog, tokens, accounts, channels, usage):
         api.include_router(module.router)
     api.add_exception_handler(ApiError, _api_error)
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(HTTPException, _http_error)
+    # Anything else is a bug: a JSON 500 in OpenAI's shape (FastAPI's own is
+    # plain text); tollway.guard.ErrorGuard, around /api, logs it.
+    api.add_exception_handler(Exception, _internal_error)
     return api
+
+
+async def _internal_error(_: Request, exc: Exception) -> Response:
+    return internal_error().response()
 
 
 async def _api_error(_: Request, exc: Exception) -> Response:

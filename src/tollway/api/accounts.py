@@ -6,11 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from tollway.api.deps import Admin, Caller, gateway, json_body, money_nano
+from tollway.api.deps import Admin, Caller, PathId, gateway, json_body, money_nano
 from tollway.errors import bad_request
 from tollway.manage import accounts as service
 
 router = APIRouter()
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 1000
 
 
 @router.get("/me")
@@ -30,8 +32,12 @@ async def create_user(request: Request, _: Admin) -> dict[str, Any]:
     username, password, role = body.get("username"), body.get("password"), body.get("role", "user")
     if not isinstance(username, str):
         raise bad_request("A user needs a 'username'.", param="username")
-    if password is not None and (not isinstance(password, str) or len(password) < 8):
-        raise bad_request("'password' needs at least 8 characters.", param="password")
+    sizes = range(MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS + 1)
+    if password is not None and (not isinstance(password, str) or len(password) not in sizes):
+        raise bad_request(
+            f"'password' needs {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters.",
+            param="password",
+        )
     if not isinstance(role, str):
         raise bad_request("'role' must be 'admin' or 'user'.", param="role")
     view, key = await service.create_account(gateway(request), username, password, role)
@@ -44,20 +50,24 @@ async def list_users(request: Request, _: Admin) -> dict[str, Any]:
 
 
 @router.get("/users/{account_id}")
-async def read_user(request: Request, account_id: int, _: Admin) -> dict[str, Any]:
+async def read_user(request: Request, account_id: PathId, _: Admin) -> dict[str, Any]:
     return await service.account_view(gateway(request), account_id)
 
 
 @router.patch("/users/{account_id}")
-async def edit_user(request: Request, account_id: int, _: Admin) -> dict[str, Any]:
+async def edit_user(request: Request, account_id: PathId, _: Admin) -> dict[str, Any]:
     gw = gateway(request)
     body = await json_body(request)
     unknown = set(body) - {"enabled", "password"}
     if unknown:
         raise bad_request(f"Cannot change: {', '.join(sorted(unknown))}.")
     if "password" in body:
-        if not isinstance(body["password"], str):
-            raise bad_request("'password' must be a string.", param="password")
+        password = body["password"]
+        if not isinstance(password, str) or len(password) > MAX_PASSWORD_CHARS:
+            raise bad_request(
+                f"'password' must be a string of at most {MAX_PASSWORD_CHARS} characters.",
+                param="password",
+            )
         await service.set_password(gw, account_id, body["password"])
     if "enabled" in body:
         if not isinstance(body["enabled"], bool):
@@ -67,7 +77,7 @@ async def edit_user(request: Request, account_id: int, _: Admin) -> dict[str, An
 
 
 @router.post("/users/{account_id}/credit")
-async def credit(request: Request, account_id: int, _: Admin) -> dict[str, Any]:
+async def credit(request: Request, account_id: PathId, _: Admin) -> dict[str, Any]:
     body = await json_body(request)
     amount = money_nano(body.get("amount_usd"), "amount_usd")
     reason = body.get("reason")

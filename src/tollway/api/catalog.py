@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from tollway.api.deps import Admin, Caller, gateway, json_body
+from tollway.api.deps import Admin, Caller, QueryId, QueryText, gateway, json_body
 from tollway.errors import bad_request, model_not_found
 from tollway.gateway import Gateway
 from tollway.manage import models as service
 from tollway.manage.accounts import Account
+from tollway.manage.checks import row_id
 from tollway.manage.models import modes_view
 from tollway.manage.quote import quote, usage_from_fields, usage_from_request
 from tollway.manage.tokens import check_mode, get_token
@@ -32,8 +33,7 @@ def parse_mode(value: Any) -> BillingMode:
 
 async def _mode_of(gw: Gateway, caller: Account, mode: Any, token_id: Any) -> BillingMode | None:
     if token_id is not None:
-        if isinstance(token_id, bool) or not isinstance(token_id, int):
-            raise bad_request("'token_id' must be a whole number.", param="token_id")
+        token_id = row_id(token_id, "token_id")
         token = await get_token(gw, None if caller.is_admin else caller.id, token_id)
         return BillingMode(token["billing_mode"])
     return None if mode is None else parse_mode(mode)
@@ -43,9 +43,9 @@ async def _mode_of(gw: Gateway, caller: Account, mode: Any, token_id: Any) -> Bi
 async def list_models(
     request: Request,
     caller: Caller,
-    billing_mode: str | None = None,
-    token_id: int | None = None,
-    kind: str | None = None,
+    billing_mode: QueryText = None,
+    token_id: QueryId = None,
+    kind: QueryText = None,
 ) -> dict[str, Any]:
     gw = gateway(request)
     mode = await _mode_of(gw, caller, billing_mode, token_id)
@@ -59,7 +59,7 @@ async def list_models(
 
 @router.get("/models/{name:path}")
 async def read_model(
-    request: Request, caller: Caller, name: str, billing_mode: str | None = None
+    request: Request, caller: Caller, name: str, billing_mode: QueryText = None
 ) -> dict[str, Any]:
     gw = gateway(request)
     model = gw.state.catalog.get(name)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from tollway.api.deps import admin_account, gateway, json_body
+from tollway.api.deps import PathId, admin_account, gateway, json_body
 from tollway.manage import channels as service
 
 router = APIRouter(dependencies=[Depends(admin_account)])
@@ -24,16 +24,16 @@ async def list_all(request: Request) -> dict[str, Any]:
 
 
 @router.get("/channels/{channel_id}")
-async def read(request: Request, channel_id: int) -> dict[str, Any]:
+async def read(request: Request, channel_id: PathId) -> dict[str, Any]:
     return await service.get_channel(gateway(request), channel_id)
 
 
 @router.patch("/channels/{channel_id}")
-async def edit(request: Request, channel_id: int) -> dict[str, Any]:
+async def edit(request: Request, channel_id: PathId) -> dict[str, Any]:
     return await service.update_channel(gateway(request), channel_id, await json_body(request))
 
 
 @router.delete("/channels/{channel_id}", status_code=204)
-async def remove(request: Request, channel_id: int) -> Response:
+async def remove(request: Request, channel_id: PathId) -> Response:
     await service.delete_channel(gateway(request), channel_id)
     return Response(status_code=204)

@@ -9,6 +9,8 @@ from fastapi.responses import Response
 
 from tollway.api.deps import (
     Caller,
+    PathId,
+    QueryId,
     gateway,
     json_body,
     optional_money_nano,
@@ -17,7 +19,7 @@ from tollway.api.deps import (
 )
 from tollway.errors import bad_request
 from tollway.manage import tokens as service
-from tollway.manage.accounts import Account
+from tollway.manage.accounts import Account, account_view
 
 router = APIRouter()
 FIELDS = {"name", "billing_mode", "quota_usd", "expires_at", "models", "enabled", "account_id"}
@@ -50,6 +52,8 @@ async def create(
     body = await json_body(request)
     changes = _changes(body)
     owner = target_account(caller, body.get("account_id"))
+    if owner != caller.id:
+        await account_view(gateway(request), owner)  # 404 for an account that does not exist
     if "name" not in changes:
         raise bad_request("A token needs a 'name'.", param="name")
     if "enabled" in changes:
@@ -67,7 +71,7 @@ async def create(
 
 @router.get("/tokens")
 async def list_all(
-    request: Request, caller: Caller, account_id: int | None = None
+    request: Request, caller: Caller, account_id: QueryId = None
 ) -> dict[str, Any]:
     owner = target_account(caller, account_id)
     return {"data": await service.list_tokens(gateway(request), owner)}
@@ -75,14 +79,14 @@ async def list_all(
 
 @router.get("/tokens/{token_id}")
 async def read(
-    request: Request, caller: Caller, token_id: int, account_id: int | None = None
+    request: Request, caller: Caller, token_id: PathId, account_id: QueryId = None
 ) -> dict[str, Any]:
     return await service.get_token(gateway(request), _scope(caller, account_id), token_id)
 
 
 @router.patch("/tokens/{token_id}")
 async def edit(
-    request: Request, caller: Caller, token_id: int, account_id: int | None = None
+    request: Request, caller: Caller, token_id: PathId, account_id: QueryId = None
 ) -> dict[str, Any]:
     body = await json_body(request)
     body.pop("account_id", None)
@@ -93,7 +97,7 @@ async def edit(
 
 @router.delete("/tokens/{token_id}", status_code=204)
 async def remove(
-    request: Request, caller: Caller, token_id: int, account_id: int | None = None
+    request: Request, caller: Caller, token_id: PathId, account_id: QueryId = None
 ) -> Response:
     await service.delete_token(gateway(request), _scope(caller, account_id), token_id)
     return Response(status_code=204)

@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
-from tollway.api.deps import Caller, gateway, optional_time, target_account
+from tollway.api.deps import Caller, QueryId, QueryText, gateway, optional_time, target_account
 from tollway.errors import bad_request
-from tollway.manage.usage import list_usage
+from tollway.manage.checks import can_exist
+from tollway.manage.usage import MAX_PAGE, list_usage
 
 router = APIRouter()
+CURSOR = re.compile(r"[0-9]{1,10}")
 
 
 @router.get("/usage")
 async def usage(
     request: Request,
     caller: Caller,
-    token_id: int | None = None,
-    model: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    account_id: int | None = None,
-    limit: int = 100,
-    cursor: str | None = None,
+    token_id: QueryId = None,
+    model: QueryText = None,
+    since: QueryText = None,
+    until: QueryText = None,
+    account_id: QueryId = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    cursor: QueryText = None,
 ) -> dict[str, Any]:
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not (CURSOR.fullmatch(cursor) and can_exist(int(cursor))):
         raise bad_request("'cursor' must be a next_cursor from an earlier page.", param="cursor")
     everyone = caller.is_admin and account_id is None and token_id is not None
     return await list_usage(

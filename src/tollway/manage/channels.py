@@ -9,27 +9,36 @@ from sqlalchemy import delete, insert, select, update
 from tollway.db.schema import channels
 from tollway.errors import bad_request, not_found
 from tollway.gateway import Gateway
+from tollway.manage import checks
 from tollway.providers import PROVIDERS
 from tollway.timeutil import iso, utcnow
+
+# A channel's priority: higher is tried first.
+MAX_PRIORITY = 1_000_000
 
 
 def _check(fields: dict[str, Any], partial: bool) -> dict[str, Any]:
     allowed = {"name", "type", "base_url", "api_key", "models", "priority", "enabled"}
     unknown = set(fields) - allowed
     if unknown:
-        raise bad_request(f"Unknown channel fields: {', '.join(sorted(unknown))}.")
+        raise bad_request(f"Unknown channel fields: {', '.join(sorted(unknown))[:200]}.")
     required = {"name", "type", "base_url", "api_key", "models"}
     missing = set() if partial else required - set(fields)
     if missing:
         raise bad_request(f"Missing channel fields: {', '.join(sorted(missing))}.")
-    if "type" in fields and fields["type"] not in PROVIDERS:
+    checked = dict(fields)
+    kind = fields.get("type")
+    if "type" in fields and (not isinstance(kind, str) or kind not in PROVIDERS):
         raise bad_request(
-            f"Unknown channel type {fields['type']!r}; known: {', '.join(PROVIDERS)}.", param="type"
+            f"Unknown channel type {str(fields['type'])[:50]!r}; known: {', '.join(PROVIDERS)}.",
+            param="type",
         )
-    for name in ("name", "base_url", "api_key"):
-        if name in fields and (not isinstance(fields[name], str) or not fields[name].strip()):
-            raise bad_request(f"'{name}' must be a non-empty string.", param=name)
-    if "base_url" in fields and not fields["base_url"].startswith(("http://", "https://")):
+    if "name" in fields:
+        checked["name"] = checks.text(fields["name"], "name")
+    for name in ("base_url", "api_key"):
+        if name in fields:
+            checked[name] = checks.text(fields[name], name, checks.MAX_TEXT_CHARS)
+    if "base_url" in fields and not checked["base_url"].startswith(("http://", "https://")):
         raise bad_request("'base_url' must start with http:// or https://.", param="base_url")
     if "models" in fields:
         models = fields["models"]
@@ -41,13 +50,12 @@ def _check(fields: dict[str, Any], partial: bool) -> dict[str, Any]:
             raise bad_request(
                 "'models' must be a non-empty list of model names ('*' for all).", param="models"
             )
-    if "priority" in fields and (
-        isinstance(fields["priority"], bool) or not isinstance(fields["priority"], int)
-    ):
-        raise bad_request("'priority' must be a whole number.", param="priority")
+        checked["models"] = checks.names(models, "models")
+    if "priority" in fields:
+        checks.whole_number(fields["priority"], "priority", -MAX_PRIORITY, MAX_PRIORITY)
     if "enabled" in fields and not isinstance(fields["enabled"], bool):
         raise bad_request("'enabled' must be true or false.", param="enabled")
-    return fields
+    return checked
 
 
 def channel_view(row: Any) -> dict[str, Any]:
@@ -82,6 +90,8 @@ async def create_channel(gw: Gateway, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 async def get_channel(gw: Gateway, channel_id: int) -> dict[str, Any]:
+    if not checks.can_exist(channel_id):
+        raise not_found(f"No channel {channel_id}.", "channel_not_found")
     async with gw.engine.connect() as conn:
         row = (
             (await conn.execute(select(channels).where(channels.c.id == channel_id)))

@@ -38,9 +38,11 @@ from tollway.types import (
     BillingMode,
     Model,
     ModelKind,
+    MoneyError,
     PerCallPrice,
     Usage,
     nano_to_usd,
+    usd_to_nano,
 )
 
 PER_USE_FIELDS = (
@@ -140,9 +142,13 @@ def model_view(
 
 def _plain(value: Any) -> Any:
     """Prices may arrive as JSON numbers (parsed as Decimal, never float) or
-    strings; the entry schema takes strings."""
+    strings; the entry schema takes plain decimal strings (a number it cannot
+    write as one stays as it was sent, for the schema to refuse by name)."""
     if isinstance(value, Decimal | int) and not isinstance(value, bool):
-        return str(value)
+        try:
+            return nano_to_usd(usd_to_nano(value))
+        except MoneyError:
+            return str(value)[:40]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
@@ -163,8 +169,12 @@ def _validate(entry: dict[str, Any]) -> Model:
         raise bad_request(f"Invalid model: {where}: {first['msg']}", param=where or None) from None
 
 
+# What a model added without a provider is listed under (SPEC §5: optional).
+DEFAULT_PROVIDER = "custom"
+
+
 async def create_model(gw: Gateway, entry: dict[str, Any]) -> dict[str, Any]:
-    entry = {"source": "admin", **entry}
+    entry = {"source": "admin", "provider": DEFAULT_PROVIDER, **entry}
     model = _validate(entry)
     if gw.state.catalog.get(model.id) is not None:
         raise ApiError(409, f"Model '{model.id}' exists; change it with PATCH.", "model_exists")

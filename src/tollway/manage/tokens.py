@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -12,8 +12,9 @@ from tollway.db.schema import leases, tokens
 from tollway.errors import bad_request, not_found
 from tollway.gateway import Gateway
 from tollway.keys import display_prefix, hash_key, new_key
+from tollway.manage import checks
 from tollway.timeutil import aware, iso, utcnow
-from tollway.types import DEFAULT_BILLING_MODE, BillingMode, nano_to_usd
+from tollway.types import DEFAULT_BILLING_MODE, MAX_NANO, MAX_USD, BillingMode, nano_to_usd
 
 UNSET: Any = object()
 
@@ -42,6 +43,7 @@ def check_models(gw: Gateway, models: Any) -> list[str] | None:
         raise bad_request(
             "'models' must be a list of model names, or null for all.", param="models"
         )
+    models = checks.names(models, "models")
     unknown = [m for m in models if gw.state.catalog.get(m) is None]
     if unknown:
         raise bad_request(
@@ -52,16 +54,21 @@ def check_models(gw: Gateway, models: Any) -> list[str] | None:
     return list(dict.fromkeys(models))
 
 
-def check_quota(quota_nano: int | None) -> int | None:
-    if quota_nano is not None and quota_nano < 0:
+def check_quota(quota_nano: Any) -> int | None:
+    """A quota in nano-USD (parsed by ``usd_to_nano``): 0 to the maximum, or None."""
+    if quota_nano is None:
+        return None
+    if isinstance(quota_nano, bool) or not isinstance(quota_nano, int):
+        raise bad_request("'quota_usd' must be an amount in USD or null.", param="quota_usd")
+    if quota_nano < 0:
         raise bad_request("'quota_usd' cannot be negative.", param="quota_usd")
+    if quota_nano > MAX_NANO:
+        raise bad_request(f"'quota_usd' is beyond the maximum of {MAX_USD} USD.", param="quota_usd")
     return quota_nano
 
 
 def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise bad_request("'name' must be 1 to 200 characters.", param="name")
-    return name.strip()
+    return checks.text(name, "name")
 
 
 async def create_token(
@@ -89,7 +96,7 @@ async def create_token(
         "quota_nano": check_quota(quota_nano),
         "used_nano": 0,
         "held_nano": 0,
-        "expires_at": expires_at,
+        "expires_at": _check_time(expires_at),
         "models": check_models(gw, models),
         "enabled": True,
         "deleted": False,
@@ -162,6 +169,8 @@ async def list_tokens(gw: Gateway, account_id: int | None) -> list[dict[str, Any
 
 
 async def get_token(gw: Gateway, account_id: int | None, token_id: int) -> dict[str, Any]:
+    if not checks.can_exist(token_id):
+        raise not_found(f"No token {token_id}.", "token_not_found")
     query = select(tokens, _LEASE_SPENT, _LEASE_USED_AT).where(
         _owned(account_id), tokens.c.id == token_id
     )
@@ -205,7 +214,11 @@ def _checked_changes(gw: Gateway, changes: dict[str, Any]) -> dict[str, Any]:
 def _check_time(value: Any) -> datetime | None:
     if value is not None and not isinstance(value, datetime):
         raise bad_request("'expires_at' must be a time or null.", param="expires_at")
-    return aware(value)
+    moment = aware(value)
+    try:
+        return None if moment is None else moment.astimezone(UTC)
+    except OverflowError:  # past year 9999 in UTC
+        raise bad_request("'expires_at' is out of range.", param="expires_at") from None
 
 
 def _check_bool(value: Any) -> bool:

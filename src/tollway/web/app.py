@@ -7,6 +7,7 @@ the console's own paths: /v1 and /api keep their own 404 and 405 answers.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -15,12 +16,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tollway.errors import ApiError
+from tollway.guard import BodyLimit, ErrorGuard, internal_error
+from tollway.settings import Settings
 from tollway.web import admin, admin_catalog, advisor, auth, catalog, tokens, usage
 from tollway.web.render import render
 from tollway.web.session import ROOT_APP, flash
@@ -29,6 +32,7 @@ from tollway.web.throttle import Throttle
 STATIC = Path(__file__).parent / "static"
 SESSION_COOKIE = "tollway_session"
 SESSION_MAX_AGE_S = 12 * 3600
+DEFAULT_MAX_BODY_BYTES = Settings.max_body_bytes
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -41,10 +45,15 @@ SECURITY_HEADERS = {
 
 
 def create_web(
-    secret_key: str, *, https_only: bool = False, max_age_s: int = SESSION_MAX_AGE_S
+    secret_key: str,
+    *,
+    https_only: bool = False,
+    max_age_s: int = SESSION_MAX_AGE_S,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> Starlette:
     """The console. ``secret_key`` signs session cookies (see ``session_secret``);
-    ``https_only`` marks them Secure (set it when served over HTTPS)."""
+    ``https_only`` marks them Secure (set it when served over HTTPS); a form
+    larger than ``max_body_bytes`` gets a 413 page."""
     routes: list[BaseRoute] = [
         *auth.routes(),
         *tokens.routes(),
@@ -57,6 +66,7 @@ def create_web(
     ]
     middleware = [
         Middleware(SecurityHeaders),
+        Middleware(BodyLimit, max_bytes=max_body_bytes),
         Middleware(
             SessionMiddleware,
             secret_key=secret_key,
@@ -69,7 +79,11 @@ def create_web(
     web = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
     )
     web.state.throttle = Throttle()
     web.state.session_lifetime_s = max_age_s  # the server-side session's too (web/session.py)
@@ -80,7 +94,7 @@ class ConsoleMount(Mount):
     """Mounts the console at the root, but claims only the paths it serves."""
 
     def __init__(self, web: Starlette) -> None:
-        super().__init__("/", app=web)
+        super().__init__("/", app=ErrorGuard(web, plain_page))
         self.web = web
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
@@ -122,6 +136,22 @@ async def _api_error(request: Request, exc: Exception) -> Response:
         return RedirectResponse("/signin", status_code=303)
     context = {"status": exc.status, "message": exc.message, "code": exc.code}
     return render(request, "error.html", context, status=exc.status)
+
+
+def plain_page(error: ApiError) -> Response:
+    """An error page that needs no session or template: for what fails before
+    (or while) the console's own pages can be rendered."""
+    title = "Something went wrong" if error.status >= 500 else "That did not work"
+    page = (
+        f"<!doctype html><html lang=en><meta charset=utf-8><title>{error.status}</title>"
+        f"<h1>{title}</h1><p>{html.escape(error.message)}</p><p><a href=/>Back</a></p></html>"
+    )
+    return HTMLResponse(page, error.status, headers=SECURITY_HEADERS)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # Starlette sends this, then re-raises for ErrorGuard (around the console) to log.
+    return plain_page(internal_error())
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
