@@ -13,7 +13,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
@@ -26,7 +26,14 @@ from tollway.billing.modes import MODE_INFO
 from tollway.errors import ApiError, bad_request, not_found
 from tollway.settings import Settings, SettingsError
 from tollway.timeutil import parse_iso
-from tollway.types import BillingMode, Model, MoneyError, nano_to_usd, usd_to_nano
+from tollway.types import (
+    NANO_PER_USD,
+    BillingMode,
+    Model,
+    MoneyError,
+    nano_to_usd,
+    usd_to_nano,
+)
 
 if TYPE_CHECKING:
     from tollway.gateway import Gateway
@@ -90,8 +97,14 @@ def shipped_models() -> tuple[Model, ...]:
 # Parsing: every bad value becomes an ApiError, so it fails like a service error.
 
 
+# The most `prices import --markup` adds (a hundredfold), so marked-up prices
+# stay far inside the maximum a price may be.
+MAX_MARKUP_PERCENT = 10_000
+
+
 def parse_usd(text: str, what: str) -> int:
-    """A USD amount as exact nano-USD, parsed from its text (never a float)."""
+    """A USD amount as exact nano-USD, parsed from its text (never a float):
+    plain digits, within the maximum (``tollway.types.usd_to_nano``)."""
     try:
         return usd_to_nano(text.strip())
     except MoneyError as exc:
@@ -99,12 +112,16 @@ def parse_usd(text: str, what: str) -> int:
 
 
 def parse_percent(text: str, what: str) -> Decimal:
+    """A percentage from 0 to MAX_MARKUP_PERCENT, at most 9 decimals, plain digits."""
     try:
-        value = Decimal(text.strip().removesuffix("%"))
-    except InvalidOperation:
+        nano = usd_to_nano(text.strip().removesuffix("%"))  # the same plain-decimal rules
+    except MoneyError:
         raise bad_request(f"{what}: not a percentage: {text!r}.") from None
-    if not value.is_finite() or value < 0:
-        raise bad_request(f"{what} must be a percentage of 0 or more, not {text}.")
+    value = Decimal(nano) / NANO_PER_USD
+    if not 0 <= value <= MAX_MARKUP_PERCENT:
+        raise bad_request(
+            f"{what} must be a percentage from 0 to {MAX_MARKUP_PERCENT}, not {text}."
+        )
     return value
 
 
@@ -137,7 +154,7 @@ async def find_account(gw: Gateway, user: str) -> dict[str, Any]:
         if account["username"] == user:
             return account
     for account in known:
-        if user.isdigit() and account["id"] == int(user):
+        if user.isascii() and user.isdigit() and account["id"] == int(user):
             return account
     raise not_found(f"No user {user!r} (by username or id); see `tollway user list`.")
 

@@ -15,6 +15,7 @@ from tollway.errors import bad_request
 from tollway.manage.models import model_view, modes_view
 from tollway.manage.tokens import get_token, list_tokens
 from tollway.types import BillingMode, Model, ModelKind
+from tollway.web import forms
 from tollway.web.render import render
 from tollway.web.session import account_of, gateway, page
 
@@ -38,11 +39,9 @@ def matches(model: Model, query: str, kind: str) -> bool:
 async def _mode(request: Request) -> tuple[BillingMode | None, dict[str, Any] | None]:
     """The mode to look through: a token's (its own, never another's) or a chosen one."""
     params = request.query_params
-    token_id = params.get("token", "")
-    if token_id:
-        if not token_id.isdigit():
-            raise bad_request("Choose a token from the list.", "token")
-        token = await get_token(gateway(request), account_of(request).id, int(token_id))
+    token_id = forms.optional_id(params.get("token", ""), "Token", "token")
+    if token_id is not None:
+        token = await get_token(gateway(request), account_of(request).id, token_id)
         return BillingMode(token["billing_mode"]), token
     mode = params.get("mode", "")
     if not mode:
@@ -90,8 +89,7 @@ async def models_page(request: Request) -> Response:
         views = [v for v in views if v["billing"]["method"]]
     elif mode is not None and only == "refused":
         views = [v for v in views if not v["billing"]["method"]]
-    page_no = int(params["page"]) if params.get("page", "").isdigit() else 1
-    page_no = max(1, page_no)
+    page_no = max(1, forms.whole_number(params.get("page", ""), "Page", "page", 1))
     shown = views[(page_no - 1) * PAGE_SIZE : page_no * PAGE_SIZE]
     context = {
         "models": shown,

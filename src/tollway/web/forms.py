@@ -10,19 +10,27 @@ import re
 from datetime import UTC, datetime
 
 from tollway.errors import bad_request
+from tollway.manage.checks import can_exist
 from tollway.types import MoneyError, usd_to_nano
 
 _SPLIT = re.compile(r"[\s,]+")
+# An amount as people type it: an optional minus and dollar sign, ASCII
+# digits, commas only as thousands separators ("$1,000.25", "-5", "0.50").
+_TYPED_USD = re.compile(r"-?\$?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
+_WHOLE = re.compile(r"-?[0-9]{1,10}")
 
 
 def money_nano(text: str, label: str, param: str) -> int:
-    """A USD amount as typed ("10", "0.50", "$1,000.25"): exact, never a float."""
-    cleaned = text.strip().removeprefix("$").replace(",", "").replace("_", "")
+    """A USD amount as typed ("10", "0.50", "$1,000.25"): exact, never a float,
+    within the maximum (``tollway.types.usd_to_nano``)."""
+    cleaned = text.strip()
     try:
-        return usd_to_nano(cleaned)
+        if _TYPED_USD.fullmatch(cleaned) is None:
+            raise MoneyError(f"not an amount: {cleaned[:40]!r}")
+        return usd_to_nano(cleaned.replace("$", "").replace(",", ""))
     except MoneyError as exc:
         message = f"{label}: enter an amount in USD such as 5 or 0.25 ({exc})."
-        raise bad_request(message, param) from exc
+        raise bad_request(message, param) from None
 
 
 def optional_money_nano(text: str, label: str, param: str) -> int | None:
@@ -50,11 +58,22 @@ def model_names(text: str) -> list[str] | None:
 
 
 def whole_number(text: str, label: str, param: str, default: int) -> int:
+    """ASCII digits, at most ten (the service checks the field's own range)."""
     text = text.strip()
     if not text:
         return default
-    if not text.lstrip("-").isdigit():
+    if _WHOLE.fullmatch(text) is None:
         raise bad_request(f"{label}: enter a whole number.", param)
+    return int(text)
+
+
+def optional_id(text: str, label: str, param: str) -> int | None:
+    """A row id from a query string or form (blank: none)."""
+    text = text.strip()
+    if not text:
+        return None
+    if _WHOLE.fullmatch(text) is None or not can_exist(int(text)):
+        raise bad_request(f"{label}: choose one from the list.", param)
     return int(text)
 
 

@@ -19,10 +19,12 @@ from starlette.routing import Route
 from tollway.db.schema import usage_records
 from tollway.errors import bad_request
 from tollway.gateway import Gateway
+from tollway.manage import checks
 from tollway.manage.accounts import account_view, credits_of, list_accounts
 from tollway.manage.tokens import get_token, list_tokens
 from tollway.manage.usage import MAX_PAGE, list_usage
 from tollway.timeutil import aware, utcnow
+from tollway.web import forms
 from tollway.web.chart import spend_chart
 from tollway.web.render import render
 from tollway.web.session import account_of, gateway, page
@@ -95,16 +97,15 @@ async def filters_of(request: Request) -> Filters:
     asked = params.get("account", "")
     if me.is_admin and asked == "all":
         account_id = None
-    elif me.is_admin and asked.isdigit():
-        account_id = int(asked)
-    token = params.get("token", "")
-    token_id = int(token) if token.isdigit() else None
+    elif me.is_admin and asked:
+        account_id = forms.optional_id(asked, "Account", "account")
+    token_id = forms.optional_id(params.get("token", ""), "Token", "token")
     if token_id is not None:  # 404 unless the token is theirs (or an admin looks)
         await get_token(gateway(request), account_id, token_id)
     return Filters(
         account_id,
         token_id,
-        params.get("model", "").strip() or None,
+        checks.text(params.get("model", ""), "model", blank=True) or None,
         _date(params.get("since", ""), "Since"),
         _date(params.get("until", ""), "Until"),
     )
@@ -152,10 +153,10 @@ async def usage_page(request: Request) -> Response:
     gw = gateway(request)
     me = account_of(request)
     filters = await filters_of(request)
-    cursor = request.query_params.get("cursor", "")
+    cursor = forms.optional_id(request.query_params.get("cursor", ""), "Page", "cursor")
     records = await list_usage(
         gw, filters.account_id, filters.token_id, filters.model, filters.since_at,
-        filters.until_at, limit=PAGE, cursor=int(cursor) if cursor.isdigit() else None,
+        filters.until_at, limit=PAGE, cursor=cursor,
     )  # fmt: skip
     days = chart_days(filters, utcnow().date())
     chart = spend_chart(await spend_rows(gw, filters, days), days)
