@@ -159,7 +159,8 @@ async def test_hybrid_when_enabled_uses_each_models_default(
                 "/v1/chat/completions", json={"model": "deepseek-chat", "messages": HELLO}
             )
             image = await c.post(
-                "/v1/chat/completions", json={"model": "gemini-2.5-flash-image", "messages": HELLO}
+                "/v1/images/generations",
+                json={"model": "gemini-2.5-flash-image", "prompt": "a lighthouse"},
             )
         assert text.headers["x-tollway-billing-method"] == "per_use"  # its default
         assert image.headers["x-tollway-billing-method"] == "per_call"  # its default

@@ -181,15 +181,15 @@ async def test_client_disconnect_mid_stream_pays_for_what_was_generated(served: 
 
 
 async def test_alias_per_call_model_and_n(served: Served) -> None:
-    mkey, key = await customer(served)
+    mkey, key = await customer(served, billing_mode="pay_per_call")
     async with sdk(served, key) as client:
         raw = await client.chat.completions.with_raw_response.create(
-            model="nano-banana-pro", messages=HELLO, n=2
+            model="deepseek-v3", messages=HELLO, n=2
         )
     assert raw.headers["x-tollway-billing-method"] == "per_call"
-    assert raw.headers["x-tollway-cost-usd"] == "0.1"  # $0.05 a call x 2 items
+    assert raw.headers["x-tollway-cost-usd"] == "0.004"  # $0.002 a call x 2 items
     [record] = await usage_records(served, mkey)
-    assert record["model"] == "gemini-3-pro-image-preview"
+    assert record["model"] == "deepseek-chat"
     assert record["items"] == 2
 
 

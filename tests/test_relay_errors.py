@@ -158,8 +158,11 @@ async def test_pay_per_use_cannot_call_per_call_only_model(
 ) -> None:
     mkey, key, _ = await customer(served, billing_mode="pay_per_use")
     sent = simulator.stats.requests
-    body = {"model": "flux-1.1-pro", "messages": HELLO}
-    error = error_of(await post_chat(served, key, body), 403, "billing_mode_mismatch")
+    async with served.client(key) as c:
+        got = await c.post(
+            "/v1/images/generations", json={"model": "flux-1.1-pro", "prompt": "a lighthouse"}
+        )
+    error = error_of(got, 403, "billing_mode_mismatch")
     assert "pay_per_call" in error["message"]
     await unchanged(served, mkey, simulator, sent)
 

@@ -189,6 +189,10 @@ class ModelEntry(_Strict):
             raise ValueError(f"alias {self.id!r} repeats the model's own id")
         if len(set(self.aliases)) != len(self.aliases):
             raise ValueError("aliases lists a name twice")
+        per_second = self.per_call is not None and self.per_call.unit is PerCallUnit.SECOND
+        if per_second and self.kind is not ModelKind.VIDEO:
+            # Only a video call has seconds to price: elsewhere it could not be billed.
+            raise ValueError("a per-second price (unit: second) is for video models only")
         return self
 
     def methods(self) -> frozenset[BillingMethod]:

@@ -20,6 +20,7 @@ from tollway.billing.modes import Refusal, resolve_method
 from tollway.billing.pricing import UNIT_LINES, PricingError, price_call
 from tollway.billing.shapes import chat_shape, embeddings_shape
 from tollway.errors import bad_request
+from tollway.relay.endpoints import check_quoted
 from tollway.relay.images import image_request
 from tollway.types import (
     NANO_PER_USD,
@@ -71,6 +72,7 @@ def _image_usage_from_fields(fields: dict[str, Any], values: dict[str, int]) -> 
 def usage_from_request(body: dict[str, Any], model: Model, hold_output_tokens: int) -> Usage:
     """The hold of a chat, embeddings or images body (a ``prompt``, no
     ``messages``): what the gateway holds when the same body is sent."""
+    check_quoted(model, body)  # the refusal the call itself would get
     if body.get("model") != model.id:  # as the relay sends it upstream
         body = {**body, "model": model.id}
     body_bytes = len(orjson.dumps(body))

@@ -35,6 +35,7 @@ from tollway.gateway import Gateway
 from tollway.keys import new_request_id
 from tollway.ledger import InsufficientFunds, UsageRecord
 from tollway.providers import PROVIDERS
+from tollway.relay.endpoints import MeteredEndpoint, wrong_endpoint
 from tollway.state import Channel, TokenInfo
 from tollway.types import BillingMethod, Model, Provider, Usage, nano_to_usd
 
@@ -88,7 +89,10 @@ def _too_large(max_bytes: int) -> ApiError:
     return ApiError(413, f"The request body is larger than {max_bytes} bytes.", "request_too_large")
 
 
-def resolve_model(gw: Gateway, token: TokenInfo, payload: dict[str, Any]) -> Model:
+def resolve_model(
+    gw: Gateway, token: TokenInfo, payload: dict[str, Any], endpoint: MeteredEndpoint
+) -> Model:
+    """The catalog model the call names, if this token may call it on ``endpoint``."""
     name = payload.get("model")
     if not isinstance(name, str) or not name:
         raise bad_request(
@@ -105,6 +109,8 @@ def resolve_model(gw: Gateway, token: TokenInfo, payload: dict[str, Any]) -> Mod
             f"{', '.join(sorted(token.models))}.",
             "model_not_allowed",
         )
+    if model.kind not in endpoint.kinds:  # a set membership: this is the hot path
+        raise wrong_endpoint(model, endpoint)
     return model
 
 

@@ -12,6 +12,7 @@ from tollway.billing.shapes import chat_shape
 from tollway.errors import bad_request
 from tollway.gateway import Gateway
 from tollway.relay.call import authenticate, decide, open_call, read_json, resolve_model
+from tollway.relay.endpoints import CHAT
 from tollway.relay.forward import MeteredStream, forward_unary, open_stream
 from tollway.types import Usage
 
@@ -20,7 +21,7 @@ async def chat_completions(request: Request) -> Response | MeteredStream:
     gw: Gateway = request.app.state.gateway
     token = await authenticate(gw, request)
     payload, body = await read_json(request, gw.settings.max_body_bytes)
-    model = resolve_model(gw, token, payload)
+    model = resolve_model(gw, token, payload, CHAT)
     method = decide(token, model)
     shape = chat_shape(payload, len(body))
     stream = payload.get("stream", False)

@@ -10,6 +10,7 @@ from tollway.billing.holds import CallShape
 from tollway.errors import bad_request
 from tollway.gateway import Gateway
 from tollway.relay.call import authenticate, decide, open_call, read_json, resolve_model
+from tollway.relay.endpoints import EMBEDDINGS
 from tollway.relay.forward import forward_unary
 from tollway.types import Usage
 
@@ -18,7 +19,7 @@ async def embeddings(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     token = await authenticate(gw, request)
     payload, body = await read_json(request, gw.settings.max_body_bytes)
-    model = resolve_model(gw, token, payload)
+    model = resolve_model(gw, token, payload, EMBEDDINGS)
     method = decide(token, model)
     inputs = payload.get("input")
     if not isinstance(inputs, str | list) or not inputs:

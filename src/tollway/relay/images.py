@@ -32,8 +32,9 @@ from tollway.billing.pricing import UnpricedVariant, per_call_unit_price, varian
 from tollway.errors import bad_request
 from tollway.gateway import Gateway
 from tollway.relay.call import Call, authenticate, decide, open_call, read_json, resolve_model
+from tollway.relay.endpoints import IMAGES
 from tollway.relay.forward import forward_unary
-from tollway.types import BillingMethod, Model, ModelKind, Usage
+from tollway.types import BillingMethod, Model, Usage
 
 ENDPOINT = "images/generations"
 MAX_N = 10
@@ -89,15 +90,6 @@ def image_request(payload: dict[str, Any], where: str = "") -> ImageRequest:
     return ImageRequest(prompt, n, size, quality)
 
 
-def check_image_model(model: Model) -> None:
-    if model.kind is not ModelKind.IMAGE:
-        raise bad_request(
-            f"Model '{model.id}' is a {model.kind.value} model; /v1/images/generations serves "
-            "image models (e.g. gpt-image-1, dall-e-3, flux-1.1-pro; GET /api/models?kind=image).",
-            param="model",
-        )
-
-
 def check_priced(model: Model, asked: ImageRequest) -> None:
     """A per-call call must name a size and quality its price table lists."""
     try:
@@ -110,8 +102,7 @@ async def image_generations(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     token = await authenticate(gw, request)
     payload, body = await read_json(request, gw.settings.max_body_bytes)
-    model = resolve_model(gw, token, payload)
-    check_image_model(model)
+    model = resolve_model(gw, token, payload, IMAGES)
     method = decide(token, model)
     asked = image_request(payload)
     if method is BillingMethod.PER_CALL:

@@ -21,8 +21,9 @@ from tollway.billing.pricing import PricingError, UnpricedVariant, price_call
 from tollway.errors import ApiError, bad_request, forbidden
 from tollway.gateway import Gateway
 from tollway.relay.call import decide, read_json, resolve_model
+from tollway.relay.endpoints import VIDEOS, MeteredEndpoint, check_quoted
 from tollway.state import TokenInfo
-from tollway.types import BillingMethod, Model, ModelKind, Usage
+from tollway.types import BillingMethod, Model, Usage
 from tollway.video_jobs import video_usage
 
 DEFAULT_MODEL = "sora-2"  # OpenAI's default when a request names none
@@ -200,17 +201,12 @@ def size_of(model: Model, raw: str | int | None) -> str:
     )
 
 
-def video_model(gw: Gateway, token: TokenInfo, name: Any) -> Model:
+def video_model(
+    gw: Gateway, token: TokenInfo, name: Any, endpoint: MeteredEndpoint = VIDEOS
+) -> Model:
     if name is not None and not isinstance(name, str):
         raise bad_request("'model' must be a string.", param="model")
-    model = resolve_model(gw, token, {"model": name or DEFAULT_MODEL})
-    if model.kind is not ModelKind.VIDEO:
-        raise bad_request(
-            f"Model '{model.id}' is a {model.kind.value} model; /v1/videos serves video models "
-            "(e.g. sora-2, sora_video2, veo3.1; GET /api/models?kind=video).",
-            param="model",
-        )
-    return model
+    return resolve_model(gw, token, {"model": name or DEFAULT_MODEL}, endpoint)
 
 
 def video_method(token: TokenInfo, model: Model) -> BillingMethod:
@@ -242,6 +238,7 @@ def hold_for(model: Model, method: BillingMethod, seconds: int, size: str) -> in
 def video_request_usage(model: Model, payload: Mapping[str, Any]) -> Usage:
     """What a create body would be priced by (a quote): its seconds and size,
     the model's defaults filled in; a 400 ApiError for values it refuses."""
+    check_quoted(model, payload)  # the refusal the call itself would get
     form = VideoForm(list(payload.items()))
     seconds = seconds_of(model, text_field(form, "seconds"))
     return video_usage(seconds, size_of(model, text_field(form, "size")))

@@ -54,6 +54,7 @@ from tollway.relay.call import (
     route,
     upstream_failure,
 )
+from tollway.relay.endpoints import REMIX
 from tollway.relay.fastpath import answering_errors
 from tollway.relay.video_requests import (
     hold_for,
@@ -233,7 +234,7 @@ async def remix_video(request: Request) -> Response:
     source = await owned_job(gw, token, request.path_params["video_id"])
     payload, _ = await read_json(request, gw.settings.max_body_bytes)
     prompt_of(payload.get("prompt"))
-    model = video_model(gw, token, source.model)
+    model = video_model(gw, token, source.model, REMIX)
     method = video_method(token, model)
     channel = job_channel(gw, source.channel_id)
     if channel is None:
