@@ -117,10 +117,37 @@ def test_garbage_image_usage_means_none(bad: dict[str, object]) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [{"prompt_tokens": -1}, {"prompt_tokens": "7"}, {"prompt_tokens": 1.5}, {"nothing": 1}]
+    "bad",
+    [
+        {"prompt_tokens": -1},
+        {"prompt_tokens": "7"},
+        {"prompt_tokens": 1.5},
+        {"nothing": 1},
+        # parts larger than their totals would price negative token counts
+        {"prompt_tokens": 5, "prompt_tokens_details": {"audio_tokens": 6}},
+        {
+            "prompt_tokens": 5,
+            "completion_tokens": 2,
+            "completion_tokens_details": {"audio_tokens": 9},
+        },
+        {"input_tokens": 5, "input_tokens_details": {"image_tokens": 6}},
+        {"prompt_tokens": 5, "prompt_tokens_details": "x"},
+        {"input_tokens": 5, "output_tokens_details": ["x"]},
+    ],
 )
 def test_garbage_usage_means_none(bad: dict[str, object]) -> None:
     assert usage_from_openai(bad) is None
+
+
+def test_cached_tokens_are_capped_at_the_input_they_are_part_of() -> None:
+    chat = {"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 12, "audio_tokens": 4}}
+    assert usage_from_openai(chat) == Usage(
+        input_tokens=6, cached_input_tokens=6, audio_input_tokens=4
+    )
+    io = {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 12, "image_tokens": 3}}
+    assert usage_from_openai(io) == Usage(
+        input_tokens=7, cached_input_tokens=7, image_input_tokens=3
+    )
 
 
 def test_stream_passes_bytes_through_untouched_when_client_asked_for_usage() -> None:

@@ -47,7 +47,7 @@ def usage_from_openai(u: dict[str, Any]) -> Usage | None:
             return _chat_usage(u)
         if "input_tokens" in u:
             return _io_usage(u)
-    except (TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError):
         return None  # garbage from upstream: the caller counts instead
     return None
 
@@ -57,10 +57,11 @@ def _chat_usage(u: dict[str, Any]) -> Usage:
     completion_details = u.get("completion_tokens_details") or {}
     audio_in = _count(prompt_details.get("audio_tokens"))
     audio_out = _count(completion_details.get("audio_tokens"))
+    text_in = _part_of(_count(u.get("prompt_tokens")), audio_in)
     return Usage(
-        input_tokens=_count(u.get("prompt_tokens")) - audio_in,
-        cached_input_tokens=_count(prompt_details.get("cached_tokens")),
-        output_tokens=_count(u.get("completion_tokens")) - audio_out,
+        input_tokens=text_in,
+        cached_input_tokens=min(_count(prompt_details.get("cached_tokens")), text_in),
+        output_tokens=_part_of(_count(u.get("completion_tokens")), audio_out),
         reasoning_tokens=_count(completion_details.get("reasoning_tokens")),
         audio_input_tokens=audio_in,
         audio_output_tokens=audio_out,
@@ -71,9 +72,10 @@ def _io_usage(u: dict[str, Any]) -> Usage:
     in_details = u.get("input_tokens_details") or {}
     out_details = u.get("output_tokens_details") or {}
     image_in = _count(in_details.get("image_tokens"))
+    text_in = _part_of(_count(u.get("input_tokens")), image_in)
     return Usage(
-        input_tokens=_count(u.get("input_tokens")) - image_in,
-        cached_input_tokens=_count(in_details.get("cached_tokens")),
+        input_tokens=text_in,
+        cached_input_tokens=min(_count(in_details.get("cached_tokens")), text_in),
         image_input_tokens=image_in,
         output_tokens=_count(u.get("output_tokens")),
         reasoning_tokens=_count(out_details.get("reasoning_tokens")),
@@ -108,6 +110,14 @@ def image_usage_from_openai(u: dict[str, Any]) -> Usage | None:
         output_tokens=output_total - image_out,
         image_output_tokens=image_out,
     )
+
+
+def _part_of(total: int, part: int) -> int:
+    """What is left of ``total`` once ``part`` of it is taken out; a part larger
+    than its total is garbage (the caller counts instead)."""
+    if part > total:
+        raise ValueError(f"a part ({part}) is larger than its total ({total})")
+    return total - part
 
 
 def _count(value: Any) -> int:
