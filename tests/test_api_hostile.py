@@ -363,5 +363,26 @@ def test_the_cli_refuses_bad_amounts_in_one_line() -> None:
     cli_fails("channel", "add", "--name", "c", "--type", "openai", "--base-url",
               "http://127.0.0.1:1/v1", "--api-key", "k", "--priority", str(10**30))  # fmt: skip
     cli_fails("prices", "import", "--markup", "1e30")
+    cli_fails("usage", "--since", "9999-12-31T23:59:59-23:59")
     assert "1000000000" in run_cli("user", "list").stdout
 
+
+
+async def test_quote_counts_have_a_range(served: Served) -> None:
+    base = {"model": "gpt-4o", "billing_mode": "pay_per_use"}
+    for field, value in (("input_tokens", 10**30), ("n", 10**13), ("output_tokens", -1)):
+        got = await served.admin.post("/api/quote", json={**base, field: value})
+        assert_error(got, 400)
+        assert got.json()["error"]["param"] == field
+    got = await served.admin.post("/api/quote", json={**base, "input_tokens": 10**12})
+    assert got.status_code == 200, got.text
+
+
+async def test_the_console_and_cli_read_times_past_year_9999_as_bad_input(served: Served) -> None:
+    account = await new_user(served)
+    async with Browser(served.base_url) as b:
+        assert (await b.sign_in(account["username"])).status_code == 303
+        form = {"name": "t", "quota_usd": "", "billing_mode": "", "models": ""}
+        got = await b.post("/tokens", {**form, "expires_at": "9999-12-31T23:59-23:59"})
+        assert got.status_code == 400 and "Expires" in got.text
+        assert (await b.get("/advisor?token=²")).status_code == 400

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -129,8 +129,8 @@ def parse_time(text: str | None, what: str) -> datetime | None:
     if text is None:
         return None
     try:
-        return parse_iso(text.strip())
-    except ValueError:
+        return parse_iso(text.strip()).astimezone(UTC)
+    except (ValueError, OverflowError):  # Overflow: past year 9999 once in UTC
         raise bad_request(
             f"{what}: not an ISO 8601 time: {text!r} (e.g. 2026-12-31 or 2026-12-31T23:59:00Z)."
         ) from None

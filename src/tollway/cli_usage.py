@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from tollway.cli_support import command, find_account, parse_time, run, stdout, table, when
-from tollway.types import nano_to_usd, usd_to_nano
+from tollway.types import nano_to_usd
 
 if TYPE_CHECKING:
     from tollway.gateway import Gateway
@@ -43,7 +43,9 @@ def register_usage_commands(app: typer.Typer) -> None:
 
         page, token_names = run(work)
         records = page["data"]
-        total_nano = sum(usd_to_nano(r["cost_usd"]) for r in records)
+        from tollway.manage.usage import cost_nano
+
+        total_nano = sum(cost_nano(r) for r in records)
         out = stdout()
         out.print(_usage_table(records, token_names))
         more = " (more are older: raise --limit or narrow --since)" if page["next_cursor"] else ""

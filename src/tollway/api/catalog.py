@@ -11,14 +11,16 @@ from tollway.errors import bad_request, model_not_found
 from tollway.gateway import Gateway
 from tollway.manage import models as service
 from tollway.manage.accounts import Account
-from tollway.manage.checks import row_id
+from tollway.manage.checks import row_id, whole_number
 from tollway.manage.models import modes_view
 from tollway.manage.quote import quote, usage_from_fields, usage_from_request
 from tollway.manage.tokens import check_mode, get_token
 from tollway.relay.video_requests import video_request_usage
-from tollway.types import BillingMode, ModelKind
+from tollway.types import TOKEN_CLASSES, BillingMode, ModelKind
 
 router = APIRouter()
+# The most a quote's counts (tokens of a class, items, seconds) may be.
+MAX_QUOTE_COUNT = 10**12
 
 
 @router.get("/billing-modes")
@@ -100,5 +102,8 @@ async def make_quote(request: Request, caller: Caller) -> dict[str, Any]:
         else:
             usage = usage_from_request(body["request"], model, gw.settings.hold_output_tokens)
     else:
+        for name in (*TOKEN_CLASSES, "n", "seconds"):
+            if name in body:
+                whole_number(body[name], name, 0, MAX_QUOTE_COUNT)
         usage = usage_from_fields(body)
     return quote(model, mode, usage)

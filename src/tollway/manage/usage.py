@@ -10,7 +10,7 @@ from sqlalchemy import select
 from tollway.db.schema import usage_records
 from tollway.gateway import Gateway
 from tollway.timeutil import iso
-from tollway.types import TOKEN_CLASSES, nano_to_usd
+from tollway.types import NANO_PER_USD, TOKEN_CLASSES, nano_to_usd
 
 MAX_PAGE = 1000
 
@@ -36,6 +36,15 @@ def usage_view(row: Any) -> dict[str, Any]:
         "detail": row["detail"],
         "exceeded_hold": row["exceeded_hold"],
     }
+
+
+def cost_nano(record: dict[str, Any]) -> int:
+    """A usage record's ``cost_usd`` back in nano-USD, exactly. Not an input,
+    so not held to the money inputs' maximum (a charge past its hold may pass it)."""
+    text: str = record["cost_usd"]
+    whole, _, frac = text.lstrip("-").partition(".")
+    nano = int(whole) * NANO_PER_USD + int(frac.ljust(9, "0"))
+    return -nano if text.startswith("-") else nano
 
 
 async def list_usage(

@@ -12,8 +12,9 @@ from starlette.routing import Route
 from tollway.billing.modes import MODE_INFO
 from tollway.errors import ApiError
 from tollway.manage.tokens import get_token, list_tokens, update_token
-from tollway.manage.usage import MAX_PAGE, list_usage
-from tollway.types import BillingMode, nano_to_usd, usd_to_nano
+from tollway.manage.usage import MAX_PAGE, cost_nano, list_usage
+from tollway.types import BillingMode, nano_to_usd
+from tollway.web import forms
 from tollway.web.render import render
 from tollway.web.replay import advise, billed, profile, replay
 from tollway.web.session import account_of, field, flash, form_of, gateway, page
@@ -67,13 +68,14 @@ async def advisor_page(request: Request) -> Response:
     context: dict[str, Any] = {"tokens": tokens, "token": None}
     if not chosen and tokens:
         chosen = str(tokens[0]["id"])
-    if chosen.isdigit():
-        token = await get_token(gw, me.id, int(chosen))
+    token_id = forms.optional_id(chosen, "Token", "token")
+    if token_id is not None:
+        token = await get_token(gw, me.id, token_id)
         records = await _recent(request, token["id"])
         lookup = gw.state.catalog.get
         outcomes = replay(records, lookup)
         shape = profile(records, lookup)
-        actual = sum(usd_to_nano(r["cost_usd"]) for r in records)
+        actual = sum(cost_nano(r) for r in records)
         context.update(
             token=token,
             calls=len(records),

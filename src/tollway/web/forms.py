@@ -45,10 +45,10 @@ def optional_time(text: str, label: str, param: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError as exc:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # Overflow: past year 9999 once in UTC
         message = f"{label}: enter a date and time such as 2030-01-31T18:00."
         raise bad_request(message, param) from exc
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def model_names(text: str) -> list[str] | None:
