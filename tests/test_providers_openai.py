@@ -150,6 +150,32 @@ def test_cached_tokens_are_capped_at_the_input_they_are_part_of() -> None:
     )
 
 
+def choice_event(*choices: dict[str, object]) -> bytes:
+    return event({"id": "c", "choices": list(choices)})
+
+
+def test_stream_counts_the_choices_delivered() -> None:
+    scanner = ChatStreamScanner(strip_usage=False)
+    opening = [
+        choice_event({"index": i, "delta": {"role": "assistant", "content": ""}}) for i in range(4)
+    ]
+    for chunk in opening:
+        scanner.feed(chunk)
+    assert scanner.delivered_choices() == 0  # the role chunks carry nothing yet
+    scanner.feed(choice_event({"index": 0, "delta": {"content": "Hi"}}))
+    scanner.feed(choice_event({"index": 0, "delta": {"content": " there"}}))
+    assert scanner.delivered_choices() == 1
+    scanner.feed(
+        choice_event(
+            {"index": 1, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ""}}]}}
+        )
+    )
+    scanner.feed(choice_event({"index": 2, "delta": {}, "finish_reason": "stop"}))
+    scanner.feed(choice_event({"index": 3, "delta": {"tool_calls": 5, "content": None}}))
+    assert scanner.delivered_choices() == 3
+    assert scanner.output_text() == "Hi there"
+
+
 def test_stream_passes_bytes_through_untouched_when_client_asked_for_usage() -> None:
     scanner = ChatStreamScanner(strip_usage=False)
     out = b"".join(scanner.feed(chunk) for chunk in CHUNKS)

@@ -208,3 +208,78 @@ async def test_embeddings_are_billed_per_input_token(served: Served, simulator: 
     assert Decimal(raw.headers["x-tollway-cost-usd"]) == 4 * price / 1_000_000
     [record] = await usage_records(served, mkey)
     assert record["endpoint"] == "embeddings"
+
+
+# --- per-call streams charge the choices delivered ------------------------------
+
+
+async def settled_records(served: Served, mkey: str) -> list[dict[str, Any]]:
+    """The usage records once the gateway has closed the call (it settles or
+    releases when it notices the client is gone)."""
+    for _ in range(100):
+        records = await usage_records(served, mkey)
+        if records:
+            return records
+        await asyncio.sleep(0.05)
+    return []
+
+
+async def per_call_stream(served: Served, key: str, content: str, n: int) -> None:
+    messages = [{"role": "user", "content": content}]
+    async with sdk(served, key) as client:
+        stream = await client.chat.completions.create(
+            model="deepseek-chat", messages=messages, stream=True, n=n
+        )
+        with pytest.raises(openai.APIError, match="upstream stopped"):
+            async for _ in stream:
+                pass
+
+
+async def test_per_call_stream_cut_before_any_content_costs_nothing(served: Served) -> None:
+    """n: 3, the upstream drops after the role chunks: no choice reached the
+    client, so nothing is charged (the hold is released)."""
+    mkey, key = await customer(served, billing_mode="pay_per_call")
+    await per_call_stream(served, key, "go [sim:tokens=10] [sim:drop_after=0]", n=3)
+    [record] = await settled_records(served, mkey)
+    assert (record["status"], record["method"]) == ("upstream_interrupted", "per_call")
+    assert (record["items"], record["cost_usd"]) == (0, "0")
+    assert (await served.me_at_rest(mkey))["balance_usd"] == "10"
+
+
+async def test_per_call_stream_cut_midway_charges_the_choices_delivered(served: Served) -> None:
+    """Chunks interleave the choices: after 2 content chunks, choices 0 and 1
+    have content and choice 2 has none, so 2 of the 3 items are charged."""
+    mkey, key = await customer(served, billing_mode="pay_per_call")
+    await per_call_stream(served, key, "go [sim:tokens=10] [sim:drop_after=2]", n=3)
+    [record] = await settled_records(served, mkey)
+    assert (record["status"], record["items"]) == ("upstream_interrupted", 2)
+    assert record["cost_usd"] == "0.004"  # deepseek-chat: $0.002 a call
+    assert (await served.me_at_rest(mkey))["balance_usd"] == "9.996"
+
+
+async def test_per_call_stream_whole_charges_every_choice(served: Served) -> None:
+    mkey, key = await customer(served, billing_mode="pay_per_call")
+    messages = [{"role": "user", "content": "go [sim:tokens=3]"}]
+    async with sdk(served, key) as client:
+        stream = await client.chat.completions.create(
+            model="deepseek-chat", messages=messages, stream=True, n=3
+        )
+        chunks = [chunk async for chunk in stream]
+    assert {choice.index for chunk in chunks for choice in chunk.choices} == {0, 1, 2}
+    [record] = await usage_records(served, mkey)
+    assert (record["status"], record["items"], record["cost_usd"]) == ("ok", 3, "0.006")
+
+
+async def test_per_call_client_gone_before_any_content_costs_nothing(served: Served) -> None:
+    mkey, key = await customer(served, billing_mode="pay_per_call")
+    messages = [{"role": "user", "content": "slow [sim:tokens=5] [sim:chunk_delay_ms=3000]"}]
+    body = {"model": "deepseek-chat", "messages": messages, "stream": True, "n": 2}
+    async with served.client(key) as c, c.stream("POST", "/v1/chat/completions", json=body) as got:
+        assert got.status_code == 200  # the headers came; the client leaves at once
+    [record] = await settled_records(served, mkey)
+    assert (record["status"], record["items"], record["cost_usd"]) == (
+        "client_disconnected",
+        0,
+        "0",
+    )
+    assert (await served.me_at_rest(mkey))["balance_usd"] == "10"

@@ -272,6 +272,10 @@ class StreamScanner(Protocol):
         """The text generated so far (for counting when no usage came)."""
         ...
 
+    def delivered_choices(self) -> int:
+        """How many choices reached the client with something generated (or their end)."""
+        ...
+
 
 class Provider(Protocol):
     """An upstream API family. Its only output to billing is ``Usage``."""

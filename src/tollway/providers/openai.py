@@ -132,7 +132,12 @@ class ChatStreamScanner:
     """Server-sent chat chunks. Bytes pass through untouched unless the gateway
     asked for usage on the client's behalf; then the usage chunk (and the
     ``"usage":null`` it made every chunk carry) is cut out, so the client sees
-    exactly the stream it asked for."""
+    exactly the stream it asked for.
+
+    It notes which choices were delivered: a choice counts once a delta of it
+    carried something generated (text, a refusal, a tool call, audio) or its
+    end (``finish_reason``); the opening ``{"role": "assistant", "content": ""}``
+    is nothing yet."""
 
     def __init__(self, strip_usage: bool) -> None:
         self.strip_usage = strip_usage
@@ -140,6 +145,7 @@ class ChatStreamScanner:
         self.done = False
         self._buffer = b""
         self._text: list[str] = []
+        self._delivered: set[int | str] = set()
 
     def feed(self, chunk: bytes) -> bytes:
         if b"\r" in chunk:
@@ -155,6 +161,9 @@ class ChatStreamScanner:
 
     def output_text(self) -> str:
         return "".join(self._text)
+
+    def delivered_choices(self) -> int:
+        return len(self._delivered)
 
     def _take(self, event: bytes) -> bool:
         """Note what the event says; False when the client must not see it."""
@@ -179,17 +188,32 @@ class ChatStreamScanner:
     def _collect_text(self, choices: Any) -> None:
         if not isinstance(choices, list):
             return
-        for choice in choices:
-            delta = choice.get("delta") if isinstance(choice, dict) else None
-            if not isinstance(delta, dict):
+        for position, choice in enumerate(choices):
+            if not isinstance(choice, dict):
                 continue
-            for key in ("content", "reasoning_content", "refusal"):
-                if isinstance(delta.get(key), str):
-                    self._text.append(delta[key])
-            for call in delta.get("tool_calls") or ():
-                function = call.get("function") if isinstance(call, dict) else None
-                if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                    self._text.append(function["arguments"])
+            delta = choice.get("delta")
+            delivered = choice.get("finish_reason") is not None
+            if isinstance(delta, dict):
+                delivered = self._collect_delta(delta) or delivered
+            if delivered:
+                index = choice.get("index", position)
+                self._delivered.add(index if isinstance(index, int | str) else position)
+
+    def _collect_delta(self, delta: dict[str, Any]) -> bool:
+        """Keep the delta's text; True when it carried anything generated."""
+        generated = bool(delta.get("audio"))
+        for key in ("content", "reasoning_content", "refusal"):
+            text = delta.get(key)
+            if isinstance(text, str) and text:
+                self._text.append(text)
+                generated = True
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            generated = True
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                self._text.append(function["arguments"])
+        return generated
 
 
 def _data_of(event: bytes) -> bytes | None:

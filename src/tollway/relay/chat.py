@@ -60,8 +60,9 @@ def _usage(prompt_tokens: int, output_tokens: int) -> Usage:
 
 
 def _choices(answer: dict[str, Any], asked: int) -> int:
+    """The choices returned (at most the n asked): what a per-call price is charged by."""
     choices = answer.get("choices")
-    return len(choices) if isinstance(choices, list) and choices else asked
+    return min(len(choices), asked) if isinstance(choices, list) else asked
 
 
 def _answer_text(answer: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from tollway.errors import ApiError, upstream_error
 from tollway.relay.call import COST_HEADER, Call, upstream_failure
-from tollway.types import StreamScanner, Usage, UsageSource, nano_to_usd
+from tollway.types import BillingMethod, StreamScanner, Usage, UsageSource, nano_to_usd
 from tollway.upstream import Response as UpstreamResponse
 from tollway.upstream import UpstreamError
 
@@ -141,6 +141,11 @@ class MeteredStream:
     settled before the response is closed, so a client that has read to the
     end sees a settled charge. A client that goes away stops the upstream and
     pays for what was generated until then.
+
+    Items (what a per-call price is charged by) are the choices delivered, at
+    most ``items`` (the n asked): a per-call stream that ends, breaks or loses
+    its client before any choice reached the client costs nothing, and its
+    hold is released.
     """
 
     def __init__(
@@ -198,6 +203,16 @@ class MeteredStream:
                 return
 
     async def _finish(self, status: str) -> None:
+        items = min(self.scanner.delivered_choices(), self.items)
+        if items == 0 and self.call.method is BillingMethod.PER_CALL:
+            try:
+                await self.call.release(status, "no choice reached the client: nothing to charge")
+            except Exception:
+                log.exception(
+                    "releasing %s failed; its hold stays open for reconciliation",
+                    self.call.request_id,
+                )
+            return
         usage = self.scanner.usage
         detail = None
         if usage is None:
@@ -206,7 +221,7 @@ class MeteredStream:
             detail = "no usage from upstream; counted by the gateway"
         elif status != "ok":
             detail = "usage reported before the stream ended"
-        usage.items = self.items
+        usage.items = items
         try:
             await self.call.settle(usage, status, detail)
         except Exception:
