@@ -283,3 +283,41 @@ async def test_per_call_client_gone_before_any_content_costs_nothing(served: Ser
         "0",
     )
     assert (await served.me_at_rest(mkey))["balance_usd"] == "10"
+
+
+@pytest.mark.parametrize("answered", [0, 1])
+async def test_per_call_answer_with_fewer_choices_is_charged_by_those_returned(
+    served: Served, answered: int
+) -> None:
+    """n: 3 asked, the upstream answers ``answered`` choices: that many items."""
+    mkey, key = await customer(served, billing_mode="pay_per_call")
+    messages = [{"role": "user", "content": f"go [sim:tokens=3] [sim:choices={answered}]"}]
+    async with sdk(served, key) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="deepseek-chat", messages=messages, n=3
+        )
+    assert len(raw.parse().choices) == answered
+    [record] = await usage_records(served, mkey)
+    assert (record["status"], record["items"]) == ("ok", answered)
+    assert Decimal(record["cost_usd"]) == Decimal("0.002") * answered
+    assert raw.headers["x-tollway-cost-usd"] == record["cost_usd"]
+
+
+@pytest.mark.parametrize("answered", [0, 1])
+async def test_per_call_stream_with_fewer_choices_is_charged_by_those_delivered(
+    served: Served, answered: int
+) -> None:
+    mkey, key = await customer(served, billing_mode="pay_per_call")
+    messages = [{"role": "user", "content": f"go [sim:tokens=3] [sim:choices={answered}]"}]
+    async with sdk(served, key) as client:
+        stream = await client.chat.completions.create(
+            model="deepseek-chat", messages=messages, stream=True, n=3
+        )
+        chunks = [chunk async for chunk in stream]
+    assert {choice.index for chunk in chunks for choice in chunk.choices} == set(range(answered))
+    [record] = await settled_records(served, mkey)
+    assert (record["status"], record["items"]) == ("ok", answered)
+    assert Decimal(record["cost_usd"]) == Decimal("0.002") * answered
+    assert Decimal((await served.me_at_rest(mkey))["balance_usd"]) == 10 - Decimal(
+        record["cost_usd"]
+    )

@@ -149,12 +149,13 @@ def plan_reply(call: ChatCall, state: SimState) -> Reply:
     seed = hashlib.blake2b(
         orjson.dumps(call.messages, option=orjson.OPT_SORT_KEYS), digest_size=16
     ).digest()
-    choices = [reply_pieces(seed, index, visible) for index in range(call.n)]
+    answered = call.n if directives.choices is None else min(directives.choices, call.n)
+    choices = [reply_pieces(seed, index, visible) for index in range(answered)]
     usage = None
     if usage_wanted(state, directives):
-        reasoning = (directives.reasoning or 0) * call.n
+        reasoning = (directives.reasoning or 0) * answered
         cached = min(directives.cached or 0, prompt_tokens)
-        usage = usage_body(prompt_tokens, visible * call.n + reasoning, cached, reasoning)
+        usage = usage_body(prompt_tokens, visible * answered + reasoning, cached, reasoning)
     return Reply(choices, finish_reason, usage)
 
 

@@ -16,6 +16,8 @@ request body, so the steering travels inside the last message's text. Tokens:
 - ``[sim:no_usage]``        omit usage from this response
 - ``[sim:prompt_tokens=N]`` report N prompt tokens, whatever was sent (an
                             upstream that bills more than the prompt was)
+- ``[sim:choices=N]``       answer only the first N of the n choices asked
+                            (0: none), streamed or not
 
 An unknown key or a bad value is a 400, so a typo in a test fails loudly.
 """
@@ -38,6 +40,7 @@ _INT_KEYS = frozenset(
         "latency_ms",
         "chunk_delay_ms",
         "prompt_tokens",
+        "choices",
     }
 )
 _FLAG_KEYS = frozenset({"no_usage"})
@@ -58,6 +61,7 @@ class Directives:
     chunk_delay_ms: int | None = None
     no_usage: bool = False
     prompt_tokens: int | None = None
+    choices: int | None = None
 
 
 # Shared by every request without directives: the common case allocates nothing.

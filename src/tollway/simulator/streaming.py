@@ -76,7 +76,7 @@ def _drop_point(state: SimState, call: ChatCall, reply: Reply) -> int | None:
     if call.directives.drop_after is not None:
         return call.directives.drop_after
     if state.roll(state.config.drop_rate):
-        return len(reply.choices) * len(reply.choices[0]) // 2
+        return len(reply.choices) * len(reply.choices[0]) // 2 if reply.choices else 0
     return None
 
 
@@ -90,7 +90,7 @@ async def _write_content(
     """Write one chunk per token (choices interleaved); False if cut at drop_after."""
     delay = delay_ms / 1000
     sent = 0
-    for position in range(len(reply.choices[0])):
+    for position in range(len(reply.choices[0]) if reply.choices else 0):
         for index, pieces in enumerate(reply.choices):
             if sent == drop_after:
                 return False
@@ -114,12 +114,12 @@ async def stream_reply(
     resp = web.StreamResponse(headers=SSE_HEADERS)
     try:
         await resp.prepare(request)
-        for index in range(call.n):
+        for index in range(len(reply.choices)):
             await resp.write(framer.role(index))
         if not await _write_content(resp, framer, reply, delay, drop_after):
             abort_connection(request)
             return resp
-        for index in range(call.n):
+        for index in range(len(reply.choices)):
             await resp.write(framer.finish(index, reply.finish_reason))
         if with_usage and reply.usage is not None:
             await resp.write(framer.usage(reply.usage))
