@@ -3,6 +3,7 @@ the right status, no charge, and (when refused) nothing sent upstream."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -287,3 +288,33 @@ async def test_upstream_timeout(
         }
         error_of(await post_chat(s, token["key"], slow), 504, "upstream_timeout")
         assert await s.balance_usd(account["management_key"]) == "10"
+
+
+async def test_hostile_video_ids_and_counts_are_4xx(served: Served) -> None:
+    _, key, _ = await customer(served)
+    async with served.client(key) as c:
+        for path in ("/v1/videos/%00", "/v1/videos/video_%00x", "/v1/videos/" + "v" * 200):
+            for method in ("GET", "DELETE"):
+                got = await c.request(method, path)
+                assert got.status_code == 404, (method, path, got.text)
+                assert got.json()["error"]["param"] == "video_id"
+        for params in ({"limit": "²"}, {"limit": "٣"}, {"limit": "9" * 40}, {"after": "a\x00"}):
+            got = await c.get("/v1/videos", params=params)
+            assert got.status_code == 400, (params, got.text)
+
+
+async def test_an_unexpected_failure_on_a_v1_route_is_a_json_500(
+    tmp_path: Any, catalog_models: list[Model]
+) -> None:
+    path = tmp_path / "broken.db"
+    async with serve(test_settings(f"sqlite:///{path}"), catalog_models) as s:
+        _, key, _ = await customer(s)
+        async with s.client(key) as c:
+            assert (await c.get("/v1/videos")).status_code == 200
+            with sqlite3.connect(path) as db:  # a real failure under the running gateway
+                db.execute("DROP TABLE video_jobs")
+            for _ in range(2):  # on one connection: it is not reset
+                got = await c.get("/v1/videos")
+                assert got.status_code == 500, got.text
+                assert got.json()["error"]["code"] == "internal_error"
+                assert "video_jobs" not in got.text  # no internals in the answer

@@ -69,6 +69,15 @@ def _exact_nano(value: Decimal) -> int:
     return -nano if sign else nano
 
 
+def whole_number(text: str | None, max_digits: int = 18) -> int | None:
+    """A count written in ASCII digits (a header, a query parameter), else
+    None. ``str.isdigit`` also takes '²' and '٣', which ``int`` refuses or
+    reads as another digit."""
+    if text is None or not (text.isascii() and text.isdigit()) or len(text) > max_digits:
+        return None
+    return int(text)
+
+
 def nano_to_usd(nano: int) -> str:
     """Format nano-USD as a plain decimal string in USD: 195000 -> '0.000195'."""
     sign = "-" if nano < 0 else ""

@@ -37,7 +37,7 @@ from tollway.ledger import InsufficientFunds, UsageRecord
 from tollway.providers import PROVIDERS
 from tollway.relay.endpoints import MeteredEndpoint, wrong_endpoint
 from tollway.state import Channel, TokenInfo
-from tollway.types import BillingMethod, Model, Provider, Usage, nano_to_usd
+from tollway.types import BillingMethod, Model, Provider, Usage, nano_to_usd, whole_number
 
 BILLING_METHOD_HEADER = "x-tollway-billing-method"
 COST_HEADER = "x-tollway-cost-usd"
@@ -63,8 +63,8 @@ async def authenticate(gw: Gateway, request: Request) -> TokenInfo:
 
 
 async def read_json(request: Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    declared = whole_number(request.headers.get("content-length"))
+    if declared is not None and declared > max_bytes:
         raise _too_large(max_bytes)
     chunks = []
     size = 0

@@ -23,7 +23,7 @@ from tollway.gateway import Gateway
 from tollway.relay.call import decide, read_json, resolve_model
 from tollway.relay.endpoints import VIDEOS, MeteredEndpoint, check_quoted
 from tollway.state import TokenInfo
-from tollway.types import BillingMethod, Model, Usage
+from tollway.types import BillingMethod, Model, Usage, whole_number
 from tollway.video_jobs import video_usage
 
 DEFAULT_MODEL = "sora-2"  # OpenAI's default when a request names none
@@ -116,8 +116,8 @@ async def read_video_form(request: Request, max_bytes: int) -> VideoForm:
 
 
 async def _read_body(request: Request, max_bytes: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    declared = whole_number(request.headers.get("content-length"))
+    if declared is not None and declared > max_bytes:
         raise _too_large(max_bytes)
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -173,7 +173,7 @@ def seconds_of(model: Model, raw: str | int | None) -> int:
     if raw is None:
         return options.default_seconds
     text = str(raw).strip()
-    if text.isdigit() and int(text) in options.seconds:
+    if whole_number(text) in options.seconds:
         return int(text)
     raise bad_request(
         f"Model '{model.id}' makes videos of {_choices(options.seconds)} seconds, not {raw!r}. "

@@ -68,7 +68,7 @@ from tollway.relay.video_requests import (
 )
 from tollway.state import Channel, TokenInfo
 from tollway.timeutil import utcnow
-from tollway.types import BillingMethod, Model, Usage, nano_to_usd
+from tollway.types import BillingMethod, Model, Usage, nano_to_usd, whole_number
 from tollway.upstream import Response as UpstreamResponse
 from tollway.upstream import UpstreamError
 from tollway.video_jobs import (
@@ -98,6 +98,7 @@ log = logging.getLogger(__name__)
 ENDPOINT = "videos"
 REMIX_ENDPOINT = "videos/remix"
 POLL_AFTER_HEADER = "openai-poll-after-ms"
+VIDEO_ID_MAX = 64
 CONTENT_VARIANTS = ("video", "thumbnail", "spritesheet")
 LIST_DEFAULT_LIMIT = 20
 LIST_MAX_LIMIT = 100
@@ -253,10 +254,16 @@ async def remix_video(request: Request) -> Response:
 
 
 async def owned_job(gw: Gateway, token: TokenInfo, video_id: str) -> VideoJob:
-    job = await load_job(gw, video_id, token.account_id)
+    job = await load_job(gw, video_id, token.account_id) if is_video_id(video_id) else None
     if job is None:
         raise not_found(f"No video found with id '{video_id}'.", param="video_id")
     return job
+
+
+def is_video_id(text: str) -> bool:
+    """Could name a job (``video_`` and 32 hex digits): anything else, such as
+    a NUL that PostgreSQL refuses in text, is no job without a query."""
+    return len(text) <= VIDEO_ID_MAX and text.isascii() and text.isprintable()
 
 
 def video_object(job: VideoJob) -> dict[str, Any]:
@@ -276,8 +283,9 @@ def job_headers(job: VideoJob, poll_after_ms: str | None = None) -> dict[str, st
     headers = {BILLING_METHOD_HEADER: job.method.value, REQUEST_ID_HEADER: job.request_id}
     if job.cost_nano is not None:
         headers[COST_HEADER] = nano_to_usd(job.cost_nano)
-    if poll_after_ms is not None and poll_after_ms.isdigit():
-        headers[POLL_AFTER_HEADER] = poll_after_ms
+    poll_after = whole_number(poll_after_ms)
+    if poll_after is not None:
+        headers[POLL_AFTER_HEADER] = str(poll_after)
     return headers
 
 
@@ -304,11 +312,13 @@ async def list_videos(request: Request) -> Response:
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise bad_request("'order' must be 'asc' or 'desc'.", param="order")
-    raw_limit = query.get("limit", str(LIST_DEFAULT_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= LIST_MAX_LIMIT:
+    limit = whole_number(query.get("limit", str(LIST_DEFAULT_LIMIT)))
+    if limit is None or not 1 <= limit <= LIST_MAX_LIMIT:
         raise bad_request(f"'limit' must be from 1 to {LIST_MAX_LIMIT}.", param="limit")
     after = query.get("after") or None
-    page = await list_jobs(gw, token.account_id, after, int(raw_limit), order == "desc")
+    if after is not None and not is_video_id(after):
+        raise bad_request(f"'after' is not a video id: {after[:80]!r}.", param="after")
+    page = await list_jobs(gw, token.account_id, after, limit, order == "desc")
     if page is None:
         raise bad_request(f"'after': no video found with id '{after}'.", param="after")
     jobs, has_more = page

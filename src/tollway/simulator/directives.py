@@ -86,7 +86,7 @@ def _value(key: str, raw: str | None) -> int | bool:
         return True
     if key not in _INT_KEYS:
         raise DirectiveError(f"unknown simulator directive [sim:{key}]")
-    if raw is None or not raw.isdigit():
+    if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise DirectiveError(f"[sim:{key}=...] needs a non-negative integer, got {raw!r}")
     value = int(raw)
     if key == "error" and not 400 <= value <= 599:
