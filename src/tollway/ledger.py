@@ -258,6 +258,18 @@ def _begin(conn: Any) -> None:
     conn.execute("BEGIN IMMEDIATE")
 
 
+def _try_begin(conn: Any, dialect: Dialect) -> bool:
+    """Begin at once (SQLite, no busy timeout), or False: a writer outside the
+    ledger holds SQLite's lock."""
+    if dialect.name != "sqlite":
+        return True  # (PostgreSQL begins by itself)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error:
+        return False
+    return True
+
+
 def _begin_polling(conn: Any) -> None:
     """Take SQLite's write lock by asking often. Several workers share one
     file; SQLite's own busy handler sleeps ever longer (up to 100 ms) between
@@ -348,13 +360,14 @@ def _commit(
     steps: list[Step],
     begin: Callable[[Any], None] = _begin,
     end: Callable[[], None] | None = None,
+    begun: bool = False,
 ) -> list[Any]:
     """One batch, one transaction; on an unexpected error each step alone.
-    ``begin`` takes the write lock (and the writers' turn); ``end`` gives the
-    turn back, once per transaction."""
+    ``begin`` takes the write lock (and the writers' turn) unless the caller
+    has (``begun``); ``end`` gives the turn back, once per transaction."""
     now = datetime.now(UTC)
     try:
-        if dialect.name == "sqlite":
+        if dialect.name == "sqlite" and not begun:
             begin(conn)
         with dialect.pipeline(conn):
             results = run_batch(conn, dialect, steps, now)
@@ -392,8 +405,9 @@ class _InlineWriter(_Writer):
     """Batches run on the event loop, one per turn of the loop (SQLite).
     Nothing here waits on the disk: commits do not sync (synchronous=NORMAL)
     and checkpoints, which do, run on their own thread. Nor on another
-    writer: the loop only tries the writers' turn; when another worker (or
-    the checkpointer) has it, a thread waits and hands it to the loop."""
+    writer: the loop only tries the writers' turn and SQLite's lock; when
+    another worker (or the checkpointer) has the one, or a writer outside the
+    ledger the other, a thread waits and hands both to the loop."""
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -406,14 +420,20 @@ class _InlineWriter(_Writer):
         self.checkpointer: _Checkpointer | None = None
         if self.dialect.name != "sqlite":  # (PostgreSQL, writer="inline" forced: its own log)
             return
+        # The loop never waits in SQLite's busy handler: a writer outside the
+        # ledger that holds the lock may be a management edit through
+        # SQLAlchemy on this very loop, which cannot commit while the loop
+        # waits (it stalled the process for the whole busy timeout). A thread
+        # waits for the lock instead (``_flush``).
+        self.conn.execute("PRAGMA busy_timeout=0")
         path = self.conn.execute("PRAGMA database_list").fetchone()[2]
         checkpointer_turn: _WriterTurns | _LoopTurn = self.turn
         if path and _has_flock():
             # Other processes may write this file (the workers of --workers N,
             # the CLI): the ledger's writers take turns through its lock file.
             # (SQLite's own lock is then taken at once but for a writer outside
-            # the ledger. Polling it instead, with no busy timeout, cost every
-            # call ~20 us at c=1: measured, alternated.)
+            # the ledger. Polling it instead of a turn cost every call ~20 us
+            # at c=1: measured, alternated.)
             self.turn, checkpointer_turn = _WriterTurns(path), _WriterTurns(path)
         self.checkpointer = _Checkpointer(self.connect, checkpointer_turn)
         self.checkpointer.start()
@@ -445,38 +465,48 @@ class _InlineWriter(_Writer):
             # the waiter commits all that is pending once it has the turn (or
             # already did: ``scheduled`` is reset where the batch is taken)
             return
-        if self.turn.try_take():
-            self._flush_holding()
+        have_turn = self.turn.try_take()
+        if have_turn and _try_begin(self.conn, self.dialect):
+            self._flush_holding(begun=True)
             return
-        # Another worker is committing, or a checkpointer is copying the log's
-        # last frames (and syncing): the loop goes on with other calls, and a
-        # thread waits for the turn, so these commit the moment it is free.
+        # Another worker is committing, a checkpointer is copying the log's
+        # last frames (and syncing), or a writer outside the ledger has
+        # SQLite's lock: the loop goes on with other calls, and a thread waits
+        # for the turn and the lock, so these commit the moment both are free.
         self.waiting = True
         if self.waiter is None:
             self.waiter = concurrent.futures.ThreadPoolExecutor(1, "tollway-ledger-turn")
-        self.waiter.submit(self._wait_turn)
+        self.waiter.submit(self._wait_turn, have_turn)
 
-    def _wait_turn(self) -> None:
+    def _wait_turn(self, have_turn: bool) -> None:
+        begun = False
         try:
-            self.turn.take()  # (the GIL is released while it waits)
+            if not have_turn:
+                self.turn.take()  # (the GIL is released while it waits)
+            if self.dialect.name == "sqlite":
+                _begin_polling(self.conn)  # (the loop leaves the connection to us meanwhile)
+            begun = True
         finally:
             # (were the lock file to fail, SQLite's own lock still keeps the
             # commits apart: the turn only spares the workers its busy waits)
-            self.loop.call_soon_threadsafe(self._turn_taken)
+            self.loop.call_soon_threadsafe(self._turn_taken, begun)
 
-    def _turn_taken(self) -> None:
+    def _turn_taken(self, begun: bool) -> None:
         self.waiting = False
-        self._flush_holding()
+        self._flush_holding(begun)
 
-    def _flush_holding(self) -> None:
-        """Commit all that is pending; the caller has taken the turn."""
+    def _flush_holding(self, begun: bool = False) -> None:
+        """Commit all that is pending; the caller has taken the turn (and,
+        ``begun``, SQLite's lock for the first batch)."""
         try:
             self.scheduled = False
             pending, self.pending = self.pending, []
             for at in range(0, len(pending), self.max_batch):
                 batch = pending[at : at + self.max_batch]
                 steps = [step for step, _ in batch]
-                _deliver(batch, _commit(self.conn, self.dialect, steps))
+                first = begun and at == 0  # (the rest, rarely, begin on the loop)
+                results = _commit(self.conn, self.dialect, steps, _begin_polling, None, first)
+                _deliver(batch, results)
         finally:
             self.turn.give()
         if pending and self.checkpointer is not None:
