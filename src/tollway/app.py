@@ -107,6 +107,7 @@ async def running_gateway(settings: Settings, models: list[Model]) -> AsyncItera
     await migrate(engine)
     state = State(engine, models, settings.state_poll_ms)
     ledger = Ledger(engine, synchronous=settings.sqlite_synchronous, writer=settings.ledger_writer)
+    state.on_change(ledger.confirm_leases)  # an edit elsewhere may have returned our leases
     counter = TokenCounter()
     upstream = UpstreamPool(settings.upstream_connect_timeout_s)
     gw = Gateway(settings, engine, state, ledger, upstream, counter)

@@ -20,6 +20,13 @@ crash loses no settled charge; it only touches the lease's own row.
   not renewed for ``STALE_S`` belongs to a process that stopped, and the
   reconciler of any process returns it (a call settled later on a returned
   lease charges the account directly).
+- An edit that lowers what may be spent (a quota, a debit, a disabled token
+  or account) returns every process's leases of that account or token in
+  one transaction (``revoke``). This process forgets its own before the
+  edit answers; another finds out at its next step on the lease (a settle,
+  a grow, a renewal) or when the state poller sees the edit (``confirm``),
+  whichever comes first. Calls already in flight then charge the account
+  directly; new ones grow a lease against the new limit.
 
 Until a lease is returned, an account's balance is ``balance_nano - Σ
 spent_nano`` of its leases, and a token's use ``used_nano + Σ spent_nano``:
@@ -43,6 +50,7 @@ from tollway.ledger_sql import (
     LeaseClose,
     LeaseGrow,
     LeaseReturn,
+    LeaseRevoke,
     LeaseTouch,
     LedgerError,
     Settlement,
@@ -228,6 +236,31 @@ class Leases:
             lease.amount += step.raised
             lease.last_renewed = lease.last_used
 
+    async def revoke(self, account_id: int, token_id: int | None = None) -> None:
+        """Return every process's leases of the account (of the token); this
+        process's are forgotten once that commits, before this returns."""
+        step = LeaseRevoke(account_id, token_id)
+        written = self.enqueue(step)
+        written.add_done_callback(lambda f: self._revoked(step, f))
+        result = await asyncio.shield(written)
+        if isinstance(result, LedgerError):
+            raise result
+
+    def _revoked(self, step: LeaseRevoke, written: asyncio.Future[Any]) -> None:
+        # (a grow queued before the revoke was brought up to date before this
+        # runs; one queued after finds its row gone and starts a new lease)
+        if written.cancelled() or isinstance(written.result(), LedgerError):
+            return
+        for (account_id, token_id), lease in self.by_key.items():
+            if account_id == step.account_id and step.token_id in (None, token_id):
+                lease.id, lease.amount, lease.spent = None, 0, 0
+
+    async def confirm(self) -> None:
+        """Look whether leases of ours were returned by another process (an
+        edit lowered what may be spent there): hold no more against those."""
+        leases = self.by_key.values()
+        await self._renew([x for x in leases if x.id is not None and x.growing is None])
+
     async def reclaim_stale(self, stale: list[tuple[int, int]], before: datetime) -> int:
         """Return leases (id, account id) not renewed since ``before``: their
         process stopped (or is stuck; it finds out at its next renewal)."""
@@ -257,15 +290,20 @@ class Leases:
                 idle.append(lease)
             elif lease.id is not None and now - lease.last_renewed > RENEW_S:
                 renew.append(lease)
-        if renew:
-            touch = LeaseTouch([lease.id for lease in renew if lease.id is not None], self.owner)
-            await self.submit(touch)
-            for lease in renew:
-                if lease.id in touch.missing:  # reclaimed: hold no more against it
-                    lease.id, lease.amount, lease.spent = None, 0, 0
-                else:
-                    lease.last_renewed = now
+        await self._renew(renew)
         await self._return_all(idle)
+
+    async def _renew(self, leases: list[Lease]) -> None:
+        if not leases:
+            return
+        now = time.monotonic()
+        touch = LeaseTouch([lease.id for lease in leases if lease.id is not None], self.owner)
+        await self.submit(touch)
+        for lease in leases:
+            if lease.id in touch.missing:  # reclaimed or revoked: hold no more against it
+                lease.id, lease.amount, lease.spent = None, 0, 0
+            else:
+                lease.last_renewed = now
 
     async def _return_all(self, leases: list[Lease]) -> int:
         """Queue every return at once; keep the ones that failed for later."""

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tollway.db.schema import holds, leases, video_jobs
+from tollway.db.schema import holds, leases, tokens, video_jobs
 from tollway.leases import STALE_S, Leases
 from tollway.ledger_sql import (
     Close,
@@ -191,9 +191,38 @@ class Ledger:
         return result
 
     async def credit(self, account_id: int, amount_nano: int, reason: str) -> int:
-        """Add (or, negative, take) money; returns the new balance."""
+        """Add (or, negative, take) money; returns the new balance. A debit
+        binds the next call on every process: once it is applied, the
+        account's leases (all taken from the balance before it) are returned
+        before this returns. A debit is applied as asked, even below zero: an
+        admin's correction (calls are refused until credit brings it back)."""
         result: int = await self._submit(Credit(account_id, amount_nano, reason))
+        if amount_nano < 0:
+            await self._leases.revoke(account_id)
         return result
+
+    async def revoke_leases(
+        self, account_id: int | None = None, token_id: int | None = None
+    ) -> None:
+        """An edit lowered what the account (or, with ``token_id``, the token)
+        may spend — a quota, a disabled or deleted token or account: return
+        every process's leases of it, so the next call anywhere is weighed
+        against the new limit (tollway.leases). Call after the edit commits."""
+        if account_id is None:
+            async with self._engine.connect() as conn:
+                found = await conn.execute(
+                    select(tokens.c.account_id).where(tokens.c.id == token_id)
+                )
+                account_id = found.scalar()
+            if account_id is None:
+                return
+        await self._leases.revoke(int(account_id), token_id)
+
+    async def confirm_leases(self) -> None:
+        """Another process may have returned leases of this one (an edit it
+        made): look, and hold no more against those. Cheap when there are none."""
+        if self._started:
+            await self._leases.confirm()
 
     async def release_stale_holds(self, older_than: timedelta) -> int:
         """Release holds a crashed process left open (its calls never settled),

@@ -161,7 +161,21 @@ class LeaseTouch:
     missing: set[int] = field(default_factory=set)  # set by the batch: reclaimed meanwhile
 
 
-Step = Hold | Close | Credit | LeaseClose | LeaseGrow | LeaseReturn | LeaseTouch
+@dataclass(slots=True)
+class LeaseRevoke:
+    """An edit lowered what may be spent (a quota, a debit, a disabled token
+    or account): every process's leases of the account — of one token, with
+    ``token_id`` — are returned at once, their unspent reserve freed, so the
+    next hold anywhere is weighed against the new limit. Their owners find
+    out at their next step on the lease, or when the shared state version
+    (bumped here) moves; calls in flight on them charge the account directly."""
+
+    account_id: int
+    token_id: int | None = None
+    returned: int = 0  # set by the batch: how many leases
+
+
+Step = Hold | Close | Credit | LeaseClose | LeaseGrow | LeaseReturn | LeaseTouch | LeaseRevoke
 
 # A lease takes at most this share of what an account (or token) has to
 # spare, so other workers still find money to hold against.
@@ -284,6 +298,11 @@ LEASE_DELETE_STALE = """DELETE FROM leases WHERE id = :id AND renewed_at < :befo
 RETURNING account_id, token_id, amount_nano, spent_nano"""
 LEASE_RENEW = """UPDATE leases SET renewed_at = :now WHERE id = :id AND owner = :owner
 RETURNING id"""
+LEASES_OF_ACCOUNT_DELETE = """DELETE FROM leases WHERE account_id = :id
+RETURNING account_id, token_id, amount_nano, spent_nano"""
+LEASES_OF_TOKEN_DELETE = """DELETE FROM leases WHERE token_id = :id
+RETURNING account_id, token_id, amount_nano, spent_nano"""
+STATE_BUMP = "UPDATE state_version SET version = version + 1 WHERE id = 1"
 ACCOUNT_SPARE = "SELECT balance_nano - held_nano, enabled FROM accounts WHERE id = :id"
 TOKEN_SPARE = "SELECT quota_nano - used_nano - held_nano FROM tokens WHERE id = :id"
 INSERT_HOLD = """INSERT INTO holds (request_id, account_id, token_id, amount_nano, state,
@@ -310,6 +329,7 @@ class _Batch:
     accounts: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     tokens: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     closed: dict[str, int] = field(default_factory=dict)
+    revoked: bool = False  # leases were revoked: the shared state version moves
 
     def entry(
         self,
@@ -349,14 +369,16 @@ def run_batch(conn: Any, dialect: Dialect, steps: Sequence[Step], now: datetime)
     # reclaimed lease) are left out: a deadlock there fails the batch, whose
     # steps are then retried one by one.
     accounts = {
-        s.account_id for s in steps if isinstance(s, (Hold, Close, Credit, LeaseGrow, LeaseReturn))
+        s.account_id
+        for s in steps
+        if isinstance(s, (Hold, Close, Credit, LeaseGrow, LeaseReturn, LeaseRevoke))
     }
     if accounts:
         dialect.lock_rows(cur, "accounts", list(accounts))
     results: list[Any] = [None] * len(steps)
     holds_by_account: dict[int, list[tuple[int, Hold]]] = {}
     spends: dict[int, list[LeaseClose]] = {}
-    later: list[tuple[int, LeaseGrow | LeaseReturn | LeaseTouch]] = []
+    later: list[tuple[int, LeaseGrow | LeaseReturn | LeaseTouch | LeaseRevoke]] = []
     for i, step in enumerate(steps):
         if isinstance(step, Close):
             results[i] = _close(cur, batch, step)
@@ -381,6 +403,8 @@ def run_batch(conn: Any, dialect: Dialect, steps: Sequence[Step], now: datetime)
             results[i] = _lease_grow(cur, batch, step)
         elif isinstance(step, LeaseReturn):
             results[i] = _lease_return(cur, batch, step)
+        elif isinstance(step, LeaseRevoke):
+            results[i] = _lease_revoke(cur, batch, step)
         else:
             step.missing = set()
             for lease_id in step.lease_ids:
@@ -388,6 +412,10 @@ def run_batch(conn: Any, dialect: Dialect, steps: Sequence[Step], now: datetime)
                 cur.execute(q(LEASE_RENEW), args)
                 if cur.fetchone() is None:
                     step.missing.add(lease_id)
+    if batch.revoked:
+        # (last, once every row the batch locks is locked: replicas' batches
+        # and management edits take this row after theirs)
+        cur.execute(q(STATE_BUMP))
     if batch.holds:
         cur.executemany(q(INSERT_HOLD), batch.holds)
     if batch.usage:
@@ -561,6 +589,28 @@ def _lease_return(cur: Any, batch: _Batch, step: LeaseReturn) -> int | None:
     row = cur.fetchone()
     if row is None:
         return None
+    return _fold(cur, batch, row)
+
+
+def _lease_revoke(cur: Any, batch: _Batch, step: LeaseRevoke) -> int:
+    """Returns how many leases were returned (whoever held them)."""
+    q = batch.dialect.sql
+    if step.token_id is None:
+        cur.execute(q(LEASES_OF_ACCOUNT_DELETE), {"id": step.account_id})
+    else:
+        cur.execute(q(LEASES_OF_TOKEN_DELETE), {"id": step.token_id})
+    rows = cur.fetchall()
+    for row in rows:
+        _fold(cur, batch, row)
+    step.returned = len(rows)
+    batch.revoked = batch.revoked or bool(rows)
+    return step.returned
+
+
+def _fold(cur: Any, batch: _Batch, row: Any) -> int:
+    """Charge a deleted lease row's spent amount to the balance (and token)
+    and free its reserve; returns the spent amount."""
+    q = batch.dialect.sql
     account_id, token_id, amount, spent = int(row[0]), row[1], int(row[2]), int(row[3])
     args = {"spent": spent, "amount": amount, "now": batch.now}
     cur.execute(q(LEASE_FOLD_ACCOUNT), {**args, "id": account_id})

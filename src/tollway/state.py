@@ -4,7 +4,9 @@ the catalog (shipped files + admin overrides) and the channels.
 Every management change bumps one shared version row; each replica polls it
 (every ``state_poll_ms``) and drops what it cached when it moves, so an edit
 made anywhere takes effect everywhere within a poll interval. Changes made
-through this process apply at once.
+through this process apply at once. Whoever else keeps something an edit can
+invalidate (the ledger's balance leases: a debit or a lowered quota returns
+them, and bumps the version) registers with ``on_change`` to look again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -74,6 +77,11 @@ class State:
         self.catalog = Catalog(base_models)
         self.channels: tuple[Channel, ...] = ()
         self._poller: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[], Awaitable[None]]] = []
+
+    def on_change(self, listener: Callable[[], Awaitable[None]]) -> None:
+        """Call ``listener`` after every reload that finds the version moved."""
+        self._listeners.append(listener)
 
     async def start(self) -> None:
         await self.reload()
@@ -89,7 +97,7 @@ class State:
 
     async def reload(self) -> None:
         async with self._engine.connect() as conn:
-            self._version = await _read_version(conn)
+            version, self._version = self._version, await _read_version(conn)
             overrides = (await conn.execute(select(model_overrides.c.data))).scalars().all()
             rows = (await conn.execute(select(channels).where(channels.c.enabled))).mappings().all()
         self.catalog = Catalog(self._base_models).with_overrides(
@@ -114,6 +122,15 @@ class State:
         )
         self._routes = {}
         self._tokens = {}
+        if version != self._version:
+            await self._notify()
+
+    async def _notify(self) -> None:
+        for listener in self._listeners:
+            try:
+                await listener()
+            except Exception:  # the listener's own upkeep retries; the edit stands
+                log.exception("state change listener failed")
 
     async def changed(self, conn: AsyncConnection) -> None:
         """Call inside the transaction of a management change: bumps the shared

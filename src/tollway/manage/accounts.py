@@ -231,6 +231,8 @@ async def set_enabled(gw: Gateway, account_id: int, enabled: bool) -> dict[str, 
         if not enabled:  # re-enabling must not bring old sessions back
             await end_sessions(conn, account_id)
         await gw.state.changed(conn)
+    if not enabled:  # binds the next call on every process
+        await gw.ledger.revoke_leases(account_id)
     await gw.state.reload()
     return await account_view(gw, account_id)
 

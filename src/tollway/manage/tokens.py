@@ -192,6 +192,8 @@ async def update_token(
         async with gw.engine.begin() as conn:
             await conn.execute(update(tokens).where(tokens.c.id == token_id).values(values))
             await gw.state.changed(conn)
+        if values.keys() & {"quota_nano", "enabled"}:  # binds the next call on every process
+            await gw.ledger.revoke_leases(token_id=token_id)
         await gw.state.reload()
     return await get_token(gw, account_id, token_id)
 
@@ -237,4 +239,5 @@ async def delete_token(gw: Gateway, account_id: int | None, token_id: int) -> No
             .values(deleted=True, enabled=False, updated_at=utcnow())
         )
         await gw.state.changed(conn)
+    await gw.ledger.revoke_leases(token_id=token_id)  # its reserve back at once
     await gw.state.reload()
