@@ -367,7 +367,6 @@ def test_the_cli_refuses_bad_amounts_in_one_line() -> None:
     assert "1000000000" in run_cli("user", "list").stdout
 
 
-
 async def test_quote_counts_have_a_range(served: Served) -> None:
     base = {"model": "gpt-4o", "billing_mode": "pay_per_use"}
     for field, value in (("input_tokens", 10**30), ("n", 10**13), ("output_tokens", -1)):

@@ -12,10 +12,8 @@ on the test's event loop.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -27,96 +25,11 @@ from hypothesis import strategies as st
 from tollway.api import create_api
 
 from conftest import ADMIN_KEY, Served
+from fuzzing import HOSTILE_INTS, HOSTILE_TEXT, assert_json_error, dump, values
 
 # More for a longer hunt: TOLLWAY_FUZZ_EXAMPLES=5000 python3 -m pytest tests/test_fuzz_api.py
 EXAMPLES = int(os.environ.get("TOLLWAY_FUZZ_EXAMPLES", "300"))
 
-
-@dataclass(frozen=True)
-class Raw:
-    """A JSON fragment sent as written: numbers JSON allows and Python's
-    json.dumps cannot write (1e309), or nesting deeper than any parser wants."""
-
-    text: str
-
-
-def dump(value: Any) -> str:
-    if isinstance(value, Raw):
-        return value.text
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{dump(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(dump(v) for v in value) + "]"
-    if isinstance(value, Decimal):
-        return str(value)
-    return json.dumps(value)
-
-
-HOSTILE_INTS = [0, -1, 1, 2, 3, 2**31 - 1, 2**31, 2**63 - 1, 2**63, 10**20, 10**30, -(10**20)]
-HOSTILE_TEXT = [
-    "",
-    " ",
-    "\x00",
-    "a\x00b",
-    "1_000",
-    "٣",
-    "²",
-    " 1 ",
-    "1 000",
-    "NaN",
-    "Infinity",
-    "-Infinity",
-    "1e3",
-    "1e30",
-    "1e309",
-    "-0",
-    "0.0000000001",
-    "9223372036.854775807",
-    "99999999999999999999",
-    "1000000000.000000001",
-    "gpt-4o",
-    "pay_per_use",
-    "hybrid",
-    "openai",
-    "*",
-    "http://127.0.0.1:1/v1",
-    "2026-01-01T00:00:00Z",
-    "9999-12-31T23:59:59-23:59",
-    "0001-01-01T00:00:00+23:59",
-    "x" * 5000,
-    "\ud7ff\ue000\U0010ffff",
-]
-HOSTILE_NUMBERS = [
-    Raw("1e30"),
-    Raw("1e309"),
-    Raw("-1e309"),
-    Raw("1e-30"),
-    Raw("0.1"),
-    Raw("9223372036.854775807"),
-    Raw("1000000000"),
-    Raw("123456789012345678901234567890"),
-    Raw("-0.0"),
-]
-DEEP = Raw("[" * 20_000 + "]" * 20_000)
-DEEP_OBJECT = Raw('{"a":' * 3000 + "1" + "}" * 3000)
-
-scalars = st.one_of(
-    st.sampled_from(HOSTILE_INTS),
-    st.sampled_from(HOSTILE_TEXT),
-    st.sampled_from(HOSTILE_NUMBERS),
-    st.integers(),
-    st.text(max_size=30),
-    st.booleans(),
-    st.none(),
-    st.decimals(allow_nan=False, allow_infinity=False, places=12).map(lambda d: Raw(str(d))),
-)
-values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)
-    ),
-    max_leaves=12,
-) | st.sampled_from([DEEP, DEEP_OBJECT])
 
 PRICE_BLOCK = st.fixed_dictionaries(
     {},
@@ -257,13 +170,6 @@ def snapshot(admin: httpx.Client, world: World) -> dict[str, Any]:
         assert got.status_code == 200, got.text
         tokens.update({t["id"]: t for t in got.json()["data"]})
     return {"accounts": accounts, "tokens": tokens}
-
-
-def assert_json_error(got: httpx.Response) -> None:
-    assert got.headers.get("content-type", "").startswith("application/json"), got.text[:300]
-    error = got.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}, error
-    assert isinstance(error["message"], str) and error["message"]
 
 
 def fuzz(base_url: str, world: World) -> None:
