@@ -23,13 +23,13 @@ async def chat_completions(request: Request) -> Response | MeteredStream:
     payload, body = await read_json(request, gw.settings.max_body_bytes)
     model = resolve_model(gw, token, payload, CHAT)
     method = decide(token, model)
-    shape = chat_shape(payload, len(body))
     stream = payload.get("stream", False)
     if not isinstance(stream, bool):
         raise bad_request("'stream' must be true or false.", param="stream")
     if payload.get("model") != model.id:  # an alias: the upstream knows the model by its id
         payload["model"] = model.id
         body = orjson.dumps(payload)
+    shape = chat_shape(payload, len(body))  # of the body as sent upstream, as a quote's
     call = await open_call(gw, token, model, method, "chat/completions", shape)
     prompt_tokens = _prompt_counter(gw, payload)
     if not stream:
