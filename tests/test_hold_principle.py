@@ -124,3 +124,29 @@ async def test_the_quote_of_a_body_is_the_hold_it_gets(served: Served) -> None:
     _, exact_key = await customer(served, nano_to_usd(quoted))
     answered = await post_chat(served, exact_key, body)
     assert answered.status_code == 200, answered.text
+
+
+async def test_holds_and_charges_past_any_balance_are_bounded(served: Served) -> None:
+    """At the largest prices an admin may set, a hold past 64 bits is a 402,
+    and a reported cost past any balance is charged the most there is."""
+    most = "1000000000"
+    priced = await served.admin.patch(
+        "/api/models/gpt-4o-mini", json={"per_use": {"input_mtok": most, "output_mtok": most}}
+    )
+    assert priced.status_code == 200, priced.text
+    mkey, key = await customer(served, most)
+    huge = {"model": "gpt-4o-mini", "n": 128, "max_tokens": 10_000_000,
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    got = await post_chat(served, key, huge)
+    assert got.status_code == 402, got.text
+    assert "more than any account may hold ($1000000000)" in got.json()["error"]["message"]
+
+    prompt = "[sim:prompt_tokens=999999999999] hi"  # a trillion tokens at $1e9 a million
+    body = {"model": "gpt-4o-mini", "max_tokens": 1,
+            "messages": [{"role": "user", "content": prompt}]}  # fmt: skip
+    got = await post_chat(served, key, body)
+    assert got.status_code == 200, got.text
+    [record] = await usage_records(served, mkey)
+    assert record["cost_usd"] == most
+    assert record["exceeded_hold"] is True
+    assert Decimal((await served.me_at_rest(mkey))["balance_usd"]) == 0

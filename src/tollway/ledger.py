@@ -50,7 +50,7 @@ from tollway.ledger_sql import (
     UsageRecord,
     run_batch,
 )
-from tollway.types import Usage
+from tollway.types import MAX_NANO, Usage
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,8 @@ class Ledger:
         itself; otherwise a hold row any process may settle (videos)."""
         if amount_nano < 0:
             raise LedgerError("a hold cannot be negative")
+        if amount_nano > MAX_NANO:  # fits no balance, nor a 64-bit column of SQLite
+            return InsufficientFunds("most", amount_nano, MAX_NANO)
         if leased:
             if not self._started:
                 raise LedgerError("ledger is not started")

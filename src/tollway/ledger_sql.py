@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from tollway.types import MAX_NANO, MAX_USD, TOKEN_CLASSES, Usage
+from tollway.types import MAX_NANO, MAX_USD, TOKEN_CLASSES, Usage, nano_to_usd
 
 TOKEN_COLUMNS = TOKEN_CLASSES
 
@@ -37,11 +37,19 @@ class BalanceOutOfRange(LedgerError):
 
 @dataclass(frozen=True, slots=True)
 class InsufficientFunds:
-    """Why a hold did not fit: the account's balance or the token's quota."""
+    """Why a hold did not fit: the account's balance or the token's quota, or
+    more than any balance may hold (MAX_NANO)."""
 
-    scope: str  # "balance" | "token_quota"
+    scope: str  # "balance" | "token_quota" | "most"
     needed_nano: int
     available_nano: int
+
+    def more_than(self) -> str:
+        """'more than the account balance has available ($0.05)', for a refusal."""
+        if self.scope == "most":
+            return f"more than any account may hold (${nano_to_usd(self.available_nano)})"
+        whose = "account balance" if self.scope == "balance" else "API key's quota"
+        return f"more than the {whose} has available (${nano_to_usd(self.available_nano)})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,15 @@ from tollway.ledger import InsufficientFunds, UsageRecord
 from tollway.providers import PROVIDERS
 from tollway.relay.endpoints import MeteredEndpoint, wrong_endpoint
 from tollway.state import Channel, TokenInfo
-from tollway.types import BillingMethod, Model, Provider, Usage, nano_to_usd, whole_number
+from tollway.types import (
+    MAX_NANO,
+    BillingMethod,
+    Model,
+    Provider,
+    Usage,
+    nano_to_usd,
+    whole_number,
+)
 
 BILLING_METHOD_HEADER = "x-tollway-billing-method"
 COST_HEADER = "x-tollway-cost-usd"
@@ -196,8 +204,11 @@ class Call:
         cost = price_call(self.model, self.method, usage)
         prices = {line.name: nano_to_usd(line.unit_price_nano) for line in cost.lines}
         self.closed = True
-        record = self.record(usage, cost.total_nano, prices, status, detail)
-        record.exceeded_hold = cost.total_nano > self.hold_nano
+        cost_nano = cost.total_nano
+        if cost_nano > MAX_NANO:  # past any balance and a 64-bit column: the most there is
+            cost_nano, detail = MAX_NANO, f"reported cost ${nano_to_usd(cost.total_nano)}"
+        record = self.record(usage, cost_nano, prices, status, detail)
+        record.exceeded_hold = cost_nano > self.hold_nano
         # No shield needed: the step is queued before the first await, and the
         # writer applies it whether or not this caller is still waiting.
         settlement = await self.gw.ledger.settle(record)
@@ -252,10 +263,8 @@ def _background(gw: Gateway, work: Coroutine[Any, Any, None]) -> None:
 
 
 def _no_funds(short: InsufficientFunds) -> ApiError:
-    whose = "account balance" if short.scope == "balance" else "API key's quota"
     return insufficient_quota(
-        f"This call may cost up to ${nano_to_usd(short.needed_nano)}, more than the "
-        f"{whose} has available (${nano_to_usd(short.available_nano)}). "
+        f"This call may cost up to ${nano_to_usd(short.needed_nano)}, {short.more_than()}. "
         "Add credit, raise the quota, or lower max_tokens."
     )
 

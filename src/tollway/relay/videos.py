@@ -194,12 +194,10 @@ async def _release(gw: Gateway, job: VideoJob, status: str, detail: str) -> None
 
 
 def _no_funds(job: VideoJob, short: InsufficientFunds) -> ApiError:
-    whose = "account balance" if short.scope == "balance" else "API key's quota"
     return insufficient_quota(
         f"This video ({job.model}, {job.seconds} s at {job.size}) costs "
-        f"${nano_to_usd(short.needed_nano)}, more than the {whose} has available "
-        f"(${nano_to_usd(short.available_nano)}). Add credit, raise the quota, or ask for "
-        "fewer seconds."
+        f"${nano_to_usd(short.needed_nano)}, {short.more_than()}. Add credit, raise the "
+        "quota, or ask for fewer seconds."
     )
 
 
