@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -26,6 +25,7 @@ from hypothesis import strategies as st
 from starlette.routing import Route
 
 from tollway import relay
+from tollway.simulator import Simulator
 from tollway.types import ModelKind
 
 from conftest import Served
@@ -195,38 +195,15 @@ def request_strategy(world: World) -> st.SearchStrategy[dict[str, Any]]:
     return build()
 
 
-@dataclass
-class Money:
-    """The account's balance, its tokens' use and its newest usage records."""
-
-    balance: Decimal
-    used: dict[int, Decimal]
-    records: dict[int, dict[str, Any]]
-
-
-def money(client: httpx.Client) -> Money:
+def money(client: httpx.Client) -> dict[str, Any]:
+    """The account's balance and its tokens' use, as the API shows them."""
     me = client.get("/api/me")
     tokens = client.get("/api/tokens")
-    usage = client.get("/api/usage", params={"limit": 1000})
-    assert me.status_code == tokens.status_code == usage.status_code == 200, usage.text
-    return Money(
-        Decimal(me.json()["balance_usd"]),
-        {t["id"]: Decimal(t["used_usd"]) for t in tokens.json()["data"]},
-        {r["id"]: r for r in usage.json()["data"]},
-    )
-
-
-def assert_unchanged(before: Money, after: Money) -> None:
-    """A rejected call moved no money (it may leave a record of nothing charged:
-    an upstream's refusal). Video jobs made by earlier calls settle in the
-    background meanwhile: what moved is exactly what they were charged."""
-    settled = [r for i, r in after.records.items() if i not in before.records]
-    charged = [(r["token_id"], Decimal(r["cost_usd"])) for r in settled if r["cost_usd"] != "0"]
-    assert all(r["endpoint"].startswith("videos") for r in settled if r["cost_usd"] != "0")
-    assert after.balance == before.balance - sum(cost for _, cost in charged)
-    for token_id, used in after.used.items():
-        on_token = sum(cost for t, cost in charged if t == token_id)
-        assert used == before.used[token_id] + on_token, token_id
+    assert me.status_code == tokens.status_code == 200, (me.text, tokens.text)
+    return {
+        "balance": me.json()["balance_usd"],
+        "used": {t["id"]: t["used_usd"] for t in tokens.json()["data"]},
+    }
 
 
 def fuzz(base_url: str, world: World) -> None:
@@ -254,10 +231,7 @@ def fuzz(base_url: str, world: World) -> None:
         assert got.status_code < 500, (call, got.status_code, got.text[:500])
         if got.status_code >= 400:
             assert_json_error(got)
-            try:
-                assert_unchanged(before, money(owner))
-            except AssertionError as failed:
-                raise AssertionError((call, got.status_code, got.text[:300])) from failed
+            assert money(owner) == before, (call, got.status_code, got.text[:300])
 
     try:
         one()
@@ -275,7 +249,7 @@ def test_the_fuzz_knows_every_v1_route() -> None:
 
 
 @pytest.mark.timeout(300)
-async def test_hostile_input_on_every_v1_route(served: Served) -> None:
+async def test_hostile_input_on_every_v1_route(served: Served, simulator: Simulator) -> None:
     account = await served.new_account("20")
     mkey = account["management_key"]
     keys = [
@@ -285,4 +259,11 @@ async def test_hostile_input_on_every_v1_route(served: Served) -> None:
     catalog = sorted(served.gw.state.catalog, key=lambda m: m.id)
     by_kind = [m.id for kind in ModelKind for m in [m for m in catalog if m.kind is kind][:8]]
     world = World([m.id for m in catalog], by_kind, keys, mkey)
-    await asyncio.to_thread(fuzz, served.base_url, world)
+    # Video jobs stay unfinished meanwhile: one settling in the background would
+    # move the balance between a rejected call's two readings.
+    rendering = simulator.config.video_render_ms
+    simulator.update_config(video_render_ms=3_600_000)
+    try:
+        await asyncio.to_thread(fuzz, served.base_url, world)
+    finally:
+        simulator.update_config(video_render_ms=rendering)
