@@ -1,10 +1,10 @@
 """An edit that lowers what may be spent binds the next call (SPEC §4, last
 bullet), even though processes hold calls in memory against balance leases
 (tollway.leases): a lowered quota, a debit, a disabled token or account
-returns every process's leases of it. On the process that made the edit the
-next call is weighed against the new limit at once; on another, as soon as it
-learns of the edit (its next step on the lease, or the state poll). Calls
-already in flight may finish; nothing started after the edit answered."""
+returns every process's leases of it, and the edit answers once every live
+process has taken it in, so the next call anywhere is weighed against the new
+limit. Calls already in flight may finish; nothing started after the edit
+answered."""
 
 from __future__ import annotations
 
@@ -188,8 +188,8 @@ async def test_an_edit_through_one_process_binds_the_next_call_on_another(
     database_url: str, catalog_models: list[Model], simulator: Simulator, edit: str
 ) -> None:
     """Two gateway processes on one database. The other one holds a lease,
-    kept busy by a slow call; an edit through the first binds its next call
-    once it has polled the shared state (TOLLWAY_STATE_POLL_MS; 100 ms here)."""
+    kept busy by a slow call; an edit through the first answers only once the
+    other has taken it in, so the other's very next call is bound."""
     settings = test_settings(database_url)
     async with serve(settings, catalog_models) as first, serve(settings, catalog_models) as other:
         await add_channel(first, simulator.base_url)
@@ -209,7 +209,6 @@ async def test_an_edit_through_one_process_binds_the_next_call_on_another(
         else:
             got = await first.admin.patch(f"/api/users/{account_id}", json={"enabled": False})
             assert got.status_code == 200, got.text
-        await asyncio.sleep(settings.state_poll_ms * 3 / 1000)
         if edit == "disable account":
             async with other.client(key) as c:
                 got = await c.post(

@@ -25,3 +25,14 @@ class Gateway:
     counter: TokenCounter
     # Strong references to fire-and-forget tasks, so none is collected mid-way.
     background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def spending_lowered(
+        self, account_id: int | None = None, token_id: int | None = None
+    ) -> None:
+        """After an edit (committed, the state version moved) that lowers what
+        an account or a token may spend: every process's leases of it are
+        returned, and this returns once every live process has taken the edit
+        in, so the next call anywhere is weighed against the new limit (SPEC §4)."""
+        await self.ledger.revoke_leases(account_id, token_id)
+        await self.state.reload()
+        await self.state.until_seen()

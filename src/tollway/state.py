@@ -7,6 +7,12 @@ made anywhere takes effect everywhere within a poll interval. Changes made
 through this process apply at once. Whoever else keeps something an edit can
 invalidate (the ledger's balance leases: a debit or a lowered quota returns
 them, and bumps the version) registers with ``on_change`` to look again.
+
+Each polling process keeps a row in ``processes`` saying which version it has
+taken in (its caches dropped, its listeners run), renewed every few seconds.
+An edit that lowers what may be spent waits (``until_seen``) until every live
+process has taken the edit in, so when its answer comes no call anywhere can
+still be admitted under the old limit.
 """
 
 from __future__ import annotations
@@ -14,18 +20,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tollway.catalog import Catalog
 from tollway.catalog.schema import ModelEntry
-from tollway.db.schema import accounts, channels, model_overrides, state_version, tokens
+from tollway.db.schema import accounts, channels, model_overrides, processes, state_version, tokens
 from tollway.keys import hash_key
-from tollway.timeutil import aware
+from tollway.timeutil import aware, utcnow
 from tollway.types import BillingMode, Model
 
 log = logging.getLogger(__name__)
@@ -66,9 +73,19 @@ class Channel:
         )
 
 
+# A process renews its row this often, and one not heard from for LIVE_S is gone.
+BEAT_S = 5.0
+LIVE_S = 3 * BEAT_S
+# The longest an edit waits for every process to take it in (a stalled one).
+SEEN_WAIT_S = 5.0
+SEEN_ASK_S = 0.02  # how often it asks meanwhile
+
+
 class State:
     def __init__(self, engine: AsyncEngine, base_models: list[Model], poll_ms: int = 500) -> None:
         self._engine = engine
+        self.process_id = uuid.uuid4().hex
+        self._beat_at = -BEAT_S
         self._base_models = base_models
         self._poll_s = poll_ms / 1000
         self._version = -1
@@ -86,6 +103,7 @@ class State:
     async def start(self) -> None:
         await self.reload()
         if self._poller is None and self._poll_s > 0:
+            await self._report_seen()
             self._poller = asyncio.create_task(self._poll(), name="tollway-state-poll")
 
     async def stop(self) -> None:
@@ -94,6 +112,9 @@ class State:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self._poller = None
+            with contextlib.suppress(Exception):  # (else it is gone after LIVE_S)
+                async with self._engine.begin() as conn:
+                    await conn.execute(delete(processes).where(processes.c.id == self.process_id))
 
     async def reload(self) -> None:
         async with self._engine.connect() as conn:
@@ -177,6 +198,7 @@ class State:
         )
 
     async def _poll(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._poll_s)
             try:
@@ -184,8 +206,44 @@ class State:
                     version = await _read_version(conn)
                 if version != self._version:
                     await self.reload()
+                    await self._report_seen()
+                elif loop.time() - self._beat_at > BEAT_S:
+                    await self._report_seen()
             except Exception:  # a database hiccup must not stop the poller
                 log.exception("state poll failed; will retry")
+
+    async def _report_seen(self) -> None:
+        """Say that this process is alive and has taken in ``self._version``."""
+        values = {"seen_version": self._version, "seen_at": utcnow()}
+        async with self._engine.begin() as conn:
+            mine = processes.c.id == self.process_id
+            found = await conn.execute(update(processes).where(mine).values(values))
+            if found.rowcount == 0:
+                await conn.execute(insert(processes).values(id=self.process_id, **values))
+        self._beat_at = asyncio.get_running_loop().time()
+
+    async def until_seen(self) -> bool:
+        """Wait until every other live process has taken in the state as it is
+        now. Call after an edit that lowers what may be spent: its answer then
+        binds the next call on every process. False if one (stalled) did not
+        within SEEN_WAIT_S; the edit stands, that process learns it later."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SEEN_WAIT_S
+        async with self._engine.connect() as conn:
+            version = await _read_version(conn)
+        behind = select(func.count()).where(
+            processes.c.id != self.process_id, processes.c.seen_version < version
+        )
+        while True:
+            alive = processes.c.seen_at >= utcnow() - timedelta(seconds=LIVE_S)
+            async with self._engine.connect() as conn:
+                waiting = (await conn.execute(behind.where(alive))).scalar()
+            if not waiting:
+                return True
+            if loop.time() > deadline:
+                log.warning("%s processes did not take in version %d in time", waiting, version)
+                return False
+            await asyncio.sleep(SEEN_ASK_S)
 
 
 async def _read_version(conn: AsyncConnection) -> int:

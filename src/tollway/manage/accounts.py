@@ -232,8 +232,9 @@ async def set_enabled(gw: Gateway, account_id: int, enabled: bool) -> dict[str, 
             await end_sessions(conn, account_id)
         await gw.state.changed(conn)
     if not enabled:  # binds the next call on every process
-        await gw.ledger.revoke_leases(account_id)
-    await gw.state.reload()
+        await gw.spending_lowered(account_id)
+    else:
+        await gw.state.reload()
     return await account_view(gw, account_id)
 
 
@@ -254,6 +255,8 @@ async def credit(gw: Gateway, account_id: int, amount_nano: int, reason: str) ->
         balance = await gw.ledger.credit(account_id, amount_nano, reason)
     except BalanceOutOfRange as exc:
         raise bad_request(f"{exc}; nothing was applied.", param="amount_usd") from None
+    if amount_nano < 0:  # the ledger returned the leases: wait until all know
+        await gw.state.until_seen()
     return {"account_id": account_id, "balance_usd": nano_to_usd(balance)}
 
 

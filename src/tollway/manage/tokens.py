@@ -193,8 +193,9 @@ async def update_token(
             await conn.execute(update(tokens).where(tokens.c.id == token_id).values(values))
             await gw.state.changed(conn)
         if values.keys() & {"quota_nano", "enabled"}:  # binds the next call on every process
-            await gw.ledger.revoke_leases(token_id=token_id)
-        await gw.state.reload()
+            await gw.spending_lowered(token_id=token_id)
+        else:
+            await gw.state.reload()
     return await get_token(gw, account_id, token_id)
 
 
@@ -239,5 +240,4 @@ async def delete_token(gw: Gateway, account_id: int | None, token_id: int) -> No
             .values(deleted=True, enabled=False, updated_at=utcnow())
         )
         await gw.state.changed(conn)
-    await gw.ledger.revoke_leases(token_id=token_id)  # its reserve back at once
-    await gw.state.reload()
+    await gw.spending_lowered(token_id=token_id)  # its reserve back at once
