@@ -4,12 +4,25 @@ OpenAI's error shape."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import httpx
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+# More for a longer hunt: TOLLWAY_FUZZ_EXAMPLES=5000 python3 -m pytest tests/test_fuzz_*.py
+EXAMPLES = int(os.environ.get("TOLLWAY_FUZZ_EXAMPLES", "300"))
+# Each example is a real request to a served gateway: no deadline, no example
+# database between runs, and slow or filtered data is no health problem.
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 @dataclass(frozen=True)

@@ -12,24 +12,19 @@ on the test's event loop.
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tollway.api import create_api
 
 from conftest import ADMIN_KEY, Served
-from fuzzing import HOSTILE_INTS, HOSTILE_TEXT, assert_json_error, dump, values
-
-# More for a longer hunt: TOLLWAY_FUZZ_EXAMPLES=5000 python3 -m pytest tests/test_fuzz_api.py
-EXAMPLES = int(os.environ.get("TOLLWAY_FUZZ_EXAMPLES", "300"))
-
+from fuzzing import FUZZ, HOSTILE_INTS, HOSTILE_TEXT, assert_json_error, dump, values
 
 PRICE_BLOCK = st.fixed_dictionaries(
     {},
@@ -176,12 +171,7 @@ def fuzz(base_url: str, world: World) -> None:
     admin = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
     plain = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {world.user_key}"})
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @FUZZ
     @given(request_strategy(world))
     def one(call: dict[str, Any]) -> None:
         before = snapshot(admin, world)

@@ -13,14 +13,13 @@ on the test's event loop.
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from starlette.routing import Route
 
@@ -29,10 +28,7 @@ from tollway.simulator import Simulator
 from tollway.types import ModelKind
 
 from conftest import Served
-from fuzzing import HOSTILE_TEXT, assert_json_error, dump, scalars, values
-
-# More for a longer hunt: TOLLWAY_FUZZ_EXAMPLES=5000 python3 -m pytest tests/test_fuzz_v1.py
-EXAMPLES = int(os.environ.get("TOLLWAY_FUZZ_EXAMPLES", "400"))
+from fuzzing import FUZZ, HOSTILE_TEXT, assert_json_error, dump, scalars, values
 
 # Fields each endpoint reads, and some it only passes on.
 BODY_FIELDS = {
@@ -214,12 +210,7 @@ def fuzz(base_url: str, world: World) -> None:
                                  headers={"Authorization": f"Bearer {key}"})
                for key in world.keys}  # fmt: skip
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @FUZZ
     @given(request_strategy(world))
     def one(call: dict[str, Any]) -> None:
         before = money(owner)
