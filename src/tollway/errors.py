@@ -62,5 +62,19 @@ def insufficient_quota(message: str) -> ApiError:
     return ApiError(402, message, "insufficient_quota", type="insufficient_quota")
 
 
+def request_too_large(max_bytes: int) -> ApiError:
+    return ApiError(413, f"The request body is larger than {max_bytes} bytes.", "request_too_large")
+
+
+def internal_error() -> ApiError:
+    """A bug, logged where it was caught: the client still gets this shape."""
+    return ApiError(
+        500,
+        "The gateway failed to handle this request; it has been logged. Try again.",
+        "internal_error",
+        type="server_error",
+    )
+
+
 def upstream_error(message: str, status: int = 502, code: str = "upstream_error") -> ApiError:
     return ApiError(status, message, code, type="upstream_error")

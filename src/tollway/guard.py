@@ -19,13 +19,9 @@ from collections.abc import Callable
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tollway.errors import ApiError
+from tollway.errors import ApiError, internal_error, request_too_large
 
 log = logging.getLogger(__name__)
-
-
-def too_large(max_bytes: int) -> ApiError:
-    return ApiError(413, f"The request body is larger than {max_bytes} bytes.", "request_too_large")
 
 
 class BodyLimit:
@@ -41,7 +37,7 @@ class BodyLimit:
         if declared.isdigit() and int(declared) > self.max_bytes:
 
             async def refuse() -> Message:
-                raise too_large(self.max_bytes)
+                raise request_too_large(self.max_bytes)
 
             await self.app(scope, refuse, send)
             return
@@ -53,19 +49,10 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise too_large(self.max_bytes)
+                    raise request_too_large(self.max_bytes)
             return message
 
         await self.app(scope, counted, send)
-
-
-def internal_error() -> ApiError:
-    return ApiError(
-        500,
-        "The gateway failed to handle this request; it has been logged. Try again.",
-        "internal_error",
-        type="server_error",
-    )
 
 
 def json_answer(error: ApiError) -> Response:

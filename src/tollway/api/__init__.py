@@ -10,8 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from tollway.api import accounts, catalog, channels, tokens, usage
-from tollway.errors import ApiError
-from tollway.guard import internal_error
+from tollway.errors import ApiError, internal_error
 
 log = logging.getLogger(__name__)
 

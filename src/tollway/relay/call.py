@@ -29,6 +29,7 @@ from tollway.errors import (
     insufficient_quota,
     invalid_api_key,
     model_not_found,
+    request_too_large,
     upstream_error,
 )
 from tollway.gateway import Gateway
@@ -70,18 +71,23 @@ async def authenticate(gw: Gateway, request: Request) -> TokenInfo:
     return token
 
 
-async def read_json(request: Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body, refused (413) as soon as it is known to be too large."""
     declared = whole_number(request.headers.get("content-length"))
     if declared is not None and declared > max_bytes:
-        raise _too_large(max_bytes)
+        raise request_too_large(max_bytes)
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            raise _too_large(max_bytes)
+            raise request_too_large(max_bytes)
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
+    body = await read_body(request, max_bytes)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -91,10 +97,6 @@ async def read_json(request: Request, max_bytes: int) -> tuple[dict[str, Any], b
     if not isinstance(payload, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_json")
     return payload, body
-
-
-def _too_large(max_bytes: int) -> ApiError:
-    return ApiError(413, f"The request body is larger than {max_bytes} bytes.", "request_too_large")
 
 
 def resolve_model(

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.routing import Router
 from starlette.types import Receive, Scope, Send
 
-from tollway.errors import ApiError
+from tollway.errors import ApiError, internal_error
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,4 @@ async def answer(endpoint: Endpoint, request: Request) -> Any:
         # A bug, not an answer: logged with its traceback, and the client still
         # gets an OpenAI-shaped error rather than a plain-text page or a reset.
         log.exception("unhandled error in %s %s", request.method, request.url.path)
-        return ApiError(
-            500, "Internal error in the gateway.", "internal_error", "server_error"
-        ).response()
+        return internal_error().response()

@@ -20,7 +20,7 @@ from tollway.billing.holds import parse_size
 from tollway.billing.pricing import PricingError, UnpricedVariant, price_call
 from tollway.errors import ApiError, bad_request, forbidden
 from tollway.gateway import Gateway
-from tollway.relay.call import decide, read_json, resolve_model
+from tollway.relay.call import decide, read_body, read_json, resolve_model
 from tollway.relay.endpoints import VIDEOS, MeteredEndpoint, check_quoted
 from tollway.state import TokenInfo
 from tollway.types import BillingMethod, Model, Usage, whole_number
@@ -103,7 +103,7 @@ async def read_video_form(request: Request, max_bytes: int) -> VideoForm:
             f"Send the video request as application/json or multipart/form-data, not {media_type}.",
             "unsupported_media_type",
         )
-    body = await _read_body(request, max_bytes)
+    body = await read_body(request, max_bytes)
 
     async def once() -> AsyncGenerator[bytes, None]:
         yield body
@@ -113,23 +113,6 @@ async def read_video_form(request: Request, max_bytes: int) -> VideoForm:
     except MultiPartException as exc:
         raise bad_request(f"The multipart body could not be read: {exc.message}") from exc
     return VideoForm(form.multi_items(), form)
-
-
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    declared = whole_number(request.headers.get("content-length"))
-    if declared is not None and declared > max_bytes:
-        raise _too_large(max_bytes)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(max_bytes)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(max_bytes: int) -> ApiError:
-    return ApiError(413, f"The request body is larger than {max_bytes} bytes.", "request_too_large")
 
 
 async def encode_multipart(items: list[tuple[str, Any]]) -> tuple[bytes, str]:

@@ -21,8 +21,8 @@ from starlette.routing import BaseRoute, Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tollway.errors import ApiError
-from tollway.guard import BodyLimit, ErrorGuard, internal_error
+from tollway.errors import ApiError, internal_error
+from tollway.guard import BodyLimit, ErrorGuard
 from tollway.settings import Settings
 from tollway.web import admin, admin_catalog, advisor, auth, catalog, tokens, usage
 from tollway.web.render import render
