@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tollway.ledger_sql import (
+from tollway.ledger_steps import (
     InsufficientFunds,
     LeaseClose,
     LeaseGrow,

@@ -36,19 +36,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.db.schema import holds, leases, tokens, video_jobs
 from tollway.leases import STALE_S, Leases
-from tollway.ledger_sql import (
+from tollway.ledger_sql import Dialect, PostgresDialect, SqliteDialect, run_batch
+from tollway.ledger_steps import (
     Close,
     Credit,
-    Dialect,
     Hold,
     InsufficientFunds,
     LedgerError,
-    PostgresDialect,
     Settlement,
-    SqliteDialect,
     Step,
     UsageRecord,
-    run_batch,
 )
 from tollway.types import MAX_NANO, Usage
 
