@@ -29,6 +29,7 @@ from tollway.catalog import load_catalog_files
 from tollway.db.engine import make_engine, migrate
 from tollway.gateway import Gateway
 from tollway.ledger import Ledger
+from tollway.server import KEEP_ALIVE_S
 from tollway.settings import Settings
 from tollway.simulator import Simulator, SimulatorConfig, start
 from tollway.types import Model
@@ -173,7 +174,13 @@ async def serve(settings: Settings, models: list[Model]) -> AsyncIterator[Served
     app = create_app(settings, models)
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_S,  # as tollway serve: past the clients' 5 s
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

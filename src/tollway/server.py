@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     import uvicorn
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# An idle connection is kept longer than clients keep theirs (httpx, so the
+# openai SDK: 5 s; load balancers: 60 s). With uvicorn's 5 s on both sides, a
+# client could send on a connection the server was closing that instant: the
+# call failed with a read error (seen under load in the tests).
+KEEP_ALIVE_S = 65
 
 
 def app_from_env() -> ASGIApp:
@@ -87,6 +92,7 @@ def serve(
         access_log=False,
         lifespan="on",
         proxy_headers=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = uvicorn.Server(config)
     if supervisor_fd is not None:
