@@ -69,7 +69,7 @@ def _exact_nano(value: Decimal) -> int:
     return -nano if sign else nano
 
 
-def whole_number(text: str | None, max_digits: int = 18) -> int | None:
+def parse_count(text: str | None, max_digits: int = 18) -> int | None:
     """A count written in ASCII digits (a header, a query parameter), else
     None. ``str.isdigit`` also takes '²' and '٣', which ``int`` refuses or
     reads as another digit."""

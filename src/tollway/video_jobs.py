@@ -45,7 +45,7 @@ from tollway.ledger import LedgerError, Settlement, UsageRecord
 from tollway.providers import PROVIDERS
 from tollway.state import Channel
 from tollway.timeutil import aware, utcnow
-from tollway.types import BillingMethod, Usage, nano_to_usd, whole_number
+from tollway.types import BillingMethod, Usage, nano_to_usd, parse_count
 from tollway.upstream import Response as UpstreamResponse
 from tollway.upstream import UpstreamError
 
@@ -353,7 +353,7 @@ def billed_seconds(job: VideoJob) -> int:
     reported = (job.upstream or {}).get("seconds")
     if isinstance(reported, int) and not isinstance(reported, bool):
         reported = str(reported)
-    seconds = whole_number(reported) if isinstance(reported, str) else None
+    seconds = parse_count(reported) if isinstance(reported, str) else None
     if seconds:
         return min(seconds, job.seconds)
     return job.seconds

@@ -45,7 +45,7 @@ from tollway.types import (
     Provider,
     Usage,
     nano_to_usd,
-    whole_number,
+    parse_count,
 )
 
 BILLING_METHOD_HEADER = "x-tollway-billing-method"
@@ -73,7 +73,7 @@ async def authenticate(gw: Gateway, request: Request) -> TokenInfo:
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The whole body, refused (413) as soon as it is known to be too large."""
-    declared = whole_number(request.headers.get("content-length"))
+    declared = parse_count(request.headers.get("content-length"))
     if declared is not None and declared > max_bytes:
         raise request_too_large(max_bytes)
     chunks = []

@@ -23,7 +23,7 @@ from tollway.gateway import Gateway
 from tollway.relay.call import decide, read_body, read_json, resolve_model
 from tollway.relay.endpoints import VIDEOS, MeteredEndpoint, check_quoted
 from tollway.state import TokenInfo
-from tollway.types import BillingMethod, Model, Usage, whole_number
+from tollway.types import BillingMethod, Model, Usage, parse_count
 from tollway.video_jobs import video_usage
 
 DEFAULT_MODEL = "sora-2"  # OpenAI's default when a request names none
@@ -156,7 +156,7 @@ def seconds_of(model: Model, raw: str | int | None) -> int:
     if raw is None:
         return options.default_seconds
     text = str(raw).strip()
-    if whole_number(text) in options.seconds:
+    if parse_count(text) in options.seconds:
         return int(text)
     raise bad_request(
         f"Model '{model.id}' makes videos of {_choices(options.seconds)} seconds, not {raw!r}. "

@@ -68,7 +68,7 @@ from tollway.relay.video_requests import (
 )
 from tollway.state import Channel, TokenInfo
 from tollway.timeutil import utcnow
-from tollway.types import BillingMethod, Model, Usage, nano_to_usd, whole_number
+from tollway.types import BillingMethod, Model, Usage, nano_to_usd, parse_count
 from tollway.upstream import Response as UpstreamResponse
 from tollway.upstream import UpstreamError
 from tollway.video_jobs import (
@@ -281,7 +281,7 @@ def job_headers(job: VideoJob, poll_after_ms: str | None = None) -> dict[str, st
     headers = {BILLING_METHOD_HEADER: job.method.value, REQUEST_ID_HEADER: job.request_id}
     if job.cost_nano is not None:
         headers[COST_HEADER] = nano_to_usd(job.cost_nano)
-    poll_after = whole_number(poll_after_ms)
+    poll_after = parse_count(poll_after_ms)
     if poll_after is not None:
         headers[POLL_AFTER_HEADER] = str(poll_after)
     return headers
@@ -310,7 +310,7 @@ async def list_videos(request: Request) -> Response:
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise bad_request("'order' must be 'asc' or 'desc'.", param="order")
-    limit = whole_number(query.get("limit", str(LIST_DEFAULT_LIMIT)))
+    limit = parse_count(query.get("limit", str(LIST_DEFAULT_LIMIT)))
     if limit is None or not 1 <= limit <= LIST_MAX_LIMIT:
         raise bad_request(f"'limit' must be from 1 to {LIST_MAX_LIMIT}.", param="limit")
     after = query.get("after") or None
