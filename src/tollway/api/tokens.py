@@ -70,9 +70,7 @@ async def create(
 
 
 @router.get("/tokens")
-async def list_all(
-    request: Request, caller: Caller, account_id: QueryId = None
-) -> dict[str, Any]:
+async def list_all(request: Request, caller: Caller, account_id: QueryId = None) -> dict[str, Any]:
     owner = target_account(caller, account_id)
     return {"data": await service.list_tokens(gateway(request), owner)}
 

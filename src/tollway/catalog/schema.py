@@ -160,9 +160,7 @@ class ModelEntry(_Strict):
 
     id: ModelName
     kind: Annotated[ModelKind, Field(strict=False)]
-    provider: Annotated[
-        str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    ]
+    provider: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
     aliases: Annotated[list[ModelName], Field(max_length=100)] = Field(default_factory=list)
     per_use: PerUseEntry | None = None
     per_call: PerCallEntry | None = None

@@ -38,18 +38,14 @@ def text(value: Any, param: str, max_chars: int = MAX_NAME_CHARS, blank: bool = 
 def names(value: Any, param: str, max_items: int = MAX_LIST_ITEMS) -> list[str]:
     """A list of names (each checked by ``text``), at most ``max_items``."""
     if not isinstance(value, list) or len(value) > max_items:
-        raise bad_request(
-            f"'{param}' must be a list of at most {max_items} names.", param=param
-        )
+        raise bad_request(f"'{param}' must be a list of at most {max_items} names.", param=param)
     return [text(v, param) for v in value]
 
 
 def whole_number(value: Any, param: str, low: int, high: int) -> int:
     """A JSON integer (not a bool, not a string) from ``low`` to ``high``."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise bad_request(
-            f"'{param}' must be a whole number from {low} to {high}.", param=param
-        )
+        raise bad_request(f"'{param}' must be a whole number from {low} to {high}.", param=param)
     return value
 
 
