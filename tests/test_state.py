@@ -47,6 +47,20 @@ async def test_a_process_says_what_it_has_seen_and_leaves_at_stop(engine: AsyncE
     assert one.process_id not in await seen(engine)
 
 
+async def test_a_start_forgets_processes_killed_long_ago(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        old = utcnow() - timedelta(seconds=state_module.FORGET_S + 1)
+        await conn.execute(insert(processes).values(id="killed", seen_version=0, seen_at=old))
+        recent = utcnow() - timedelta(seconds=LIVE_S + 1)
+        await conn.execute(insert(processes).values(id="recent", seen_version=0, seen_at=recent))
+    one = State(engine, [], POLL_MS)
+    await one.start()
+    try:
+        assert set(await seen(engine)) == {one.process_id, "recent"}
+    finally:
+        await one.stop()
+
+
 async def test_an_edit_waits_until_every_live_process_has_seen_it(engine: AsyncEngine) -> None:
     editor, other = State(engine, [], POLL_MS), State(engine, [], POLL_MS)
     await editor.start()

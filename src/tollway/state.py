@@ -76,6 +76,7 @@ class Channel:
 # A process renews its row this often, and one not heard from for LIVE_S is gone.
 BEAT_S = 5.0
 LIVE_S = 3 * BEAT_S
+FORGET_S = 3600.0  # a row this old (its process was killed) is deleted at a start
 # The longest an edit waits for every process to take it in (a stalled one).
 SEEN_WAIT_S = 5.0
 SEEN_ASK_S = 0.02  # how often it asks meanwhile
@@ -105,6 +106,9 @@ class State:
         if self._poller is None and self._poll_s > 0:
             await self._report_seen()
             self._poller = asyncio.create_task(self._poll(), name="tollway-state-poll")
+            async with self._engine.begin() as conn:  # rows of processes killed long ago
+                long_gone = utcnow() - timedelta(seconds=FORGET_S)
+                await conn.execute(delete(processes).where(processes.c.seen_at < long_gone))
 
     async def stop(self) -> None:
         if self._poller is not None:
