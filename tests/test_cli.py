@@ -16,13 +16,15 @@ from typer.testing import CliRunner
 from tollway.app import running_gateway
 from tollway.billing.pricing import price_call
 from tollway.cli import app
-from tollway.cli_support import shipped_models
+from tollway.cli.support import shipped_models
 from tollway.gateway import Gateway
 from tollway.ledger import UsageRecord
 from tollway.manage.models import overridden_ids
 from tollway.manage.tokens import get_token
 from tollway.settings import Settings
 from tollway.types import BillingMethod, Usage
+
+from conftest import free_port
 
 T = TypeVar("T")
 
@@ -297,3 +299,12 @@ def test_channel_add_and_list() -> None:
 def test_bad_settings_fail_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOLLWAY_STATE_POLL_MS", "soon")
     assert "TOLLWAY_STATE_POLL_MS must be a whole number" in failed("user", "list")
+
+
+def test_the_commands_that_run_the_gateway_fail_cleanly_on_bad_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TOLLWAY_STATE_POLL_MS", "soon")
+    assert "serve" in cli("--help").stdout  # building the command reads no settings
+    for command in (["migrate"], ["serve", "--port", str(free_port())]):
+        assert "TOLLWAY_STATE_POLL_MS must be a whole number" in failed(*command)

@@ -1,8 +1,8 @@
-"""What every operator command shares: the gateway it runs against, the one
-place user errors are caught, input parsing, and table output.
+"""What every command shares: the one place user errors are caught, the
+gateway operator commands run against, input parsing, and table output.
 
-Commands act on the database through the same services as the HTTP API
-(``running_gateway``), configured by the same TOLLWAY_* variables. The
+Operator commands act on the database through the same services as the HTTP
+API (``running_gateway``), configured by the same TOLLWAY_* variables. The
 services are imported when a command runs, not when the CLI is built, so
 ``tollway --help`` and ``tollway serve`` do not pay for loading them.
 """
@@ -21,6 +21,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from tollway.billing.modes import MODE_INFO
 from tollway.errors import ApiError, bad_request, not_found
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from tollway.gateway import Gateway
 
 T = TypeVar("T")
-Command = TypeVar("Command", bound=Callable[..., None])
 
 
 def stdout() -> Console:
@@ -52,24 +52,18 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def command(
-    group: typer.Typer, name: str | None = None, **options: Any
-) -> Callable[[Command], Command]:
-    """Register a command whose user errors (ApiError from the services, bad
-    settings) print in red on stderr and exit 1, with no traceback."""
+class FailsCleanly(TyperGroup):
+    """The root command group: a user error raised by any command below it
+    (ApiError from the services, bad settings) prints in red on stderr and
+    exits 1, with no traceback. Caught here, once, so a command registered the
+    plain typer way cannot forget it."""
 
-    def register(fn: Command) -> Command:
-        @functools.wraps(fn)
-        def guarded(*args: Any, **kwargs: Any) -> None:
-            try:
-                fn(*args, **kwargs)
-            except (ApiError, SettingsError) as exc:
-                fail(str(exc))
-
-        group.command(name, **options)(guarded)
-        return fn
-
-    return register
+    # Any: typer's own (vendored, private) click Context, which it does not export.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ApiError, SettingsError) as exc:
+            fail(str(exc))
 
 
 def run(work: Callable[[Gateway], Awaitable[T]]) -> T:
@@ -177,7 +171,7 @@ def usd(nano_or_text: int | str | None) -> str:
 
 
 def mode_label(value: str) -> str:
-    """A mode's wire value with the guide's name: 'pay_per_call (Pay-per-Call)'."""
+    """A mode's wire value with its display name: 'pay_per_call (Pay-per-Call)'."""
     try:
         return f"{value} ({MODE_INFO[BillingMode(value)].name})"
     except ValueError:

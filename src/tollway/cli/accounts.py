@@ -1,0 +1,124 @@
+"""`tollway user ...`: create accounts, list them with balances, credit or debit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tollway.cli.support import (
+    find_account,
+    parse_usd,
+    run,
+    stdout,
+    table,
+    usd,
+    when,
+    yes_no,
+)
+from tollway.errors import bad_request
+
+if TYPE_CHECKING:
+    from tollway.gateway import Gateway
+
+MIN_PASSWORD_CHARS = 8
+
+group = typer.Typer(
+    name="user", help="Accounts: create, list, credit or debit.", no_args_is_help=True
+)
+
+
+@group.command("create")
+def create_user(
+    username: Annotated[str, typer.Argument(help="The new account's username.")],
+    role: Annotated[str, typer.Option(help="admin or user.")] = "user",
+    password_prompt: Annotated[
+        bool, typer.Option("--password-prompt", help="Ask for a password (web console).")
+    ] = False,
+) -> None:
+    """Create an account; prints its id and management key (shown once)."""
+    password = _ask_password() if password_prompt else None
+
+    async def work(gw: Gateway) -> tuple[dict[str, Any], str]:
+        from tollway.manage.accounts import create_account
+
+        return await create_account(gw, username, password, role)
+
+    account, key = run(work)
+    out = stdout()
+    out.print(f"Created {account['role']} {account['username']!r} with id {account['id']}.")
+    out.print("Management key (shown once, store it now):")
+    out.print(key, soft_wrap=True, highlight=False)
+
+
+@group.command("list")
+def list_users() -> None:
+    """Every account with its balance (held: reserved by calls in flight)."""
+
+    async def work(gw: Gateway) -> list[dict[str, Any]]:
+        from tollway.manage.accounts import list_accounts
+
+        return await list_accounts(gw)
+
+    stdout().print(_accounts_table(run(work)))
+
+
+# A negative amount ("-5") must reach the command as an argument, not an option.
+@group.command("credit", context_settings={"ignore_unknown_options": True})
+def credit_user(
+    user: Annotated[str, typer.Argument(help="The account's username or id.")],
+    amount_usd: Annotated[
+        str, typer.Argument(help="USD, exact (e.g. 10 or 0.10); negative debits.")
+    ],
+    reason: Annotated[str, typer.Option(help="Why; kept in the ledger.")],
+) -> None:
+    """Credit an account (or debit it, with a negative amount); prints the new balance."""
+    amount_nano = parse_usd(amount_usd, "AMOUNT_USD")
+
+    async def work(gw: Gateway) -> tuple[dict[str, Any], dict[str, Any]]:
+        from tollway.manage.accounts import credit
+
+        account = await find_account(gw, user)
+        return account, await credit(gw, account["id"], amount_nano, reason)
+
+    account, result = run(work)
+    done = "Debited" if amount_nano < 0 else "Credited"
+    stdout().print(
+        f"{done} {usd(abs(amount_nano))} USD, account {account['username']!r} "
+        f"(id {account['id']}). New balance: {result['balance_usd']} USD",
+        highlight=False,
+    )
+
+
+def _ask_password() -> str:
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise bad_request(f"A password needs at least {MIN_PASSWORD_CHARS} characters.")
+    return password
+
+
+def _accounts_table(accounts: list[dict[str, Any]]) -> Table:
+    money = ("balance USD", "held USD", "available USD")
+    shown = table(
+        "Accounts",
+        "id",
+        "username",
+        "role",
+        *money,
+        "enabled",
+        "created (UTC)",
+        right=("id", *money),
+    )
+    for a in accounts:
+        shown.add_row(
+            str(a["id"]),
+            a["username"],
+            a["role"],
+            a["balance_usd"],
+            a["held_usd"],
+            a["available_usd"],
+            yes_no(a["enabled"]),
+            when(a["created_at"]),
+        )
+    return shown
