@@ -58,7 +58,8 @@ class FailsCleanly(TyperGroup):
     exits 1, with no traceback. Caught here, once, so a command registered the
     plain typer way cannot forget it."""
 
-    # Any: typer's own (vendored, private) click Context, which it does not export.
+    # Any: the base method takes typer's vendored click Context, which typer does
+    # not export (typer.Context is a subclass: too narrow for an override).
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
