@@ -1,18 +1,22 @@
-"""Usage records: what each call was billed, newest first, paged by cursor."""
+"""Usage records: what each call was billed, newest first, paged by cursor;
+and the spend of the billed calls per day, for a chart."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from tollway.db.schema import usage_records
 from tollway.gateway import Gateway
-from tollway.timeutil import iso
+from tollway.timeutil import aware, iso
 from tollway.types import NANO_PER_USD, TOKEN_CLASSES, nano_to_usd
 
 MAX_PAGE = 1000
+# The most records one chart reads: its days are capped too, so only a very
+# busy gateway reaches it, and then the chart shows part of the spend.
+MAX_SPEND_ROWS = 500_000
 
 
 def usage_view(row: Any) -> dict[str, Any]:
@@ -76,3 +80,34 @@ async def list_usage(
     page = [usage_view(r) for r in rows[:limit]]
     next_cursor = str(page[-1]["id"]) if len(rows) > limit else None
     return {"data": page, "next_cursor": next_cursor}
+
+
+def midnight(day: date) -> datetime:
+    """The day's start in UTC, the days usage is counted in."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+async def spend_by_day(
+    gw: Gateway,
+    first_day: date,
+    last_day: date,
+    account_id: int | None,
+    token_id: int | None = None,
+    model: str | None = None,
+) -> list[tuple[date, str, int]]:
+    """(day, model, cost_nano) of each billed call from ``first_day`` to
+    ``last_day`` (inclusive, UTC), of one account or all (None)."""
+    c = usage_records.c
+    query = (
+        select(c.created_at, c.model, c.cost_nano)
+        .where(c.created_at >= midnight(first_day))
+        .where(c.created_at < midnight(last_day + timedelta(days=1)))
+        .where(c.cost_nano != 0)
+        .limit(MAX_SPEND_ROWS)
+    )
+    for value, column in ((account_id, c.account_id), (token_id, c.token_id), (model, c.model)):
+        if value is not None:
+            query = query.where(column == value)
+    async with gw.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [(aware(at).date(), name, cost) for at, name, cost in rows]  # type: ignore[union-attr]

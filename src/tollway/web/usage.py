@@ -7,23 +7,21 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from tollway.db.schema import usage_records
 from tollway.errors import bad_request
 from tollway.gateway import Gateway
 from tollway.manage import checks
 from tollway.manage.accounts import account_view, credits_of, list_accounts
 from tollway.manage.tokens import get_token, list_tokens
-from tollway.manage.usage import MAX_PAGE, list_usage
-from tollway.timeutil import aware, utcnow
+from tollway.manage.usage import MAX_PAGE, list_usage, midnight, spend_by_day
+from tollway.timeutil import utcnow
 from tollway.web import forms
 from tollway.web.chart import spend_chart
 from tollway.web.render import render
@@ -31,7 +29,6 @@ from tollway.web.session import account_of, gateway, page
 
 DEFAULT_DAYS = 14
 MAX_CHART_DAYS = 92
-MAX_CHART_ROWS = 500_000
 PAGE = 50
 CSV_FIELDS = (
     "created_at", "request_id", "account_id", "token_id", "token_name", "model", "endpoint",
@@ -69,15 +66,11 @@ class Filters:
 
     @property
     def since_at(self) -> datetime | None:
-        return _midnight(self.since) if self.since else None
+        return midnight(self.since) if self.since else None
 
     @property
     def until_at(self) -> datetime | None:
-        return _midnight(self.until + timedelta(days=1)) if self.until else None
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return midnight(self.until + timedelta(days=1)) if self.until else None
 
 
 def _date(text: str, label: str) -> date | None:
@@ -124,24 +117,9 @@ async def spend_rows(
     """(day, model, cost) of the billed calls in the chart's days."""
     if not days:
         return []
-    c = usage_records.c
-    query = (
-        select(c.created_at, c.model, c.cost_nano)
-        .where(c.created_at >= _midnight(days[0]))
-        .where(c.created_at < _midnight(days[-1] + timedelta(days=1)))
-        .where(c.cost_nano != 0)
-        .limit(MAX_CHART_ROWS)
+    return await spend_by_day(
+        gw, days[0], days[-1], filters.account_id, filters.token_id, filters.model
     )
-    for value, column in (
-        (filters.account_id, c.account_id),
-        (filters.token_id, c.token_id),
-        (filters.model, c.model),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    async with gw.engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    return [(aware(at).date(), model, cost) for at, model, cost in rows]  # type: ignore[union-attr]
 
 
 async def _token_names(gw: Gateway, account_id: int | None) -> dict[int, str]:
