@@ -17,6 +17,11 @@ from tollway.timeutil import iso, utcnow
 MAX_PRIORITY = 1_000_000
 
 
+def channel_types() -> list[str]:
+    """The upstream APIs a channel can speak, by the name its ``type`` takes."""
+    return list(PROVIDERS)
+
+
 def _check(fields: dict[str, Any], partial: bool) -> dict[str, Any]:
     allowed = {"name", "type", "base_url", "api_key", "models", "priority", "enabled"}
     unknown = set(fields) - allowed

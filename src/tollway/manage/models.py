@@ -93,6 +93,13 @@ def per_call_entry(price: PerCallPrice) -> dict[str, Any]:
     return block
 
 
+def call_cost_nano(model: Model, method: BillingMethod, usage: Usage) -> int:
+    """What a call with this usage costs at the catalog's prices today. The one
+    place manage/ asks billing for a price (the advisor's replay, the image
+    tables): PricingError when the model has no price for it."""
+    return price_call(model, method, usage).total_nano
+
+
 def image_estimates(model: Model) -> list[dict[str, Any]] | None:
     """A token-billed image model's size/quality table: output tokens and cost
     per image as billed without usage, and as held before the call."""
@@ -100,8 +107,8 @@ def image_estimates(model: Model) -> list[dict[str, Any]] | None:
         return None
 
     def usd(tokens: int) -> str:
-        cost = price_call(model, BillingMethod.PER_USE, Usage(image_output_tokens=tokens))
-        return nano_to_usd(cost.total_nano)
+        usage = Usage(image_output_tokens=tokens)
+        return nano_to_usd(call_cost_nano(model, BillingMethod.PER_USE, usage))
 
     rows = []
     for size in IMAGE_TABLE_SIZES:
@@ -140,6 +147,56 @@ def model_view(
     return view
 
 
+def matches(model: Model, query: str, kind: str) -> bool:
+    """Whether the model is of ``kind`` (any when blank) and every word of
+    ``query`` is in its id, aliases, provider or description (any case)."""
+    if kind and model.kind.value != kind:
+        return False
+    if not query:
+        return True
+    words = query.casefold().split()
+    text = " ".join((model.id, *model.aliases, model.provider, model.description)).casefold()
+    return all(w in text for w in words)
+
+
+def find_models(gw: Gateway, query: str = "", kind: str = "") -> list[Model]:
+    """The catalog's models that ``matches`` the search, ordered by id."""
+    return [m for m in gw.state.catalog.models if matches(m, query, kind)]
+
+
+def list_models(
+    gw: Gateway,
+    query: str = "",
+    kind: str = "",
+    mode: BillingMode | None = None,
+    allowlist: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The views of the models found, each billed through ``mode`` when given;
+    a token's ``allowlist`` (model names) refuses the models it does not name."""
+    views = [model_view(m, mode, gw.settings.allow_hybrid) for m in find_models(gw, query, kind)]
+    if mode is not None and allowlist:
+        for view in views:
+            _refuse_unlisted(view, allowlist)
+    return views
+
+
+NOT_IN_ALLOWLIST = "Not in this token's model allowlist."
+
+
+def _refuse_unlisted(view: dict[str, Any], allowlist: list[str]) -> None:
+    billing = view["billing"]
+    if billing["method"] and not {view["id"], *view["aliases"]} & set(allowlist):
+        billing.update(method=None, refused=NOT_IN_ALLOWLIST)
+
+
+def read_model(gw: Gateway, name: str) -> dict[str, Any]:
+    """The view of the model ``name`` (an id or alias) refers to; 404 if none."""
+    model = gw.state.catalog.get(name)
+    if model is None:
+        raise model_not_found(name)
+    return model_view(model)
+
+
 def _plain(value: Any) -> Any:
     """Prices may arrive as JSON numbers (parsed as Decimal, never float) or
     strings; the entry schema takes plain decimal strings (a number it cannot
@@ -169,7 +226,7 @@ def _validate(entry: dict[str, Any]) -> Model:
         raise bad_request(f"Invalid model: {where}: {first['msg']}", param=where or None) from None
 
 
-# What a model added without a provider is listed under (SPEC §5: optional).
+# What a model added without a provider is listed under (the provider is optional).
 DEFAULT_PROVIDER = "custom"
 
 

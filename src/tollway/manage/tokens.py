@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
-from tollway.billing.modes import hybrid_refusal_message
+from tollway.billing.modes import can_call, hybrid_refusal_message
 from tollway.db.schema import leases, tokens
 from tollway.errors import bad_request, not_found
 from tollway.gateway import Gateway
 from tollway.keys import display_prefix, hash_key, new_key
 from tollway.manage import checks
 from tollway.timeutil import aware, iso, utcnow
-from tollway.types import DEFAULT_BILLING_MODE, MAX_NANO, MAX_USD, BillingMode, nano_to_usd
+from tollway.types import DEFAULT_BILLING_MODE, MAX_NANO, MAX_USD, BillingMode, Model, nano_to_usd
 
 UNSET: Any = object()
 
@@ -52,6 +53,17 @@ def check_models(gw: Gateway, models: Any) -> list[str] | None:
             code="model_not_found",
         )
     return list(dict.fromkeys(models))
+
+
+def first_callable(gw: Gateway, token: dict[str, Any], names: Iterable[str]) -> Model | None:
+    """The first model the token's billing mode can call: of its allowlist when
+    it has one, else of ``names``; None when none can be."""
+    mode = BillingMode(token["billing_mode"])
+    for name in token["models"] or names:
+        model = gw.state.catalog.get(name)
+        if model is not None and can_call(mode, model):
+            return model
+    return None
 
 
 def check_quota(quota_nano: Any) -> int | None:

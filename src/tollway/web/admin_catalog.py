@@ -10,13 +10,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from tollway.errors import ApiError, model_not_found
+from tollway.errors import ApiError
 from tollway.manage import channels as channel_service
 from tollway.manage import models as model_service
-from tollway.providers import PROVIDERS
 from tollway.types import BillingMethod, ModelKind
 from tollway.web import forms
-from tollway.web.catalog import matches
 from tollway.web.render import render
 from tollway.web.session import admin_page, field, flash, form_of, gateway
 
@@ -42,7 +40,7 @@ async def _channels(
 ) -> Response:
     context = {
         "channels": await channel_service.list_channels(gateway(request)),
-        "types": list(PROVIDERS),
+        "types": channel_service.channel_types(),
         "form": values,
         "error": error,
     }
@@ -104,7 +102,7 @@ async def _prices(
     gw = gateway(request)
     params = request.query_params
     query, kind = params.get("q", "").strip(), params.get("kind", "")
-    found = [m for m in gw.state.catalog.models if matches(m, query, kind)]
+    found = model_service.find_models(gw, query, kind)
     overridden = await model_service.overridden_ids(gw)
     context = {
         "models": [model_service.model_view(m) for m in found[:PAGE_SIZE]],
@@ -161,10 +159,8 @@ def _model_context(view: dict[str, Any]) -> dict[str, Any]:
 
 @admin_page
 async def model_page(request: Request) -> Response:
-    model = gateway(request).state.catalog.get(request.path_params["name"])
-    if model is None:
-        raise model_not_found(request.path_params["name"])
-    return render(request, "admin_model.html", _model_context(model_service.model_view(model)))
+    view = model_service.read_model(gateway(request), request.path_params["name"])
+    return render(request, "admin_model.html", _model_context(view))
 
 
 @admin_page
@@ -188,9 +184,7 @@ async def save_model(request: Request) -> Response:
     except ApiError as exc:
         if exc.status == 404:
             raise
-        current = gw.state.catalog.get(name)
-        assert current is not None
-        context = _model_context(model_service.model_view(current))
+        context = _model_context(model_service.read_model(gw, name))
         return render(request, "admin_model.html", {**context, "error": exc.message}, status=400)
     flash(request, f"Saved {view['id']}; the new prices apply to the next call.")
     return RedirectResponse(f"/admin/models/{quote(view['id'])}", status_code=303)

@@ -12,9 +12,9 @@ from starlette.routing import Route
 
 from tollway.billing.modes import MODE_INFO, MODE_ORDER
 from tollway.errors import bad_request
-from tollway.manage.models import model_view, modes_view
+from tollway.manage.models import NOT_IN_ALLOWLIST, list_models, modes_view
 from tollway.manage.tokens import get_token, list_tokens
-from tollway.types import BillingMode, Model, ModelKind
+from tollway.types import BillingMode, ModelKind
 from tollway.web import forms
 from tollway.web.render import render
 from tollway.web.session import account_of, gateway, page
@@ -24,16 +24,6 @@ PAGE_SIZE = 100
 
 def routes() -> list[Route]:
     return [Route("/models", models_page, methods=["GET"])]
-
-
-def matches(model: Model, query: str, kind: str) -> bool:
-    if kind and model.kind.value != kind:
-        return False
-    if not query:
-        return True
-    words = query.casefold().split()
-    text = " ".join((model.id, *model.aliases, model.provider, model.description)).casefold()
-    return all(w in text for w in words)
 
 
 async def _mode(request: Request) -> tuple[BillingMode | None, dict[str, Any] | None]:
@@ -51,18 +41,12 @@ async def _mode(request: Request) -> tuple[BillingMode | None, dict[str, Any] | 
     return BillingMode(mode), None
 
 
-def _callable(view: dict[str, Any], token: dict[str, Any] | None) -> dict[str, Any]:
-    """Add the token's allowlist to the mode's verdict, and a short why."""
+def _with_why(view: dict[str, Any]) -> dict[str, Any]:
+    """A refused model's short reason, for its row."""
     billing = view.get("billing")
-    if billing is None:
-        return view
-    if token and token["models"] and billing["method"]:
-        names = {view["id"], *view["aliases"]}
-        if not names & set(token["models"]):
-            reason = "Not in this token's model allowlist."
-            billing.update(method=None, refused=reason, why=reason)
-    if billing["method"] is None and "why" not in billing:
-        billing["why"] = _why(view)
+    if billing is not None and billing["method"] is None:
+        refused = billing["refused"]
+        billing["why"] = refused if refused == NOT_IN_ALLOWLIST else _why(view)
     return view
 
 
@@ -80,11 +64,8 @@ async def models_page(request: Request) -> Response:
     params = request.query_params
     query, kind, only = params.get("q", "").strip(), params.get("kind", ""), params.get("only", "")
     mode, token = await _mode(request)
-    views = [
-        _callable(model_view(m, mode, gw.settings.allow_hybrid), token)
-        for m in gw.state.catalog.models
-        if matches(m, query, kind)
-    ]
+    allowlist = token["models"] if token else None
+    views = [_with_why(v) for v in list_models(gw, query, kind, mode, allowlist)]
     if mode is not None and only == "callable":
         views = [v for v in views if v["billing"]["method"]]
     elif mode is not None and only == "refused":

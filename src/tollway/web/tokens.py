@@ -1,4 +1,4 @@
-"""The token page (the guide's "Token Management Page"): list, create with a
+"""The token page: list, create with a
 billing mode (Pay-per-Use Priority preselected), key shown once, edit,
 enable/disable, delete, and each token's own usage log."""
 
@@ -12,14 +12,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from tollway.billing.modes import can_call
 from tollway.errors import ApiError
 from tollway.gateway import Gateway
 from tollway.manage import tokens as service
 from tollway.manage.models import modes_view
 from tollway.manage.usage import list_usage
 from tollway.timeutil import parse_iso, utcnow
-from tollway.types import DEFAULT_BILLING_MODE, BillingMode, Model
+from tollway.types import DEFAULT_BILLING_MODE
 from tollway.web import forms
 from tollway.web.render import NO_STORE, render
 from tollway.web.session import account_of, field, flash, form_of, gateway, page
@@ -165,20 +164,10 @@ async def delete_token(request: Request) -> Response:
     return RedirectResponse("/tokens", status_code=303)
 
 
-def _first_callable(gw: Gateway, names: tuple[str, ...], token: dict[str, Any]) -> Model | None:
-    mode = BillingMode(token["billing_mode"])
-    allowed = token["models"]
-    candidates = [gw.state.catalog.get(n) for n in (allowed or names)]
-    for model in candidates:
-        if model is not None and can_call(mode, model):
-            return model
-    return None
-
-
 def example(gw: Gateway, base_url: str, token: dict[str, Any]) -> dict[str, str]:
     """A ready request for the new key: a chat call, or an image for per-call tokens."""
     api = base_url.rstrip("/") + "/v1"
-    chat = _first_callable(gw, EXAMPLE_CHAT_MODELS, token)
+    chat = service.first_callable(gw, token, EXAMPLE_CHAT_MODELS)
     if chat is not None and chat.kind.value in ("text", "multimodal"):
         body = {"model": chat.id, "messages": [{"role": "user", "content": "Hello!"}]}
         path = "/chat/completions"
@@ -190,7 +179,7 @@ def example(gw: Gateway, base_url: str, token: dict[str, Any]) -> dict[str, str]
             "print(reply.choices[0].message.content)"
         )
     else:
-        image = _first_callable(gw, EXAMPLE_IMAGE_MODELS, token)
+        image = service.first_callable(gw, token, EXAMPLE_IMAGE_MODELS)
         body = {"model": image.id if image else "flux-1.1-pro", "prompt": "a lighthouse at dusk"}
         path = "/images/generations"
         python = ""
