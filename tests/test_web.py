@@ -21,6 +21,7 @@ import pytest
 
 from tollway.catalog import load_catalog_files
 from tollway.errors import ApiError
+from tollway.manage.advisor import advise, profile, replay
 from tollway.settings import Settings
 from tollway.simulator import Simulator
 from tollway.types import TOKEN_CLASSES, BillingMode, Model, nano_to_usd, usd_to_nano
@@ -28,7 +29,6 @@ from tollway.web import forms as web_forms
 from tollway.web import session_secret
 from tollway.web.chart import nice_step, spend_chart
 from tollway.web.render import usd
-from tollway.web.replay import advise, profile, replay
 
 from conftest import Served, add_channel, serve, test_settings
 

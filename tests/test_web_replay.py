@@ -2,8 +2,8 @@
 
 from tollway.billing.pricing import price_call
 from tollway.catalog import load_catalog
+from tollway.manage.advisor import usage_of
 from tollway.types import TOKEN_CLASSES, BillingMethod
-from tollway.web.replay import usage_of
 
 
 def record(**fields: object) -> dict[str, object]:

@@ -1,5 +1,6 @@
-"""The advisor page: a token's recent calls replayed under every billing mode,
-what each would have cost or refused, and the guide's recommendation."""
+"""The advisor page: a token's recent calls replayed under every billing mode
+(tollway.manage.advisor), what each would have cost or refused, and the mode
+recommended for that use."""
 
 from __future__ import annotations
 
@@ -11,15 +12,13 @@ from starlette.routing import Route
 
 from tollway.billing.modes import MODE_INFO
 from tollway.errors import ApiError
-from tollway.manage.tokens import get_token, list_tokens, update_token
-from tollway.manage.usage import MAX_PAGE, cost_nano, list_usage
+from tollway.manage.advisor import Outcome, Report, advise_token
+from tollway.manage.models import modes_view
+from tollway.manage.tokens import list_tokens, update_token
 from tollway.types import BillingMode, nano_to_usd
 from tollway.web import forms
 from tollway.web.render import render
-from tollway.web.replay import advise, billed, profile, replay
 from tollway.web.session import account_of, field, flash, form_of, gateway, page
-
-MAX_CALLS = 5 * MAX_PAGE
 
 
 def routes() -> list[Route]:
@@ -29,28 +28,17 @@ def routes() -> list[Route]:
     ]
 
 
-async def _recent(request: Request, token_id: int) -> list[dict[str, Any]]:
-    gw, me = gateway(request), account_of(request)
-    records: list[dict[str, Any]] = []
-    cursor: int | None = None
-    while len(records) < MAX_CALLS:
-        page_ = await list_usage(gw, me.id, token_id=token_id, limit=MAX_PAGE, cursor=cursor)
-        records.extend(page_["data"])
-        if not page_["next_cursor"]:
-            break
-        cursor = int(page_["next_cursor"])
-    return billed(records)
-
-
-def _rows(outcomes: list[Any], actual_nano: int, allow_hybrid: bool) -> list[dict[str, Any]]:
+def _rows(
+    outcomes: list[Outcome], billed_nano: int, applicable: dict[str, bool]
+) -> list[dict[str, Any]]:
     return [
         {
             "mode": o.mode.value,
             "name": o.name,
-            "applicable": MODE_INFO[o.mode].applicable or allow_hybrid,
+            "applicable": applicable[o.mode.value],
             "recommended": MODE_INFO[o.mode].recommended,
             "cost_usd": nano_to_usd(o.cost_nano),
-            "delta_usd": nano_to_usd(o.cost_nano - actual_nano),
+            "delta_usd": nano_to_usd(o.cost_nano - billed_nano),
             "per_use_calls": o.per_use_calls,
             "per_call_calls": o.per_call_calls,
             "refused_calls": o.refused_calls,
@@ -70,22 +58,22 @@ async def advisor_page(request: Request) -> Response:
         chosen = str(tokens[0]["id"])
     token_id = forms.optional_id(chosen, "Token", "token")
     if token_id is not None:
-        token = await get_token(gw, me.id, token_id)
-        records = await _recent(request, token["id"])
-        lookup = gw.state.catalog.get
-        outcomes = replay(records, lookup)
-        shape = profile(records, lookup)
-        actual = sum(cost_nano(r) for r in records)
-        context.update(
-            token=token,
-            calls=len(records),
-            first=records[-1]["created_at"] if records else None,
-            profile=shape,
-            actual_usd=nano_to_usd(actual),
-            rows=_rows(outcomes, actual, gw.settings.allow_hybrid),
-            advice=advise(shape, outcomes),
-        )
+        report = await advise_token(gw, me.id, token_id)
+        context.update(_report_context(report, modes_view(gw)))
     return render(request, "advisor.html", context)
+
+
+def _report_context(report: Report, modes: list[dict[str, Any]]) -> dict[str, Any]:
+    applicable = {m["value"]: m["applicable"] for m in modes}
+    return {
+        "token": report.token,
+        "calls": report.calls,
+        "first": report.first_at,
+        "profile": report.profile,
+        "actual_usd": nano_to_usd(report.billed_nano),
+        "rows": _rows(report.outcomes, report.billed_nano, applicable),
+        "advice": report.advice,
+    }
 
 
 @page

@@ -1,7 +1,8 @@
-"""The advisor's arithmetic: replay a token's recent calls under each billing
-mode at today's prices, and recommend one in the guide's terms.
+"""The billing-mode advisor: replay a token's recent calls under each billing
+mode at today's prices, and recommend the mode that fits how the token is used.
 
-Pure: usage records and a model lookup in, outcomes and advice out.
+``advise_token`` reads the token's usage records; the rest is pure: usage
+records and a model lookup in, outcomes and advice out.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tollway.billing.modes import MODE_INFO, MODE_ORDER, Refusal, resolve_method
-from tollway.billing.pricing import PricingError, price_call
+from tollway.billing.pricing import PricingError
+from tollway.gateway import Gateway
+from tollway.manage.models import call_cost_nano
+from tollway.manage.tokens import get_token
+from tollway.manage.usage import MAX_PAGE, cost_nano, list_usage
 from tollway.types import (
     TOKEN_CLASSES,
     BillingMethod,
@@ -25,6 +30,9 @@ from tollway.types import (
 )
 
 MEDIA_KINDS = frozenset({ModelKind.IMAGE, ModelKind.VIDEO})
+# How many of a token's latest calls are replayed: enough to show its use,
+# few enough to replay while the page loads.
+MAX_CALLS = 5 * MAX_PAGE
 Lookup = Callable[[str], Model | None]
 
 
@@ -56,6 +64,50 @@ class Advice:
     mode: BillingMode
     headline: str
     reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    """A token's recent calls replayed, and the advice drawn from them."""
+
+    token: dict[str, Any]
+    calls: int
+    first_at: str | None  # the oldest replayed call's time (ISO 8601)
+    profile: Profile
+    billed_nano: int  # what the calls were actually billed
+    outcomes: list[Outcome]
+    advice: Advice
+
+
+async def advise_token(gw: Gateway, account_id: int, token_id: int) -> Report:
+    """Replay the account's token's latest calls (404 unless the token is theirs)."""
+    token = await get_token(gw, account_id, token_id)
+    records = await recent_calls(gw, account_id, token_id)
+    lookup = gw.state.catalog.get
+    outcomes = replay(records, lookup)
+    shape = profile(records, lookup)
+    return Report(
+        token=token,
+        calls=len(records),
+        first_at=records[-1]["created_at"] if records else None,
+        profile=shape,
+        billed_nano=sum(cost_nano(r) for r in records),
+        outcomes=outcomes,
+        advice=advise(shape, outcomes),
+    )
+
+
+async def recent_calls(gw: Gateway, account_id: int, token_id: int) -> list[dict[str, Any]]:
+    """The token's latest billed calls, newest first, at most MAX_CALLS read."""
+    records: list[dict[str, Any]] = []
+    cursor: int | None = None
+    while len(records) < MAX_CALLS:
+        page = await list_usage(gw, account_id, token_id=token_id, limit=MAX_PAGE, cursor=cursor)
+        records.extend(page["data"])
+        if not page["next_cursor"]:
+            break
+        cursor = int(page["next_cursor"])
+    return billed(records)
 
 
 def usage_of(record: dict[str, Any]) -> Usage:
@@ -97,7 +149,7 @@ def _replay_one(outcome: Outcome, model: Model, usage: Usage) -> None:
         outcome.refused_models[model.id] += 1
         return
     try:
-        outcome.cost_nano += price_call(model, decision, usage).total_nano
+        outcome.cost_nano += call_cost_nano(model, decision, usage)
     except PricingError:
         outcome.refused_calls += 1
         outcome.refused_models[model.id] += 1
@@ -126,7 +178,7 @@ def profile(records: list[dict[str, Any]], lookup: Lookup) -> Profile:
 
 
 def _scenario(p: Profile) -> tuple[str, BillingMode]:
-    """The guide's scenarios ("How to Choose Billing Mode?")."""
+    """Which mode suits how the token is used: text only, media only, or mainly one."""
     if p.calls == 0:
         return "No calls yet → Pay-per-Use Priority (the default; reaches every model)", (
             BillingMode.PAY_PER_USE_PRIORITY
@@ -165,8 +217,8 @@ def advise(p: Profile, outcomes: list[Outcome]) -> Advice:
         if other.cost_nano <= chosen.cost_nano:
             mode, chosen = other.mode, other
             reasons.append(
-                "Pay-per-Use Priority would not have cost more here, and the guide recommends "
-                "it unless you need fixed per-call costs."
+                "Pay-per-Use Priority would not have cost more here, and it is the recommended "
+                "mode unless you need fixed per-call costs."
             )
     reasons.extend(_cost_notes(chosen, outcomes))
     return Advice(mode, headline, tuple(reasons))
