@@ -1,5 +1,5 @@
 """What every value a client or an admin sends must be before the services
-store it or look it up (SPEC §6): text of a bounded length without NUL
+store it or look it up: text of a bounded length without NUL
 (PostgreSQL refuses NUL in text), whole numbers within a range, row ids that
 fit the id columns. A bad value is a 400 naming the field; an id that cannot
 exist is simply not found.

@@ -1,8 +1,8 @@
 """Templates and the filters pages share: USD amounts as exact strings, UTC
-times, billing modes by the guide's names.
+times, billing modes by their display names (``MODE_INFO``).
 
-Jinja2 is imported when the first page is rendered (~50 ms, once): a worker
-that only relays does not carry it (~2 MiB)."""
+Jinja2 is imported when the first page is rendered, not at start: a worker
+that only relays never loads it."""
 
 from __future__ import annotations
 
