@@ -110,7 +110,7 @@ class Catalog:
         init(self, "_by_folded", MappingProxyType({_fold(n): m for n, m in by_name.items()}))
 
     def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("a Catalog is immutable: with_overrides() or without() make a new one")
+        raise AttributeError("a Catalog is immutable: with_overrides() makes a new one")
 
     @property
     def models(self) -> tuple[Model, ...]:
@@ -157,9 +157,3 @@ class Catalog:
         for model in models:
             merged[model.id] = model
         return Catalog(merged.values())
-
-    def without(self, ids: Iterable[str]) -> Catalog:
-        """A new catalog without the models of these ids. Ids it does not hold
-        are ignored: a model an admin removed may since have left the data files."""
-        removed = set(ids)
-        return Catalog(m for m in self._models if m.id not in removed)
