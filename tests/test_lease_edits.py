@@ -1,6 +1,6 @@
-"""An edit that lowers what may be spent binds the next call (SPEC §4, last
-bullet), even though processes hold calls in memory against balance leases
-(tollway.leases): a lowered quota, a debit, a disabled token or account
+"""An edit that lowers what may be spent binds the next call, even though
+processes hold calls in memory against balance leases
+(tollway.ledger.leases): a lowered quota, a debit, a disabled token or account
 returns every process's leases of it, and the edit answers once every live
 process has taken it in, so the next call anywhere is weighed against the new
 limit. Calls already in flight may finish; nothing started after the edit

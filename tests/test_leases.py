@@ -1,4 +1,4 @@
-"""Balance leases (tollway.leases) on SQLite and PostgreSQL: calls held in
+"""Balance leases (tollway.ledger.leases) on SQLite and PostgreSQL: calls held in
 memory against a process's reserve, charges exact to the nano-USD whatever
 happens to the lease — grown, returned when idle, reclaimed from a stopped
 process, shared by several processes — and never more held than there is."""
@@ -15,10 +15,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from test_ledger import account, funded, ledger_sum, money, record
 
-from tollway import leases as leases_module
 from tollway.db.schema import leases, tokens, usage_records
 from tollway.ledger import InsufficientFunds, Ledger
-from tollway.ledger_sql import LEASE_SHARE
+from tollway.ledger import leases as leases_module
+from tollway.ledger.leases import LEASE_SHARE
 
 
 async def lease_rows(engine: AsyncEngine, account_id: int) -> list[tuple[int, int, str]]:
@@ -226,12 +226,16 @@ async def test_the_lease_of_a_stopped_process_is_reclaimed_and_late_charges_stil
     assert await usage_count(engine) == 3
 
 
-@pytest.mark.parametrize("writer", ["inline", "thread"])
-async def test_several_processes_share_an_account_exactly(engine: AsyncEngine, writer: str) -> None:
+@pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"], ids=["inline", "thread"])
+async def test_several_processes_share_an_account_exactly(
+    engine: AsyncEngine, synchronous: str
+) -> None:
     """Three ledgers (as three worker processes) on one database, each with
     its own lease on one account, many calls at once: the balance drop is
-    the sum of the costs, to the nano-USD, and one record per call."""
-    books = [Ledger(engine, writer=writer) for _ in range(3)]
+    the sum of the costs, to the nano-USD, and one record per call. (On
+    SQLite, synchronous=FULL puts the ledger's writer on a thread; on
+    PostgreSQL it always is there.)"""
+    books = [Ledger(engine, synchronous=synchronous) for _ in range(3)]
     for b in books:
         await b.start()
     a, t = await funded(engine, books[0], 10**9)

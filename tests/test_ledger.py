@@ -248,9 +248,11 @@ async def test_one_batch_of_holds_fits_exactly_as_many_as_the_quota_allows(
     assert held == 90
 
 
-@pytest.mark.parametrize("writer", ["inline", "thread"])
-async def test_both_writers_keep_the_books_exact(engine: AsyncEngine, writer: str) -> None:
-    book = Ledger(engine, writer=writer)
+@pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"], ids=["inline", "thread"])
+async def test_both_writers_keep_the_books_exact(engine: AsyncEngine, synchronous: str) -> None:
+    """On SQLite, synchronous=FULL puts the writer on a thread (NORMAL: the
+    event loop); on PostgreSQL it always is on a thread."""
+    book = Ledger(engine, synchronous=synchronous)
     await book.start()
     try:
         a, t = await funded(engine, book, 10_000)

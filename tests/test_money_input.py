@@ -1,6 +1,7 @@
-"""Money as it comes in (SPEC §6): plain ASCII decimal strings or JSON numbers,
-at most 9 decimal places, within one documented maximum; and a balance that
-never leaves the range 64 bits hold, whatever is credited."""
+"""Money as it comes in (amounts in USD, as clients and admins write them):
+plain ASCII decimal strings or JSON numbers, at most 9 decimal places, within
+one documented maximum; and a balance that never leaves the range 64 bits
+hold, whatever is credited."""
 
 from __future__ import annotations
 

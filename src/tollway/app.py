@@ -106,7 +106,7 @@ async def running_gateway(settings: Settings, models: list[Model]) -> AsyncItera
     engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     await migrate(engine)
     state = State(engine, models, settings.state_poll_ms)
-    ledger = Ledger(engine, synchronous=settings.sqlite_synchronous, writer=settings.ledger_writer)
+    ledger = Ledger(engine, synchronous=settings.sqlite_synchronous)
     state.on_change(ledger.confirm_leases)  # an edit elsewhere may have returned our leases
     counter = TokenCounter()
     upstream = UpstreamPool(settings.upstream_connect_timeout_s)

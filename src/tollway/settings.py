@@ -31,10 +31,6 @@ class Settings:
     # How often a replica checks the shared state version (edits by others).
     state_poll_ms: int = 250
     sqlite_synchronous: str = "NORMAL"
-    # Where ledger batches run: "auto" (SQLite: on the event loop, several
-    # workers taking turns through a lock file; PostgreSQL: a writer thread),
-    # "inline" or "thread" to choose one.
-    ledger_writer: str = "auto"
     # Web console: the key that signs session cookies. None: generated once and
     # kept in data_dir/secret_key (0600); no data_dir either: random per process.
     secret_key: str | None = None
@@ -55,18 +51,10 @@ class Settings:
             upstream_timeout_s=_int(env, "TOLLWAY_UPSTREAM_TIMEOUT_S", 300),
             state_poll_ms=_int(env, "TOLLWAY_STATE_POLL_MS", 250),
             sqlite_synchronous=env.get("TOLLWAY_SQLITE_SYNCHRONOUS", "NORMAL").upper(),
-            ledger_writer=_choice(env, "TOLLWAY_LEDGER_WRITER", ("auto", "inline", "thread")),
             secret_key=env.get("TOLLWAY_SECRET_KEY") or None,
             data_dir=data_dir,
             secure_cookies=env.get("TOLLWAY_SECURE_COOKIES", "").lower() in TRUE_WORDS,
         )
-
-
-def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
-    value = env.get(name, choices[0]).lower() or choices[0]
-    if value not in choices:
-        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # The newest migration's revision (a test checks it against Alembic's head), so
 # a database already up to date is seen without importing Alembic at all.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 
 
 def async_url(url: str) -> str:
@@ -23,10 +23,6 @@ def async_url(url: str) -> str:
     if url.startswith("sqlite://") and not url.startswith("sqlite+"):
         return "sqlite+aiosqlite://" + url[len("sqlite://") :]
     return url
-
-
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
 
 
 def make_engine(database_url: str, sqlite_synchronous: str = "NORMAL") -> AsyncEngine:
@@ -40,19 +36,39 @@ def make_engine(database_url: str, sqlite_synchronous: str = "NORMAL") -> AsyncE
     return engine
 
 
-def _sqlite_pragmas(engine: AsyncEngine, synchronous: str) -> None:
-    if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-        raise ValueError(f"bad SQLite synchronous setting {synchronous!r}")
+SYNCHRONOUS_SETTINGS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+# Past a burst, the ledger's log file is cut back to this when it starts over.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
-    # WAL lets readers run beside the one writer; in WAL mode NORMAL is durable
-    # across a process crash (only a power loss can drop the last commits).
+
+def sqlite_pragmas(synchronous: str, ledger: bool = False, busy_wait: bool = True) -> list[str]:
+    """Every PRAGMA Tollway sets on a new SQLite connection, in one place.
+
+    WAL lets readers run beside the one writer; in WAL mode NORMAL is durable
+    across a process crash (only a power loss can drop the last commits). The
+    ledger's own connections (``ledger``) leave checkpoints to the ledger's
+    checkpointer thread, never inside a commit, and leave foreign keys
+    unchecked: no table the ledger writes has one. Its writer's connection
+    (not ``busy_wait``) never waits in SQLite's busy handler once set up: a
+    thread of the writer's waits for the lock instead.
+    """
+    if synchronous not in SYNCHRONOUS_SETTINGS:
+        raise ValueError(f"bad SQLite synchronous setting {synchronous!r}")
+    pragmas = ["journal_mode=WAL", f"synchronous={synchronous}", "busy_timeout=30000"]
+    if not ledger:
+        return [*pragmas, "foreign_keys=ON"]
+    pragmas += ["wal_autocheckpoint=0", f"journal_size_limit={WAL_SIZE_LIMIT}"]
+    return pragmas if busy_wait else [*pragmas, "busy_timeout=0"]
+
+
+def _sqlite_pragmas(engine: AsyncEngine, synchronous: str) -> None:
+    pragmas = sqlite_pragmas(synchronous)
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        for pragma in pragmas:
+            cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
 

@@ -120,6 +120,9 @@ holds = Table(
     Column("token_id", Integer),
     Column("amount_nano", Money, nullable=False),
     Column("state", String(16), nullable=False),  # open | settled | released
+    # Lives on after the request that opened it (a video job's hold, closed
+    # by its job): the stale-hold sweep leaves it open.
+    Column("outlives_request", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("closed_at", DateTime(timezone=True)),
 )

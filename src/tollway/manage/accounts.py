@@ -14,9 +14,7 @@ from tollway.db.schema import accounts, leases, ledger, web_sessions
 from tollway.errors import ApiError, bad_request, invalid_api_key, not_found
 from tollway.gateway import Gateway
 from tollway.keys import MANAGEMENT_KEY_PREFIX, display_prefix, hash_key, new_key
-from tollway.ledger_steps import (
-    BalanceOutOfRange,
-)
+from tollway.ledger import BalanceOutOfRange
 from tollway.manage import checks
 from tollway.timeutil import iso, utcnow
 from tollway.types import MAX_NANO, MAX_USD, nano_to_usd

@@ -45,22 +45,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tollway.ledger_steps import (
-    InsufficientFunds,
+from tollway.ledger.records import InsufficientFunds, LedgerError, Settlement, UsageRecord
+from tollway.ledger.steps import (
+    CloseKind,
     LeaseClose,
     LeaseGrow,
     LeaseReturn,
     LeaseRevoke,
     LeaseTouch,
-    LedgerError,
-    Settlement,
     Step,
-    UsageRecord,
 )
 
 log = logging.getLogger(__name__)
 
 START_CALLS = 16  # a new lease covers this many holds like the first
+# A lease takes at most this share of what an account (or token) has to
+# spare, so other workers still find money to hold against.
+LEASE_SHARE = 8
 MAX_LEASE_NANO = 10 * 10**9  # $10
 IDLE_S = 1.0
 RENEW_S = 5.0
@@ -198,7 +199,7 @@ class Leases:
             lease.spent -= step.folded
         lease.last_grown = lease.last_renewed = time.monotonic()
 
-    async def close(self, record: UsageRecord, kind: str) -> Settlement:
+    async def close(self, record: UsageRecord, kind: CloseKind) -> Settlement:
         """Settle or release a call held here (``holds(request_id)`` is true).
         The step is queued before the first await and the lease is brought up
         to date when it commits, whether or not this caller still waits."""

@@ -1,76 +1,53 @@
-"""The ledger's vocabulary: the steps a batch applies (hold, close, credit,
-and the lease steps), what they answer, and the usage record a call leaves.
-Plain data; ``ledger_sql.run_batch`` applies them in one transaction."""
+"""The steps a ledger batch applies: hold, close (settle or release), credit,
+and the lease steps. Plain data; ``tollway.ledger.sql.run_batch`` applies
+them in one transaction, and some steps carry back what the batch decided
+(set on the step itself, so the caller reads it once the batch commits)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from typing import Final, Literal
 
-from tollway.types import Usage, nano_to_usd
-
-
-class LedgerError(RuntimeError):
-    pass
+from tollway.ledger.records import UsageRecord
 
 
-class BalanceOutOfRange(LedgerError):
-    """A credit or debit that would take a balance past the maximum either way."""
+class EntryKind(StrEnum):
+    """The kinds of entry a step appends to the ``ledger`` table (the stored
+    strings). A close is a SETTLE or a RELEASE."""
+
+    HOLD = "hold"
+    SETTLE = "settle"  # a call's cost charged (its hold freed)
+    RELEASE = "release"  # a hold given back whole
+    CREDIT = "credit"
+    DEBIT = "debit"
+    LEASE = "lease"  # money reserved for (or added to) a lease
+    RETURN = "return"  # a lease's reserve given back, its spent amount charged
 
 
-@dataclass(frozen=True, slots=True)
-class InsufficientFunds:
-    """Why a hold did not fit: the account's balance or the token's quota, or
-    more than any balance may hold (MAX_NANO)."""
+CloseKind = Literal[EntryKind.SETTLE, EntryKind.RELEASE]
 
-    scope: str  # "balance" | "token_quota" | "most"
-    needed_nano: int
-    available_nano: int
-
-    def more_than(self) -> str:
-        """'more than the account balance has available ($0.05)', for a refusal."""
-        if self.scope == "most":
-            return f"more than any account may hold (${nano_to_usd(self.available_nano)})"
-        whose = "account balance" if self.scope == "balance" else "API key's quota"
-        return f"more than the {whose} has available (${nano_to_usd(self.available_nano)})"
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    cost_nano: int
-    already_settled: bool = False
-
-
-@dataclass(slots=True)
-class UsageRecord:
-    """The one record a call leaves (SPEC §3)."""
-
-    request_id: str
-    account_id: int
-    token_id: int | None
-    model: str
-    endpoint: str
-    billing_mode: str
-    method: str
-    usage: Usage
-    unit_prices: dict[str, str]
-    cost_nano: int
-    status: str = "ok"
-    channel_id: int | None = None
-    duration_ms: int | None = None
-    detail: str | None = None
-    created_at: datetime | None = None
-    # The upstream reported more than was held (a misbehaving provider): the
-    # full cost is charged all the same.
-    exceeded_hold: bool = False
+# The kinds every call's steps use, as plain names: looking a member up on
+# its enum class is a descriptor call on Python 3.11, several per call on
+# the hot path. (Closes compare them with ``is``.)
+HOLD: Final = EntryKind.HOLD
+SETTLE: Final = EntryKind.SETTLE
+RELEASE: Final = EntryKind.RELEASE
 
 
 @dataclass(slots=True)
 class Hold:
+    """Hold a call's worst case in a ``holds`` row any process may close.
+    ``outlives_request``: the hold belongs to something that lives on after
+    the request that opened it (a video job), which closes it; the stale-hold
+    sweep leaves it alone."""
+
     request_id: str
     account_id: int
     token_id: int | None
     amount_nano: int
+    outlives_request: bool = False
 
 
 @dataclass(slots=True)
@@ -78,7 +55,7 @@ class Close:
     """Settle (any cost) or release (cost 0) an open hold, exactly once."""
 
     record: UsageRecord
-    kind: str  # "settle" | "release"
+    kind: CloseKind
 
     @property
     def account_id(self) -> int:
@@ -101,7 +78,7 @@ class LeaseClose:
     lease_id: int | None
     owner: str  # the process holding the lease (only it spends a lease)
     held: int
-    kind: str  # "settle" | "release"
+    kind: CloseKind
     # Set by the batch: the lease was gone (reclaimed), so the account was
     # charged directly; or how much its reserve grew to cover a charge above
     # what the lease held.
