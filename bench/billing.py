@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from procs import BenchError
+from progress import log
 from stack import CHAT_MODEL, STREAM_MODEL, Gateway, api
 
 # What the fixed requests report (simulator and nginx fixtures alike).
@@ -90,32 +91,11 @@ class Audit:
         balance = Decimal(str(me["balance_usd"]))
         records = self._new_records()
         ok = [r for r in records if r["status"] == "ok"]
-        other: dict[str, int] = {}
-        for r in records:
-            if r["status"] != "ok":
-                other[r["status"]] = other.get(r["status"], 0) + 1
         cost_sum = sum((Decimal(str(r["cost_usd"])) for r in records), Decimal(0))
         drop = self.balance - balance
         ids = [r["request_id"] for r in records]
         duplicates = len(ids) - len(set(ids)) + len(self.seen_request_ids.intersection(ids))
-        if usage is None:
-            mispriced = [
-                r for r in ok if Decimal(str(r["cost_usd"])) != self.expected_cost.get(r["model"])
-            ]
-            wrong_usage = []
-        else:
-            mispriced = [
-                r
-                for r in ok
-                if r["model"] not in usage
-                or Decimal(str(r["cost_usd"])) != self.quote(r["model"], *usage[r["model"]])
-            ]
-            wrong_usage = [
-                r
-                for r in ok
-                if r["model"] not in usage
-                or (r["tokens"]["input_tokens"], r["tokens"]["output_tokens"]) != usage[r["model"]]
-            ]
+        mispriced, wrong_usage = self._misfits(ok, usage)
         abandoned = len(ok) - answered_ok
         # wrk: up to one abandoned request per connection; exact clients: none.
         count_ok = 0 <= abandoned <= in_flight_max
@@ -125,7 +105,7 @@ class Audit:
             "answered_ok": answered_ok,
             "records": len(records),
             "records_ok": len(ok),
-            "records_other": other,
+            "records_other": _other_statuses(records),
             "abandoned_in_flight": abandoned if in_flight_max else None,
             "balance_drop_usd": str(drop),
             "sum_cost_usd": str(cost_sum),
@@ -142,6 +122,45 @@ class Audit:
         self.seen_request_ids.update(ids)
         self.checks.append(result)
         return result
+
+    def verify(
+        self,
+        phase: str,
+        answered_ok: int,
+        in_flight_max: int = 0,
+        usage: dict[str, tuple[int, int]] | None = None,
+        label: str | None = None,
+    ) -> dict[str, Any]:
+        """check(), and a progress line when it fails (``label``: the phase's
+        name in that line, if not ``phase``)."""
+        result = self.check(phase, answered_ok, in_flight_max, usage)
+        if not result["pass"]:
+            log(f"  BILLING FAIL {self.gw.name} {label or phase}: {result}")
+        return result
+
+    def _misfits(
+        self, ok: list[dict[str, Any]], usage: dict[str, tuple[int, int]] | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The records priced otherwise than quoted, and those reporting other
+        usage than expected (``usage`` None: the fixed requests, usage unchecked)."""
+        if usage is None:
+            mispriced = [
+                r for r in ok if Decimal(str(r["cost_usd"])) != self.expected_cost.get(r["model"])
+            ]
+            return mispriced, []
+        mispriced = [
+            r
+            for r in ok
+            if r["model"] not in usage
+            or Decimal(str(r["cost_usd"])) != self.quote(r["model"], *usage[r["model"]])
+        ]
+        wrong_usage = [
+            r
+            for r in ok
+            if r["model"] not in usage
+            or (r["tokens"]["input_tokens"], r["tokens"]["output_tokens"]) != usage[r["model"]]
+        ]
+        return mispriced, wrong_usage
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -187,3 +206,12 @@ class Audit:
             raise BenchError("too many usage records")
         self.max_id = newest
         return found
+
+
+def _other_statuses(records: list[dict[str, Any]]) -> dict[str, int]:
+    """How many records of each status other than ok."""
+    other: dict[str, int] = {}
+    for r in records:
+        if r["status"] != "ok":
+            other[r["status"]] = other.get(r["status"], 0) + 1
+    return other

@@ -77,10 +77,12 @@ def run_wrk(
     out = sup.run(f"wrk-c{connections}", argv, env, timeout=duration_s + 60)
     for line in out.splitlines():
         if line.startswith("BENCH_JSON "):
-            raw = json.loads(line[len("BENCH_JSON ") :])
-            break
-    else:
-        raise BenchError(f"wrk printed no summary:\n{out[-2000:]}")
+            return _wrk_row(json.loads(line[len("BENCH_JSON ") :]), connections, threads)
+    raise BenchError(f"wrk printed no summary:\n{out[-2000:]}")
+
+
+def _wrk_row(raw: dict[str, Any], connections: int, threads: int) -> dict[str, Any]:
+    """chat.lua's summary line (exact counters, latency in µs) as a result row."""
     seconds = raw["duration_us"] / 1e6
     errors = raw["err_connect"] + raw["err_read"] + raw["err_write"] + raw["err_timeout"]
     return {

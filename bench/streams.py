@@ -166,18 +166,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     if not (host == "localhost" or host.startswith("127.") or host == "::1"):
         raise SystemExit(f"refusing to send load to {host!r}: loopback only")
-    body = stream_body(args.tokens, args.chunk_delay_ms, args.model)
-    head = [
-        f"POST {parts.path} HTTP/1.1",
-        f"Host: {host}:{port}",
-        "Content-Type: application/json",
-        "Accept: text/event-stream",
-        f"Content-Length: {len(body)}",
-        "Connection: close",
-    ]
-    if args.auth:
-        head.append(f"Authorization: Bearer {args.auth}")
-    request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+    request = _request(args, parts.path, host, port)
     loop = asyncio.get_running_loop()
     tracker = Tracker(args.streams)
     streams: list[Stream] = []
@@ -203,7 +192,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     deadline = args.ramp_s + args.tokens * args.chunk_delay_ms / 1000 + args.grace_s
     tasks = [asyncio.ensure_future(one(i)) for i in range(args.streams)]
     _, pending = await asyncio.wait(tasks, timeout=deadline)
-    timed_out = len(pending)
+    await _abandon(streams, pending)
+    return summarise(streams, args, started, len(pending), connect_errors)
+
+
+def _request(args: argparse.Namespace, path: str, host: str, port: int) -> bytes:
+    """The raw HTTP/1.1 request every stream sends."""
+    body = stream_body(args.tokens, args.chunk_delay_ms, args.model)
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Content-Type: application/json",
+        "Accept: text/event-stream",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
+    if args.auth:
+        head.append(f"Authorization: Bearer {args.auth}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def _abandon(streams: list[Stream], pending: set[asyncio.Task[None]]) -> None:
+    """At the deadline: every stream still open is cut off, its task cancelled."""
     for stream in streams:
         if not stream.done.done():
             stream.error = "deadline"
@@ -212,7 +222,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    return summarise(streams, args, started, timed_out, connect_errors)
 
 
 def summarise(
@@ -232,28 +241,8 @@ def summarise(
             errors[key] = errors.get(key, 0) + 1
     firsts = [s.t_first for s in streams if s.t_first]
     ends = [s.t_end for s in streams if s.t_end]
-    # The most streams open at once (first event .. end), by a sweep.
-    edges = sorted(
-        [(t, 1) for t in firsts] + [(s.t_end or math.inf, -1) for s in streams if s.t_first]
-    )
-    open_now = max_open = 0
-    for _, step in edges:
-        open_now += step
-        max_open = max(max_open, open_now)
     all_open = max(firsts) if len(firsts) == len(streams) and firsts else None
     first_end = min(ends) if ends else None
-    gaps: list[float] = []
-    bunched_streams = 0
-    content_counts: list[int] = []
-    for s in streams:
-        times = s.content_times
-        content_counts.append(len(times))
-        mine = [(b - a) * 1000 for a, b in itertools.pairwise(times)]
-        gaps.extend(mine)
-        if any(g < BUNCHED_MS for g in mine):
-            bunched_streams += 1
-    ttfb = [(s.t_first - s.t_sent) * 1000 for s in streams if s.t_first]
-    durations = [(s.t_end - s.t_sent) * 1000 for s in ok]
     return {
         "streams": len(streams),
         "ok": len(ok),
@@ -270,22 +259,47 @@ def summarise(
         "t_first_end": first_end,
         "t_last_end": max(ends) if ends else None,
         "plateau_s": (first_end - all_open) if all_open and first_end else None,
-        "max_open": max_open,
+        "max_open": _max_open(streams),
         "open_spread_s": (max(firsts) - min(firsts)) if firsts else None,
-        "ttfb_ms": _dist(ttfb),
-        "duration_ms": _dist(durations),
-        "content_chunks_per_stream": _dist([float(c) for c in content_counts]),
-        "gaps": {
-            "count": len(gaps),
-            **_dist(gaps),
-            "below_20ms": sum(1 for g in gaps if g < BUNCHED_MS),
-            "frac_below_20ms": (sum(1 for g in gaps if g < BUNCHED_MS) / len(gaps))
-            if gaps
-            else None,
-            "above_200ms": sum(1 for g in gaps if g > 2 * args.chunk_delay_ms),
-            "streams_with_bunched_gap": bunched_streams,
-        },
+        "ttfb_ms": _dist([(s.t_first - s.t_sent) * 1000 for s in streams if s.t_first]),
+        "duration_ms": _dist([(s.t_end - s.t_sent) * 1000 for s in ok]),
+        "content_chunks_per_stream": _dist([float(len(s.content_times)) for s in streams]),
+        "gaps": _gaps(streams, args.chunk_delay_ms),
         "client_cpu_s": _own_cpu(),
+    }
+
+
+def _max_open(streams: list[Stream]) -> int:
+    """The most streams open at once (first event .. end), by a sweep."""
+    edges = sorted(
+        [(s.t_first, 1) for s in streams if s.t_first]
+        + [(s.t_end or math.inf, -1) for s in streams if s.t_first]
+    )
+    open_now = max_open = 0
+    for _, step in edges:
+        open_now += step
+        max_open = max(max_open, open_now)
+    return max_open
+
+
+def _gaps(streams: list[Stream], chunk_delay_ms: int) -> dict[str, Any]:
+    """The gaps between consecutive content chunks of each stream: their
+    distribution, how many are bunched, and in how many streams."""
+    gaps: list[float] = []
+    bunched_streams = 0
+    for s in streams:
+        mine = [(b - a) * 1000 for a, b in itertools.pairwise(s.content_times)]
+        gaps.extend(mine)
+        if any(g < BUNCHED_MS for g in mine):
+            bunched_streams += 1
+    below = sum(1 for g in gaps if g < BUNCHED_MS)
+    return {
+        "count": len(gaps),
+        **_dist(gaps),
+        "below_20ms": below,
+        "frac_below_20ms": below / len(gaps) if gaps else None,
+        "above_200ms": sum(1 for g in gaps if g > 2 * chunk_delay_ms),
+        "streams_with_bunched_gap": bunched_streams,
     }
 
 
