@@ -1,10 +1,10 @@
-"""What a benchmark run stands up: the upstream (simulator or nginx), fresh
-databases, and gateways bootstrapped with an account, credit, channels and
-an API key, all through the public interfaces (CLI, environment, /api)."""
+"""What a benchmark run stands up in front of an upstream: gateways on fresh
+databases, bootstrapped with an account, credit, channels and an API key, all
+through the public interfaces (CLI, environment, /api); and the ``Bench``
+that starts them and keeps the list of those still to stop."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -12,190 +12,21 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from procs import (
-    NGINX_TEMPLATE,
-    TOLLWAY_MAIN,
-    BenchError,
-    Child,
-    Supervisor,
-    free_port,
-    wait_http,
-)
+from procs import TOLLWAY_MAIN, BenchError, Child, Supervisor, free_port, wait_http
+from progress import log
+from scratch_pg import PgDatabase, pg_create, pg_drop
+from upstreams import Upstream, start_nginx, start_simulator
 
 CHAT_MODEL = "gpt-4o"  # the non-streaming request
 STREAM_MODEL = "gpt-4o-mini"  # the streaming request (its own channel, see below)
 UPSTREAM_KEY = "sk-bench-upstream"
 CREDIT_USD = "1000000"
-
-
-# --------------------------------------------------------------------------
-# Upstreams
-
-
-@dataclass
-class Upstream:
-    """An OpenAI-compatible fake. The non-streaming and streaming answers may
-    sit under different base URLs (nginx serves a fixed body per location)."""
-
-    kind: str  # "simulator" | "nginx"
-    child: Child
-    port: int
-    chat_base: str  # base URL of /chat/completions answering JSON
-    stream_base: str  # base URL of /chat/completions answering SSE
-
-    @property
-    def chat_url(self) -> str:
-        return self.chat_base + "/chat/completions"
-
-    @property
-    def stream_url(self) -> str:
-        return self.stream_base + "/chat/completions"
-
-
-def start_simulator(sup: Supervisor) -> Upstream:
-    port = free_port()
-    child = sup.start(
-        "upstream-simulator",
-        [
-            sys.executable,
-            "-c",
-            TOLLWAY_MAIN,
-            "simulate",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-    )
-    wait_http(f"http://127.0.0.1:{port}/v1/models", child)
-    base = f"http://127.0.0.1:{port}/v1"
-    return Upstream("simulator", child, port, base, base)
-
-
-def start_nginx(sup: Supervisor, nginx: str) -> Upstream:
-    port = free_port()
-    prefix = sup.workdir / "nginx"
-    prefix.mkdir(exist_ok=True)
-    conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_TEMPLATE.read_text().replace("@PORT@", str(port)))
-    child = sup.start(
-        "upstream-nginx",
-        [
-            nginx,
-            "-p",
-            f"{prefix}/",
-            "-c",
-            str(conf),
-            "-e",
-            str(prefix / "error.log"),
-            "-g",
-            "daemon off;",
-        ],
-    )
-    wait_http(f"http://127.0.0.1:{port}/", child)
-    return Upstream(
-        "nginx",
-        child,
-        port,
-        f"http://127.0.0.1:{port}/v1",
-        f"http://127.0.0.1:{port}/sse/v1",
-    )
-
-
-# --------------------------------------------------------------------------
-# PostgreSQL: a fresh database per gateway, dropped afterwards
-
-
-@dataclass
-class PgDatabase:
-    admin_url: str  # where CREATE/DROP DATABASE run
-    user: str
-    name: str
-
-    @property
-    def url(self) -> str:
-        parts = urlsplit(self.admin_url)
-        host = parts.hostname or "127.0.0.1"
-        port = f":{parts.port}" if parts.port else ""
-        password = f":{parts.password}" if parts.password else ""
-        netloc = f"{self.user}{password}@{host}{port}"
-        return urlunsplit(("postgresql", netloc, f"/{self.name}", "", ""))
-
-
-async def _pg_connect(admin_url: str) -> tuple[Any, str]:
-    import asyncpg  # a dependency of tollway
-
-    parts = urlsplit(admin_url)
-    users = [parts.username] if parts.username else ["root", "postgres"]
-    last: Exception | None = None
-    for user in users:
-        try:
-            conn = await asyncpg.connect(
-                host=parts.hostname or "127.0.0.1",
-                port=parts.port or 5432,
-                user=user,
-                password=parts.password,
-                database=(parts.path or "/").lstrip("/") or "postgres",
-                timeout=5,
-            )
-            return conn, user
-        except Exception as exc:  # try the next user
-            last = exc
-    raise BenchError(f"cannot connect to PostgreSQL at {admin_url}: {last!r}")
-
-
-def pg_available(admin_url: str) -> str | None:
-    """None when reachable, else why not."""
-
-    async def probe() -> None:
-        conn, _ = await _pg_connect(admin_url)
-        await conn.close()
-
-    try:
-        asyncio.run(probe())
-    except Exception as exc:
-        return str(exc)
-    return None
-
-
-# Every database this process created and has not dropped yet (dropped at exit).
-CREATED_DATABASES: list[PgDatabase] = []
-
-
-def pg_create(admin_url: str) -> PgDatabase:
-    name = f"tollway_bench_{os.getpid()}_{secrets.token_hex(3)}"
-
-    async def go() -> str:
-        conn, user = await _pg_connect(admin_url)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        return user
-
-    db = PgDatabase(admin_url, asyncio.run(go()), name)
-    CREATED_DATABASES.append(db)
-    return db
-
-
-def pg_drop(db: PgDatabase) -> None:
-    async def go() -> None:
-        conn, _ = await _pg_connect(db.admin_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(go())
-    if db in CREATED_DATABASES:
-        CREATED_DATABASES.remove(db)
-
 
 # --------------------------------------------------------------------------
 # Management API (stdlib HTTP: nothing of the benchmark runs in the gateway)
@@ -260,6 +91,11 @@ class Gateway:
     def pid(self) -> int:
         return self.child.pid
 
+    @property
+    def pg_name(self) -> str | None:
+        """Its scratch PostgreSQL database (whose backends are metered), if any."""
+        return self.pg.name if self.pg is not None else None
+
 
 def start_gateway(
     sup: Supervisor,
@@ -280,31 +116,14 @@ def start_gateway(
     database (works around N workers racing to create the first admin)."""
     port = free_port()
     admin_key = "tw-bench-admin-" + secrets.token_hex(16)
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("TOLLWAY_")
-    }  # nothing of the caller's gateway settings leaks in
-    env["TOLLWAY_ADMIN_KEY"] = admin_key
-    pg = None
-    if db == "sqlite":
-        data_dir = Path(sup.workdir) / f"data-{upstream.kind}-{port}"
-        data_dir.mkdir()
-        env["TOLLWAY_DATA_DIR"] = str(data_dir)
-    elif db == "postgres":
-        pg = pg_create(pg_admin_url)
-        env["TOLLWAY_DATABASE_URL"] = pg.url
-    else:
-        raise BenchError(f"unknown database {db!r}")
+    env, pg = _gateway_env(sup, db, upstream, port, admin_key, pg_admin_url)
     env.update(extra_env)
     argv = [sys.executable, "-c", TOLLWAY_MAIN, "serve", "--host", "127.0.0.1", "--port", str(port)]
     if workers != 1:
         argv += ["--workers", str(workers)]
     child_name = f"gateway-{db}-{upstream.kind}" + (f"-{label}" if label else "")
     if init_with_one_worker and workers != 1:
-        init = sup.start(child_name + "-init", argv[: argv.index("--workers")], env=env)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/health", init, timeout_s=120)
-        finally:
-            sup.stop(init, grace_s=10)
+        _initialise(sup, child_name + "-init", argv[: argv.index("--workers")], env, port)
     child = sup.start(child_name, argv, env=env)
     gw = Gateway(db, upstream, child, port, admin_key, pg)
     gw.workers, gw.label, gw.env, gw.argv, gw.child_name = workers, label, env, argv, child_name
@@ -317,6 +136,37 @@ def start_gateway(
         stop_gateway(sup, gw)
         raise
     return gw
+
+
+def _gateway_env(
+    sup: Supervisor, db: str, upstream: Upstream, port: int, admin_key: str, pg_admin_url: str
+) -> tuple[dict[str, str], PgDatabase | None]:
+    """The gateway's environment: nothing of the caller's TOLLWAY_* settings
+    leaks in; its own fresh database (SQLite directory or scratch PostgreSQL)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLWAY_")}
+    env["TOLLWAY_ADMIN_KEY"] = admin_key
+    pg = None
+    if db == "sqlite":
+        data_dir = Path(sup.workdir) / f"data-{upstream.kind}-{port}"
+        data_dir.mkdir()
+        env["TOLLWAY_DATA_DIR"] = str(data_dir)
+    elif db == "postgres":
+        pg = pg_create(pg_admin_url)
+        env["TOLLWAY_DATABASE_URL"] = pg.url
+    else:
+        raise BenchError(f"unknown database {db!r}")
+    return env, pg
+
+
+def _initialise(
+    sup: Supervisor, name: str, argv: list[str], env: dict[str, str], port: int
+) -> None:
+    """One worker on the fresh database until it answers (migrations, first admin), then stopped."""
+    init = sup.start(name, argv, env=env)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", init, timeout_s=120)
+    finally:
+        sup.stop(init, grace_s=10)
 
 
 def _bootstrap(gw: Gateway) -> None:
@@ -379,3 +229,64 @@ def stop_gateway(sup: Supervisor, gw: Gateway) -> None:
         if gw.pg is not None:
             pg_drop(gw.pg)
             gw.pg = None
+
+
+# --------------------------------------------------------------------------
+# The bench: what every phase starts its gateways with
+
+
+@dataclass
+class Bench:
+    """The supervisor, the gateways' database and settings, and every gateway
+    started and not yet stopped (the end of the run stops those, Ctrl+C included)."""
+
+    sup: Supervisor
+    pg_url: str
+    extra_env: dict[str, str]
+    gateways: list[Gateway] = field(default_factory=list)
+
+    def start_gateway(self, db: str, upstream: Upstream, **options: Any) -> Gateway:
+        """start_gateway() on this bench; the gateway is listed until stopped."""
+        gw = start_gateway(self.sup, db, upstream, self.pg_url, self.extra_env, **options)
+        self.gateways.append(gw)
+        return gw
+
+    def stop_gateway(self, gw: Gateway) -> None:
+        stop_gateway(self.sup, gw)
+        if gw in self.gateways:
+            self.gateways.remove(gw)
+
+
+def start_stacks(
+    bench: Bench, kinds: list[str], nginx: str | None, dbs: list[str]
+) -> list[tuple[Upstream, list[Gateway]]]:
+    """Every upstream and one fresh gateway per database in front of each, started
+    side by side (start-up is mostly waiting); the idle ones cost next to nothing."""
+    sup = bench.sup
+    log(f"starting upstreams {', '.join(kinds)} and gateways on {', '.join(dbs)} ...")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+
+        def upstream(kind: str) -> Upstream:
+            if kind == "simulator":
+                return start_simulator(sup)
+            return start_nginx(sup, nginx or "nginx")
+
+        ups = list(pool.map(upstream, kinds))
+        jobs = [
+            (up, pool.submit(start_gateway, sup, db, up, bench.pg_url, bench.extra_env))
+            for up in ups
+            for db in dbs
+        ]
+        stacks: dict[str, list[Gateway]] = {up.kind: [] for up in ups}
+        failure: BaseException | None = None
+        for up, job in jobs:
+            try:
+                gw = job.result()
+            except BaseException as exc:  # keep collecting, so every started one is stopped
+                failure = failure or exc
+                continue
+            bench.gateways.append(gw)
+            stacks[up.kind].append(gw)
+    if failure is not None:
+        raise failure
+    return [(up, stacks[up.kind]) for up in ups]
