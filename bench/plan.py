@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _measurement_options(p: argparse.ArgumentParser) -> None:
     """What is measured against what, and how long: the main phase."""
-    p.add_argument("--quick", action="store_true", help="short run (~2 min): 1 repeat of 2 s")
+    p.add_argument("--quick", action="store_true", help="short run (~3 min): 1 repeat of 2 s")
     p.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     p.add_argument("--upstream", choices=["simulator", "nginx", "both"], default="both")
     p.add_argument("--duration", type=float, help="seconds per wrk run (default 8; quick 2)")
