@@ -7,7 +7,7 @@ import pytest
 from tollway.billing.holds import (
     CallShape,
     ImageShape,
-    hold_nano,
+    hold_bill,
     hold_usage,
     image_estimate_tokens,
     image_estimate_usage,
@@ -16,10 +16,10 @@ from tollway.billing.holds import (
 from tollway.billing.pricing import (
     PricingError,
     UnpricedVariant,
+    bill,
     per_call_unit_price,
-    price_call,
-    variant_key,
 )
+from tollway.billing.shapes import variant_key
 from tollway.types import (
     BillingMethod,
     Model,
@@ -90,14 +90,14 @@ USE, CALL = BillingMethod.PER_USE, BillingMethod.PER_CALL
     ],
 )
 def test_per_use_cost(model: Model, usage: Usage, expected_nano: int) -> None:
-    assert price_call(model, USE, usage).total_nano == expected_nano
+    assert bill(model, USE, usage).total_nano == expected_nano
 
 
 def test_total_rounds_once_half_up() -> None:
     half = Model("half", ModelKind.TEXT, "x", per_use=PerUsePrice(500_000, 500_000))
     # each token costs 0.5 nano: 1 token -> 1 (half-up), 3+3 tokens -> 3, not 2+2
-    assert price_call(half, USE, Usage(input_tokens=1)).total_nano == 1
-    assert price_call(half, USE, Usage(input_tokens=3, output_tokens=3)).total_nano == 3
+    assert bill(half, USE, Usage(input_tokens=1)).total_nano == 1
+    assert bill(half, USE, Usage(input_tokens=3, output_tokens=3)).total_nano == 3
 
 
 def test_the_total_is_the_exact_sum_rounded_half_up_once() -> None:
@@ -128,7 +128,7 @@ def test_the_total_is_the_exact_sum_rounded_half_up_once() -> None:
             audio_input_tokens=rng.choice([0, 1, rng.randrange(0, 10**4)]),
             audio_output_tokens=rng.choice([0, 1, rng.randrange(0, 10**4)]),
         )
-        cost = price_call(model, USE, usage)
+        cost = bill(model, USE, usage)
         exact = sum((line.cost_nano for line in cost.lines), Decimal(0))
         assert cost.total_nano == int(exact.to_integral_value(rounding=ROUND_HALF_UP))
         billed = {line.name: line.quantity for line in cost.lines}
@@ -144,7 +144,7 @@ def test_the_total_is_the_exact_sum_rounded_half_up_once() -> None:
 
 
 def test_breakdown_lines_are_exact() -> None:
-    cost = price_call(GPT4O, USE, Usage(input_tokens=12, output_tokens=9))
+    cost = bill(GPT4O, USE, Usage(input_tokens=12, output_tokens=9))
     lines = {line.name: line for line in cost.lines}
     assert lines["input_tokens"].cost_nano == Decimal(60_000)
     assert lines["output_tokens"].cost_nano == Decimal(135_000)
@@ -154,24 +154,24 @@ def test_breakdown_lines_are_exact() -> None:
 def test_reasoning_is_part_of_output() -> None:
     with_reasoning = Usage(input_tokens=10, output_tokens=50, reasoning_tokens=40)
     plain = Usage(input_tokens=10, output_tokens=50)
-    assert price_call(GPT4O, USE, with_reasoning) == price_call(GPT4O, USE, plain)
+    assert bill(GPT4O, USE, with_reasoning) == bill(GPT4O, USE, plain)
 
 
 def test_per_call_cost_is_price_times_items() -> None:
-    assert price_call(FLUX, CALL, Usage(items=1)).total_nano == 40_000_000
-    assert price_call(FLUX, CALL, Usage(items=3)).total_nano == 120_000_000
+    assert bill(FLUX, CALL, Usage(items=1)).total_nano == 40_000_000
+    assert bill(FLUX, CALL, Usage(items=3)).total_nano == 120_000_000
 
 
 def test_missing_price_is_an_error_not_free() -> None:
     with pytest.raises(PricingError):
-        price_call(FLUX, USE, Usage(input_tokens=1))
+        bill(FLUX, USE, Usage(input_tokens=1))
     with pytest.raises(PricingError):
-        price_call(GPT4O, CALL, Usage())
+        bill(GPT4O, CALL, Usage())
 
 
 def test_cached_greater_than_input_is_refused() -> None:
     with pytest.raises(PricingError):
-        price_call(GPT4O, USE, Usage(input_tokens=1, cached_input_tokens=2))
+        bill(GPT4O, USE, Usage(input_tokens=1, cached_input_tokens=2))
 
 
 def test_hold_bounds_output_by_max_tokens_times_n() -> None:
@@ -179,7 +179,7 @@ def test_hold_bounds_output_by_max_tokens_times_n() -> None:
     usage = hold_usage(shape, GPT4O)
     assert usage.output_tokens == 200
     assert usage.input_tokens == 201  # a token a byte of the body, and one
-    assert hold_nano(GPT4O, USE, shape) == 201 * 5_000 + 200 * 15_000
+    assert hold_bill(GPT4O, USE, shape).total_nano == 201 * 5_000 + 200 * 15_000
 
 
 def test_hold_without_max_tokens_uses_default_cap() -> None:
@@ -188,7 +188,7 @@ def test_hold_without_max_tokens_uses_default_cap() -> None:
 
 
 def test_per_call_hold_is_items() -> None:
-    assert hold_nano(FLUX, CALL, CallShape(body_bytes=10, n=4)) == 160_000_000
+    assert hold_bill(FLUX, CALL, CallShape(body_bytes=10, n=4)).total_nano == 160_000_000
 
 
 # --- per-call units and size/quality tables ---------------------------------
@@ -210,7 +210,7 @@ def test_per_call_hold_is_items() -> None:
 def test_per_call_table_prices_the_variant(
     size: str | None, quality: str | None, n: int, line: str, expected_nano: int
 ) -> None:
-    cost = price_call(DALL_E_3, CALL, Usage(items=n, variant=variant_key(size, quality)))
+    cost = bill(DALL_E_3, CALL, Usage(items=n, variant=variant_key(size, quality)))
     assert cost.total_nano == expected_nano
     [only] = cost.lines
     assert (only.name, only.quantity, only.unit_price_nano) == (line, n, expected_nano // n)
@@ -224,24 +224,24 @@ def test_a_variant_the_table_does_not_list_has_no_price(
     size: str, quality: str | None, param: str
 ) -> None:
     with pytest.raises(UnpricedVariant) as caught:
-        price_call(DALL_E_3, CALL, Usage(variant=variant_key(size, quality)))
+        bill(DALL_E_3, CALL, Usage(variant=variant_key(size, quality)))
     assert caught.value.param == param
     assert "1792x1024/hd" in str(caught.value)  # the message lists what is priced
 
 
 def test_without_a_table_the_variant_is_ignored() -> None:
     assert per_call_unit_price(FLUX, "2048x2048/hd") == (None, 40_000_000)
-    cost = price_call(FLUX, CALL, Usage(items=3, variant="2048x2048/hd"))
+    cost = bill(FLUX, CALL, Usage(items=3, variant="2048x2048/hd"))
     assert cost.total_nano == 120_000_000
     assert [line.name for line in cost.lines] == ["images"]
 
 
 def test_per_second_price_is_price_times_seconds_times_items() -> None:
-    cost = price_call(SORA_PER_SECOND, CALL, Usage(items=2, seconds=8))
+    cost = bill(SORA_PER_SECOND, CALL, Usage(items=2, seconds=8))
     assert cost.total_nano == 2 * 8 * 100_000_000
     assert [(line.name, line.quantity) for line in cost.lines] == [("seconds", 16)]
     with pytest.raises(PricingError, match="seconds"):
-        price_call(SORA_PER_SECOND, CALL, Usage(items=1))
+        bill(SORA_PER_SECOND, CALL, Usage(items=1))
 
 
 def test_variant_key() -> None:
@@ -323,16 +323,16 @@ def test_token_billed_image_hold() -> None:
     usage = hold_usage(shape, GPT_IMAGE)
     assert (usage.input_tokens, usage.image_output_tokens, usage.items) == (101, 15_000, 3)
     # gpt-image-1: $5/1M text in, $40/1M image out
-    assert hold_nano(GPT_IMAGE, USE, shape) == 101 * 5_000 + 15_000 * 40_000
+    assert hold_bill(GPT_IMAGE, USE, shape).total_nano == 101 * 5_000 + 15_000 * 40_000
 
 
 def test_per_call_image_hold_is_the_variant_times_n() -> None:
     shape = CallShape(body_bytes=100, n=3, image=ImageShape("1792x1024", "hd"))
-    assert hold_nano(DALL_E_3, CALL, shape) == 3 * 120_000_000
-    assert hold_nano(FLUX, CALL, shape) == 3 * 40_000_000
+    assert hold_bill(DALL_E_3, CALL, shape).total_nano == 3 * 120_000_000
+    assert hold_bill(FLUX, CALL, shape).total_nano == 3 * 40_000_000
 
 
 def test_image_estimate_usage_bills_per_image_made() -> None:
     usage = image_estimate_usage(7, "1024x1024", "medium", 2)
     assert (usage.input_tokens, usage.image_output_tokens, usage.items) == (7, 2112, 2)
-    assert price_call(GPT_IMAGE, USE, usage).total_nano == 7 * 5_000 + 2112 * 40_000
+    assert bill(GPT_IMAGE, USE, usage).total_nano == 7 * 5_000 + 2112 * 40_000

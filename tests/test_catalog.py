@@ -498,12 +498,6 @@ def test_with_overrides_refuses_a_clashing_alias(small: Catalog) -> None:
         small.with_overrides([_model("alpha", "GPT-4o-latest")])
 
 
-def test_without(small: Catalog) -> None:
-    smaller = small.without(["alpha", "not-there"])
-    assert [m.id for m in smaller.models] == ["Zeta-Model", "gpt-4o"]
-    assert len(small) == 3
-
-
 def test_catalog_is_immutable(small: Catalog) -> None:
     with pytest.raises(AttributeError):
         small._models = ()

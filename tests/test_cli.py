@@ -14,7 +14,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from tollway.app import running_gateway
-from tollway.billing.pricing import price_call
+from tollway.billing.pricing import bill
 from tollway.cli import app
 from tollway.cli.support import shipped_models
 from tollway.gateway import Gateway
@@ -222,7 +222,7 @@ def test_usage_lists_records_and_their_total() -> None:
     async def one_call(gw: Gateway) -> None:
         model = gw.state.catalog.resolve("gpt-4o")
         usage = Usage(input_tokens=12, output_tokens=9)
-        cost = price_call(model, BillingMethod.PER_USE, usage)
+        cost = bill(model, BillingMethod.PER_USE, usage)
         assert await gw.ledger.hold("req-1", 1, 1, 1_000_000) is None
         record = UsageRecord(
             "req-1", 1, 1, "gpt-4o", "/v1/chat/completions", "pay_per_use_priority",

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from tollway.counting import TokenCounter, heuristic_tokens
+from tollway.providers.base import NotJson, Outbound
 from tollway.providers.openai import (
     ChatStreamScanner,
     OpenAIProvider,
@@ -76,10 +77,11 @@ def test_images_endpoint_usage_is_text_in_image_in_and_image_out() -> None:
             "total_tokens": 4210,
         },
     }
-    usage = provider.usage("images/generations", answer)
+    data = orjson.dumps(answer)
+    usage = provider.answer(Outbound("images/generations"), data).usage
     assert usage == Usage(input_tokens=40, image_input_tokens=10, image_output_tokens=4160)
     # the chat reading of the same answer is unchanged
-    chat = provider.usage("chat/completions", answer)
+    chat = provider.answer(Outbound("chat/completions"), data).usage
     assert chat is not None and (chat.output_tokens, chat.image_output_tokens) == (4160, 0)
 
 
@@ -196,14 +198,35 @@ def test_stream_strips_what_the_gateway_added() -> None:
     assert scanner.usage == Usage(input_tokens=5, output_tokens=2)
 
 
-def test_stream_body_asks_for_usage_only_when_missing() -> None:
+def test_a_stream_is_asked_for_usage_only_when_the_client_did_not() -> None:
     provider = OpenAIProvider()
     asked = {"model": "m", "stream": True, "stream_options": {"include_usage": True}}
     body = orjson.dumps(asked)
-    assert provider.stream_body(asked, body) == (body, False)
+    call = Outbound("chat/completions", body, asked, stream=True)
+    assert provider.request("http://up/v1", "k", call).body == body
+    assert not provider.scanner(call).strip_usage
     plain = {"model": "m", "stream": True}
-    new_body, strip = provider.stream_body(plain, orjson.dumps(plain))
-    assert strip and orjson.loads(new_body)["stream_options"] == {"include_usage": True}
+    call = Outbound("chat/completions", orjson.dumps(plain), plain, stream=True)
+    sent = provider.request("http://up/v1", "k", call)
+    assert orjson.loads(sent.body)["stream_options"] == {"include_usage": True}
+    assert sent.url == "http://up/v1/chat/completions"
+    assert sent.headers["Authorization"] == "Bearer k"
+    assert provider.scanner(call).strip_usage  # the usage the client did not ask for is cut
+
+
+def test_answers_pass_through_and_errors_map_to_the_clients_status() -> None:
+    provider = OpenAIProvider()
+    data = b'{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}'
+    answer = provider.answer(Outbound("chat/completions"), data)
+    assert answer.body == data and answer.usage == Usage(input_tokens=3, output_tokens=4)
+    with pytest.raises(NotJson):
+        provider.answer(Outbound("chat/completions"), b"<html>")
+    error = b'{"error":{"message":"bad model","type":"invalid_request_error"}}'
+    assert provider.failure(404, error).status == 404
+    assert provider.failure(404, error).message == "bad model"
+    assert provider.failure(429, b"").code == "rate_limit_exceeded"
+    assert provider.failure(401, b"").status == 502  # the gateway's key, not the client's
+    assert provider.failure(503, b"").status == 502
 
 
 def test_counting_offline() -> None:

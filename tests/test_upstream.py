@@ -73,7 +73,7 @@ async def pool() -> AsyncIterator[UpstreamPool]:
 async def test_keep_alive_reuses_one_connection(pool: UpstreamPool) -> None:
     async with RawServer(keep_alive(b'{"ok":true}')) as server:
         for _ in range(5):
-            resp = await pool.post(server.url, {"Authorization": "Bearer k"}, b"{}", 5)
+            resp = await pool.request("POST", server.url, {"Authorization": "Bearer k"}, b"{}", 5)
             assert (resp.status, await resp.read()) == (200, b'{"ok":true}')
             resp.close()
         assert server.connections == 1
@@ -88,7 +88,7 @@ async def test_request_head_and_body_are_sent_as_given(pool: UpstreamPool) -> No
         await writer.drain()
 
     async with RawServer(handler) as server:
-        resp = await pool.post(server.url + "?a=1", {"X-Key": "v"}, b'{"model":"m"}', 5)
+        resp = await pool.request("POST", server.url + "?a=1", {"X-Key": "v"}, b'{"model":"m"}', 5)
         assert resp.status == 204 and await resp.read() == b""
         resp.close()
     head, body = seen[0].split(b"\r\n\r\n")
@@ -109,7 +109,7 @@ async def test_chunked_answer_streams_chunk_by_chunk(pool: UpstreamPool) -> None
         await writer.drain()
 
     async with RawServer(handler) as server:
-        resp = await pool.post(server.url, {}, b"{}", 5)
+        resp = await pool.request("POST", server.url, {}, b"{}", 5)
         chunks = resp.iter_chunks()
         assert await chunks.__anext__() == b"first"  # before the rest is even sent
         release.set()
@@ -126,7 +126,7 @@ async def test_server_closing_an_idle_connection_is_retried_fresh(pool: Upstream
 
     async with RawServer(one_then_close) as server:
         for _ in range(3):
-            resp = await pool.post(server.url, {}, b"{}", 5)
+            resp = await pool.request("POST", server.url, {}, b"{}", 5)
             assert await resp.read() == b"ok"
             resp.close()
             await asyncio.sleep(0.1)
@@ -140,7 +140,7 @@ async def test_upstream_breaking_off_mid_body_is_an_error(pool: UpstreamPool) ->
         await writer.drain()
 
     async with RawServer(handler) as server:
-        resp = await pool.post(server.url, {}, b"{}", 5)
+        resp = await pool.request("POST", server.url, {}, b"{}", 5)
         with pytest.raises(UpstreamError):
             await resp.read()
         resp.close()
@@ -153,12 +153,12 @@ async def test_silent_upstream_times_out(pool: UpstreamPool) -> None:
 
     async with RawServer(handler) as server:
         with pytest.raises(UpstreamTimeout):
-            await pool.post(server.url, {}, b"{}", 0.2)
+            await pool.request("POST", server.url, {}, b"{}", 0.2)
 
 
 async def test_nothing_listening(pool: UpstreamPool) -> None:
     with pytest.raises(UpstreamError, match="cannot connect"):
-        await pool.post("http://127.0.0.1:9/v1/x", {}, b"{}", 1)
+        await pool.request("POST", "http://127.0.0.1:9/v1/x", {}, b"{}", 1)
 
 
 async def test_closing_a_half_read_answer_drops_the_connection(pool: UpstreamPool) -> None:
@@ -172,10 +172,10 @@ async def test_closing_a_half_read_answer_drops_the_connection(pool: UpstreamPoo
             await writer.drain()
 
     async with RawServer(handler) as server:
-        resp = await pool.post(server.url, {}, b"{}", 5)
+        resp = await pool.request("POST", server.url, {}, b"{}", 5)
         assert await resp.iter_chunks().__anext__() == b"abc"
         resp.close()  # the client went away: not reusable
-        resp = await pool.post(server.url, {}, b"{}", 5)
+        resp = await pool.request("POST", server.url, {}, b"{}", 5)
         resp.close()
         assert server.connections == 2
 

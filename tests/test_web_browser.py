@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import insert
 from test_web import PASSWORD, add_simulator_channel, chat, new_user, serve_console
 
-from tollway.billing.pricing import price_call
+from tollway.billing.pricing import bill
 from tollway.db.schema import usage_records
 from tollway.simulator import Simulator
 from tollway.timeutil import utcnow
@@ -273,7 +273,7 @@ def _record(account_id: int, token_id: int, model: Model, at: Any) -> dict[str, 
         "output_tokens": usage.output_tokens,
         "items": 1,
         "unit_prices": {},
-        "cost_nano": price_call(model, method, usage).total_nano,
+        "cost_nano": bill(model, method, usage).total_nano,
         "usage_source": "upstream",
         "status": "ok",
     }

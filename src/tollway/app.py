@@ -33,6 +33,7 @@ from tollway.manage.accounts import ensure_bootstrap_admin
 from tollway.relay.fastpath import FastPath
 from tollway.settings import Settings
 from tollway.state import State
+from tollway.transport import Transport
 from tollway.types import Model
 from tollway.upstream import UpstreamPool
 from tollway.video_jobs import reconcile_videos
@@ -43,12 +44,18 @@ log = logging.getLogger(__name__)
 RECONCILE_EVERY_S = 60
 
 
-def create_app(settings: Settings, base_models: list[Model] | None = None) -> FastPath:
+def create_app(
+    settings: Settings,
+    base_models: list[Model] | None = None,
+    transport: Transport | None = None,
+) -> FastPath:
+    """The gateway's ASGI app. ``transport`` replaces the network to the
+    upstreams (tests answer in-process with a MockTransport)."""
     models = load_catalog_files() if base_models is None else base_models
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with running_gateway(settings, models) as gw:
+        async with running_gateway(settings, models, transport) as gw:
             app.state.gateway = gw
             yield
 
@@ -102,14 +109,16 @@ class OnFirstUse:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: Settings, models: list[Model]) -> AsyncIterator[Gateway]:
+async def running_gateway(
+    settings: Settings, models: list[Model], transport: Transport | None = None
+) -> AsyncIterator[Gateway]:
     engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     await migrate(engine)
     state = State(engine, models, settings.state_poll_ms)
     ledger = Ledger(engine, synchronous=settings.sqlite_synchronous)
     state.on_change(ledger.confirm_leases)  # an edit elsewhere may have returned our leases
     counter = TokenCounter()
-    upstream = UpstreamPool(settings.upstream_connect_timeout_s)
+    upstream = transport or UpstreamPool(settings.upstream_connect_timeout_s)
     gw = Gateway(settings, engine, state, ledger, upstream, counter)
     await state.start()
     await ledger.start()

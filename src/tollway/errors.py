@@ -66,13 +66,16 @@ def request_too_large(max_bytes: int) -> ApiError:
     return ApiError(413, f"The request body is larger than {max_bytes} bytes.", "request_too_large")
 
 
-def internal_error() -> ApiError:
-    """A bug, logged where it was caught: the client still gets this shape."""
+def internal_error(request_id: str | None = None) -> ApiError:
+    """A bug, logged where it was caught: the client still gets this shape,
+    with the request id the log names when there is one."""
+    logged = f" (request {request_id})" if request_id else ""
     return ApiError(
         500,
-        "The gateway failed to handle this request; it has been logged. Try again.",
+        f"The gateway failed to handle this request; it has been logged{logged}. Try again.",
         "internal_error",
         type="server_error",
+        headers={"x-request-id": request_id} if request_id else None,
     )
 
 

@@ -12,7 +12,7 @@ from tollway.counting import TokenCounter
 from tollway.ledger import Ledger
 from tollway.settings import Settings
 from tollway.state import State
-from tollway.upstream import UpstreamPool
+from tollway.transport import Transport
 
 
 @dataclass
@@ -21,7 +21,7 @@ class Gateway:
     engine: AsyncEngine
     state: State
     ledger: Ledger
-    upstream: UpstreamPool
+    upstream: Transport
     counter: TokenCounter
     # Strong references to fire-and-forget tasks, so none is collected mid-way.
     background: set[asyncio.Task[None]] = field(default_factory=set)

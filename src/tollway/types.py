@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
 
 NANO_PER_USD = 1_000_000_000
 TOKENS_PER_MTOK = 1_000_000
@@ -264,42 +263,3 @@ class Cost:
     method: BillingMethod
     total_nano: int
     lines: tuple[CostLine, ...] = field(default_factory=tuple)
-
-
-class StreamScanner(Protocol):
-    """Reads a relayed stream as it passes: finds the usage, keeps what a
-    count needs if none comes, and says which bytes the client gets."""
-
-    usage: Usage | None
-    done: bool
-
-    def feed(self, chunk: bytes) -> bytes:
-        """Take an upstream chunk; return the bytes to forward now."""
-        ...
-
-    def output_text(self) -> str:
-        """The text generated so far (for counting when no usage came)."""
-        ...
-
-    def delivered_choices(self) -> int:
-        """How many choices reached the client with something generated (or their end)."""
-        ...
-
-
-class Provider(Protocol):
-    """An upstream API family. Its only output to billing is ``Usage``."""
-
-    def url(self, base_url: str, endpoint: str) -> str: ...
-
-    def headers(self, api_key: str) -> dict[str, str]: ...
-
-    def usage(self, endpoint: str, response: dict[str, Any]) -> Usage | None:
-        """The usage an upstream's (non-stream) answer reports, if any."""
-        ...
-
-    def stream_body(self, payload: dict[str, Any], body: bytes) -> tuple[bytes, bool]:
-        """The body to send for a stream, asking for usage if the client did not;
-        and whether the usage must then be kept from the client."""
-        ...
-
-    def stream_scanner(self, strip_usage: bool) -> StreamScanner: ...

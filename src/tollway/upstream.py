@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from tollway.transport import UpstreamRequest
+
 MAX_IDLE_PER_HOST = 512
 # Stop reading from the upstream while this much of a streamed answer waits
 # for the client, so a slow client cannot make the gateway buffer without end.
@@ -252,10 +254,8 @@ class UpstreamPool:
         self._heads: dict[tuple[str, bytes, tuple[tuple[str, str], ...]], bytes] = {}
         self._ssl: ssl.SSLContext | None = None
 
-    def post(
-        self, url: str, headers: Mapping[str, str], body: bytes, timeout_s: float
-    ) -> Awaitable[Response]:
-        return self.request("POST", url, headers, body, timeout_s)
+    def send(self, request: UpstreamRequest, timeout_s: float) -> Awaitable[Response]:
+        return self.request(request.method, request.url, request.headers, request.body, timeout_s)
 
     async def request(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes, timeout_s: float

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -38,15 +38,16 @@ import orjson
 from sqlalchemy import Row, insert, nulls_first, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tollway.billing.pricing import PricingError, price_call
+from tollway.billing.pricing import PricingError, bill
+from tollway.billing.videos import video_usage
 from tollway.db.schema import video_jobs
 from tollway.gateway import Gateway
 from tollway.ledger import LedgerError, Settlement, UsageRecord
-from tollway.providers import PROVIDERS
+from tollway.providers import PROVIDERS, Outbound
 from tollway.state import Channel
 from tollway.timeutil import aware, utcnow
+from tollway.transport import UpstreamAnswer
 from tollway.types import BillingMethod, Usage, nano_to_usd, parse_count
-from tollway.upstream import Response as UpstreamResponse
 from tollway.upstream import UpstreamError
 
 log = logging.getLogger(__name__)
@@ -132,13 +133,6 @@ def new_video_id() -> str:
     return ID_PREFIX + secrets.token_hex(16)
 
 
-def video_usage(seconds: int, size: str, items: int = 1) -> Usage:
-    """What a video is priced by: one item of ``seconds``, at its size's entry
-    of a per-size price table (videos have no quality tier: the table's own
-    default fills it in)."""
-    return Usage(items=items, seconds=seconds, variant=f"{size}/")
-
-
 def upstream_state(obj: dict[str, Any]) -> JobState | None:
     """The state an upstream video object reports; None when it says nothing
     we know. OpenAI reports an expired video as ``failed`` with the error code
@@ -156,7 +150,7 @@ def upstream_state(obj: dict[str, Any]) -> JobState | None:
 
 
 @contextlib.asynccontextmanager
-async def _connection(gw: Gateway) -> AsyncIterator[AsyncConnection]:
+async def connection(gw: Gateway) -> AsyncIterator[AsyncConnection]:
     async with gw.engine.connect() as conn:
         yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
@@ -185,7 +179,7 @@ async def insert_job(gw: Gateway, job: VideoJob) -> None:
         "updated_at": now,
         "polled_at": now,
     }
-    async with _connection(gw) as conn:
+    async with connection(gw) as conn:
         await conn.execute(insert(video_jobs).values(values))
 
 
@@ -196,9 +190,9 @@ async def load_job(gw: Gateway, job_id: str, account_id: int | None = None) -> V
     query = select(video_jobs).where(c.id == job_id)
     if account_id is not None:
         query = query.where(c.account_id == account_id, c.deleted_at.is_(None))
-    async with _connection(gw) as conn:
+    async with connection(gw) as conn:
         row = (await conn.execute(query)).first()
-    return _job(row) if row is not None else None
+    return job_from_row(row) if row is not None else None
 
 
 async def list_jobs(
@@ -208,7 +202,7 @@ async def list_jobs(
     ``after`` names no job of the account."""
     c = video_jobs.c
     query = select(video_jobs).where(c.account_id == account_id, c.deleted_at.is_(None))
-    async with _connection(gw) as conn:
+    async with connection(gw) as conn:
         if after is not None:
             seq = (
                 await conn.execute(
@@ -222,17 +216,17 @@ async def list_jobs(
             query = query.where(c.seq < seq if newest_first else c.seq > seq)
         query = query.order_by(c.seq.desc() if newest_first else c.seq.asc()).limit(limit + 1)
         rows = (await conn.execute(query)).all()
-    return [_job(r) for r in rows[:limit]], len(rows) > limit
+    return [job_from_row(r) for r in rows[:limit]], len(rows) > limit
 
 
 async def mark_deleted(gw: Gateway, job: VideoJob) -> None:
-    async with _connection(gw) as conn:
+    async with connection(gw) as conn:
         await conn.execute(
             update(video_jobs).where(video_jobs.c.id == job.id).values(deleted_at=utcnow())
         )
 
 
-def _job(row: Row[Any]) -> VideoJob:
+def job_from_row(row: Row[Any]) -> VideoJob:
     r = row._mapping
     return VideoJob(
         id=r["id"],
@@ -273,7 +267,7 @@ async def apply_upstream(gw: Gateway, job: VideoJob, obj: dict[str, Any]) -> Vid
     if obj == job.upstream and state is job.state:
         return job
     c = video_jobs.c
-    async with _connection(gw) as conn:
+    async with connection(gw) as conn:
         await conn.execute(
             update(video_jobs)
             .where(c.id == job.id, c.closed_at.is_(None))
@@ -301,7 +295,7 @@ async def close_job(
     }
     if obj is not None:
         values["upstream_object"] = obj
-    async with _connection(gw) as conn:
+    async with connection(gw) as conn:
         claimed = await conn.execute(
             update(video_jobs).where(c.id == job.id, c.closed_at.is_(None)).values(values)
         )
@@ -338,7 +332,7 @@ async def close_money(gw: Gateway, job: VideoJob) -> VideoJob:
 
 async def _record_cost(gw: Gateway, job: VideoJob, settlement: Settlement) -> VideoJob:
     c = video_jobs.c
-    async with _connection(gw) as conn:
+    async with connection(gw) as conn:
         await conn.execute(
             update(video_jobs)
             .where(c.id == job.id, c.cost_nano.is_(None))
@@ -371,7 +365,7 @@ def settlement_record(gw: Gateway, job: VideoJob) -> UsageRecord:
     try:
         if model is None:
             raise PricingError(f"model '{job.model}' is no longer in the catalog")
-        cost = price_call(model, job.method, usage)
+        cost = bill(model, job.method, usage)
         cost_nano = cost.total_nano
         prices = {line.name: nano_to_usd(line.unit_price_nano) for line in cost.lines}
     except PricingError as exc:
@@ -426,7 +420,7 @@ def job_channel(gw: Gateway, channel_id: int) -> Channel | None:
     return None
 
 
-async def send(
+def send(
     gw: Gateway,
     channel: Channel,
     method: str,
@@ -434,19 +428,16 @@ async def send(
     body: bytes = b"",
     content_type: str | None = None,
     timeout_s: float | None = None,
-) -> UpstreamResponse:
-    """One request to the channel's upstream; the answer is open (close it)."""
-    provider = PROVIDERS[channel.type]
-    headers = dict(provider.headers(channel.api_key))
-    headers.pop("Content-Type", None)
-    if content_type is not None:
-        headers["Content-Type"] = content_type
+) -> Awaitable[UpstreamAnswer]:
+    """One request to the channel's upstream, through its provider; the
+    answer is open (close it)."""
+    outbound = Outbound("videos", body, method=method, path=path, content_type=content_type)
+    request = PROVIDERS[channel.type].request(channel.base_url, channel.api_key, outbound)
     timeout = gw.settings.upstream_timeout_s if timeout_s is None else timeout_s
-    url = provider.url(channel.base_url, path)
-    return await gw.upstream.request(method, url, headers, body, timeout)
+    return gw.upstream.send(request, timeout)
 
 
-async def read_answer(resp: UpstreamResponse) -> bytes:
+async def read_answer(resp: UpstreamAnswer) -> bytes:
     try:
         return await resp.read()
     finally:
@@ -519,7 +510,7 @@ async def reconcile_once(
     older than ``max_age_s``, and finish closes whose closer stopped."""
     now = utcnow()
     c = video_jobs.c
-    async with _connection(gw) as conn:
+    async with connection(gw) as conn:
         open_rows = (
             await conn.execute(
                 select(video_jobs)
@@ -538,7 +529,7 @@ async def reconcile_once(
                 .limit(POLL_BATCH)
             )
         ).all()
-    for job in map(_job, unrecorded):
+    for job in map(job_from_row, unrecorded):
         await close_money(gw, job)
     limit = asyncio.Semaphore(POLL_CONCURRENCY)
 
@@ -546,7 +537,7 @@ async def reconcile_once(
         async with limit:
             await _reconcile_job(gw, job, now, every_s, max_age_s)
 
-    await asyncio.gather(*(one(job) for job in map(_job, open_rows)))
+    await asyncio.gather(*(one(job) for job in map(job_from_row, open_rows)))
 
 
 async def _reconcile_job(
@@ -576,7 +567,7 @@ async def _lease(gw: Gateway, job: VideoJob, now: datetime, every_s: float) -> b
     """Take the job's next poll, unless another replica polled it this round."""
     c = video_jobs.c
     recent = now - timedelta(seconds=every_s * 0.8)
-    async with _connection(gw) as conn:
+    async with connection(gw) as conn:
         leased = await conn.execute(
             update(video_jobs)
             .where(

@@ -15,8 +15,7 @@ from tollway.manage.checks import row_id, whole_number
 from tollway.manage.models import modes_view
 from tollway.manage.quote import quote, usage_from_fields, usage_from_request
 from tollway.manage.tokens import check_mode, get_token
-from tollway.relay.video_requests import video_request_usage
-from tollway.types import TOKEN_CLASSES, BillingMode, ModelKind
+from tollway.types import TOKEN_CLASSES, BillingMode
 
 router = APIRouter()
 # The most a quote's counts (tokens of a class, items, seconds) may be.
@@ -97,10 +96,7 @@ async def make_quote(request: Request, caller: Caller) -> dict[str, Any]:
     if "request" in body:
         if not isinstance(body["request"], dict):
             raise bad_request("'request' must be the call's JSON body.", param="request")
-        if model.kind is ModelKind.VIDEO:  # seconds and size decide a video's price
-            usage = video_request_usage(model, body["request"])
-        else:
-            usage = usage_from_request(body["request"], model, gw.settings.hold_output_tokens)
+        usage = usage_from_request(body["request"], model, gw.settings.hold_output_tokens)
     else:
         for name in (*TOKEN_CLASSES, "n", "seconds"):
             if name in body:

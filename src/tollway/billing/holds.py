@@ -22,9 +22,9 @@ from __future__ import annotations
 import re
 
 from tollway.billing import media
-from tollway.billing.pricing import price_call, variant_key
-from tollway.billing.shapes import CallShape, ImageShape, PromptParts
-from tollway.types import BillingMethod, Model, Usage
+from tollway.billing.pricing import bill
+from tollway.billing.shapes import CallShape, ImageShape, PromptParts, variant_key
+from tollway.types import BillingMethod, Cost, Model, Usage
 
 # Without max_tokens a chat call's output is bounded only by the model; hold
 # for this many output tokens (operators can change it, TOLLWAY_HOLD_OUTPUT_TOKENS).
@@ -95,6 +95,8 @@ def hold_usage(
     shape: CallShape, model: Model, default_output_tokens: int = DEFAULT_HOLD_OUTPUT_TOKENS
 ) -> Usage:
     """The most a call of this shape can use on ``model``."""
+    if shape.video is not None:  # one video of the seconds asked, at its size's price
+        return Usage(seconds=shape.video.seconds, variant=f"{shape.video.size}/")
     if shape.image is not None:
         return image_hold_usage(shape, model)
     n = max(shape.n, 1)
@@ -109,13 +111,14 @@ def hold_usage(
     )
 
 
-def hold_nano(
+def hold_bill(
     model: Model,
     method: BillingMethod,
     shape: CallShape,
     default_output_tokens: int = DEFAULT_HOLD_OUTPUT_TOKENS,
-) -> int:
-    return price_call(model, method, hold_usage(shape, model, default_output_tokens)).total_nano
+) -> Cost:
+    """The bill of the most a call of this shape can use: its hold."""
+    return bill(model, method, hold_usage(shape, model, default_output_tokens))
 
 
 def prompt_tokens(shape: CallShape, model: Model) -> int:

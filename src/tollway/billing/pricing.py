@@ -1,4 +1,10 @@
-"""What a call costs: a pure function of the model's prices and the usage.
+"""The billing seam: what a call costs, as a bill with its lines.
+
+``bill`` is the one pure function that turns a model's prices, the billing
+method and a usage into money. Everything that prices calls it: the hold
+(the bill of the most a request's shape can use, ``billing/holds.py``), the
+settlement of a call and of a video job, ``/api/quote``, and the advisor's
+replay of past usage.
 
 Per-use lines are exact (tokens x nano-USD per 1M tokens / 1M, kept as a
 Decimal); the call's total is rounded half-up to a whole nano-USD once, so a
@@ -53,14 +59,6 @@ class UnpricedVariant(PricingError):
         )
 
 
-def variant_key(size: str | None, quality: str | None) -> str | None:
-    """A request's ``Usage.variant``: ``"<size>/<quality>"``, a part left empty
-    when the request does not name it; None when it names neither."""
-    if size is None and quality is None:
-        return None
-    return f"{size or ''}/{quality or ''}"
-
-
 def per_call_unit_price(model: Model, variant: str | None) -> tuple[str | None, int]:
     """The table entry a call's variant resolves to, and its price per unit.
 
@@ -87,7 +85,9 @@ def _fill_variant(price: PerCallPrice, variant: str) -> str:
     return f"{size or default_size}/{quality or default_quality}"
 
 
-def price_call(model: Model, method: BillingMethod, usage: Usage) -> Cost:
+def bill(model: Model, method: BillingMethod, usage: Usage) -> Cost:
+    """What ``usage`` costs on ``model`` by ``method``: the total, rounded once,
+    and its lines. A PricingError when the model has no price for it."""
     if method is BillingMethod.PER_CALL:
         return _per_call_cost(model, usage)
     return _per_use_cost(model, usage)

@@ -51,6 +51,14 @@ class ImageShape:
 
 
 @dataclass(frozen=True, slots=True)
+class VideoShape:
+    """A video request's seconds and size, the model's defaults filled in."""
+
+    seconds: int
+    size: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallShape:
     """What billing needs to know of a request before it is sent."""
 
@@ -59,6 +67,15 @@ class CallShape:
     n: int = 1
     image: ImageShape | None = None
     parts: PromptParts = NO_PARTS
+    video: VideoShape | None = None
+
+
+def variant_key(size: str | None, quality: str | None) -> str | None:
+    """A request's ``Usage.variant``: ``"<size>/<quality>"``, a part left empty
+    when the request does not name it; None when it names neither."""
+    if size is None and quality is None:
+        return None
+    return f"{size or ''}/{quality or ''}"
 
 
 def chat_shape(payload: dict[str, Any], body_bytes: int) -> CallShape:

@@ -27,7 +27,7 @@ from tollway.billing.modes import (
     resolve_method,
     working_modes,
 )
-from tollway.billing.pricing import price_call
+from tollway.billing.pricing import bill
 from tollway.catalog.schema import ModelEntry
 from tollway.db.schema import model_overrides
 from tollway.errors import ApiError, bad_request, model_not_found
@@ -97,7 +97,7 @@ def call_cost_nano(model: Model, method: BillingMethod, usage: Usage) -> int:
     """What a call with this usage costs at the catalog's prices today. The one
     place manage/ asks billing for a price (the advisor's replay, the image
     tables): PricingError when the model has no price for it."""
-    return price_call(model, method, usage).total_nano
+    return bill(model, method, usage).total_nano
 
 
 def image_estimates(model: Model) -> list[dict[str, Any]] | None:

@@ -15,13 +15,14 @@ from typing import Any
 
 import orjson
 
-from tollway.billing.holds import CallShape, hold_usage, image_hold_tokens
+from tollway.billing.holds import hold_usage, image_hold_tokens
+from tollway.billing.images import image_request, image_shape
 from tollway.billing.modes import Refusal, resolve_method
-from tollway.billing.pricing import UNIT_LINES, PricingError, price_call
-from tollway.billing.shapes import chat_shape, embeddings_shape
+from tollway.billing.pricing import UNIT_LINES, PricingError, bill
+from tollway.billing.shapes import CallShape, chat_shape, embeddings_shape
+from tollway.billing.videos import video_shape
+from tollway.endpoints import VIDEOS, check_quoted, quoted_endpoint
 from tollway.errors import bad_request
-from tollway.relay.endpoints import check_quoted
-from tollway.relay.images import image_request
 from tollway.types import (
     NANO_PER_USD,
     TOKEN_CLASSES,
@@ -70,22 +71,26 @@ def _image_usage_from_fields(fields: dict[str, Any], values: dict[str, int]) -> 
 
 
 def usage_from_request(body: dict[str, Any], model: Model, hold_output_tokens: int) -> Usage:
-    """The hold of a chat, embeddings or images body (a ``prompt``, no
-    ``messages``): what the gateway holds when the same body is sent."""
+    """The hold of a chat, embeddings, images or videos body: what the gateway
+    holds when the same body is sent (the same shape, the same computation)."""
     check_quoted(model, body)  # the refusal the call itself would get
-    if body.get("model") != model.id:  # as the relay sends it upstream
-        body = {**body, "model": model.id}
-    body_bytes = len(orjson.dumps(body))
-    if "prompt" in body and "messages" not in body and "input" not in body:
-        asked = image_request(body, where="request.")
-        shape = CallShape(body_bytes=body_bytes, n=asked.n, image=asked.shape)
-    elif "input" in body and "messages" not in body:
-        shape = embeddings_shape(body, body_bytes)
-    else:
-        shape = chat_shape(body, body_bytes)
-    usage = hold_usage(shape, model, hold_output_tokens)
+    usage = hold_usage(request_shape(body, model), model, hold_output_tokens)
     usage.source = UsageSource.ESTIMATED
     return usage
+
+
+def request_shape(body: dict[str, Any], model: Model) -> CallShape:
+    """The shape of ``body`` as the relay would send it (the model by its id)."""
+    if body.get("model") != model.id:
+        body = {**body, "model": model.id}
+    if quoted_endpoint(model, body) is VIDEOS:
+        return video_shape(model, body)
+    body_bytes = len(orjson.dumps(body))
+    if "prompt" in body and "messages" not in body and "input" not in body:
+        return image_shape(image_request(body, where="request."), body_bytes)
+    if "input" in body and "messages" not in body:
+        return embeddings_shape(body, body_bytes)
+    return chat_shape(body, body_bytes)
 
 
 def quote(model: Model, mode: BillingMode, usage: Usage) -> dict[str, Any]:
@@ -104,7 +109,7 @@ def quote(model: Model, mode: BillingMode, usage: Usage) -> dict[str, Any]:
             },
         }
     try:
-        cost = price_call(model, decision, usage)
+        cost = bill(model, decision, usage)
     except PricingError as exc:
         raise bad_request(str(exc)) from exc
     return {

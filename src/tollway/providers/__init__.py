@@ -1,16 +1,16 @@
-"""Upstream providers, one module each, registered by channel type.
+"""Upstream providers, one module each, registered here by channel type.
 
-A provider turns a channel and a relayed body into an upstream request, and
-the upstream's answer into ``Usage``; it never prices or charges anything.
+Adding a provider is one module implementing ``Provider`` (providers/base.py)
+and one line below (and its counterpart in the simulator).
 """
 
 from __future__ import annotations
 
+from tollway.providers.base import Answer, NotJson, Outbound, Provider, StreamScanner
 from tollway.providers.openai import OpenAIProvider
-from tollway.types import Provider
 
 PROVIDERS: dict[str, Provider] = {
     "openai": OpenAIProvider(),
 }
 
-__all__ = ["PROVIDERS", "Provider"]
+__all__ = ["PROVIDERS", "Answer", "NotJson", "Outbound", "Provider", "StreamScanner"]

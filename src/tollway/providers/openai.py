@@ -6,38 +6,87 @@ from typing import Any
 
 import orjson
 
+from tollway.errors import ApiError, upstream_error
+from tollway.providers.base import Answer, NotJson, Outbound
+from tollway.transport import UpstreamRequest
 from tollway.types import Usage
 
+ENDPOINTS = frozenset({"chat/completions", "embeddings", "images/generations", "videos"})
 IMAGES_PREFIX = "images/"
 _USAGE_MARKS = (b'"usage":{', b'"usage": {')
 _NULL_USAGE = (b',"usage":null', b', "usage": null')
 
 
 class OpenAIProvider:
-    def url(self, base_url: str, endpoint: str) -> str:
-        return f"{base_url}/{endpoint}"
+    """OpenAI's API on both sides: requests and answers pass through as sent,
+    except that a stream is asked to report its usage (and that report is cut
+    out again when the client did not ask for it)."""
 
-    def headers(self, api_key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+    endpoints = ENDPOINTS
 
-    def usage(self, endpoint: str, response: dict[str, Any]) -> Usage | None:
-        reported = response.get("usage")
-        if not isinstance(reported, dict):
-            return None
-        if endpoint.startswith(IMAGES_PREFIX):
-            return image_usage_from_openai(reported)
-        return usage_from_openai(reported)
+    def request(self, base_url: str, api_key: str, call: Outbound) -> UpstreamRequest:
+        headers = {"Authorization": f"Bearer {api_key}"}
+        if call.content_type is not None:
+            headers["Content-Type"] = call.content_type
+        body = call.body
+        if call.stream and call.payload is not None and not _asks_usage(call.payload):
+            options = call.payload.get("stream_options")
+            asked = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+            body = orjson.dumps({**call.payload, "stream_options": asked})
+        return UpstreamRequest(call.method, f"{base_url}/{call.resource}", headers, body)
 
-    def stream_body(self, payload: dict[str, Any], body: bytes) -> tuple[bytes, bool]:
-        options = payload.get("stream_options")
-        if isinstance(options, dict) and options.get("include_usage") is True:
-            return body, False
-        asked = dict(options) if isinstance(options, dict) else {}
-        asked["include_usage"] = True
-        return orjson.dumps({**payload, "stream_options": asked}), True
+    def answer(self, call: Outbound, data: bytes) -> Answer:
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise NotJson("upstream answered 200 with a body that is not JSON") from None
+        if not isinstance(parsed, dict):
+            parsed = {}
+        return Answer(data, parsed, answer_usage(call.endpoint, parsed))
 
-    def stream_scanner(self, strip_usage: bool) -> ChatStreamScanner:
-        return ChatStreamScanner(strip_usage)
+    def scanner(self, call: Outbound) -> ChatStreamScanner:
+        return ChatStreamScanner(strip_usage=not _asks_usage(call.payload or {}))
+
+    def failure(self, status: int, data: bytes) -> ApiError:
+        return upstream_failure(status, data)
+
+
+def _asks_usage(payload: dict[str, Any]) -> bool:
+    options = payload.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def answer_usage(endpoint: str, answer: dict[str, Any]) -> Usage | None:
+    """The usage an answer reports, read as its endpoint reports it."""
+    reported = answer.get("usage")
+    if not isinstance(reported, dict):
+        return None
+    if endpoint.startswith(IMAGES_PREFIX):
+        return image_usage_from_openai(reported)
+    return usage_from_openai(reported)
+
+
+def upstream_failure(status: int, data: bytes) -> ApiError:
+    """Map an upstream's error answer to what the client gets."""
+    message = _error_message(data) or f"The upstream answered HTTP {status}."
+    if status in (400, 404, 409, 413, 422):
+        return ApiError(status, message, "upstream_rejected_request")
+    if status == 429:
+        return ApiError(429, message, "rate_limit_exceeded", "rate_limit_error")
+    if status in (401, 403):
+        return upstream_error("The upstream refused the gateway's credentials for this model.")
+    return upstream_error(f"The upstream failed: {message}")
+
+
+def _error_message(data: bytes) -> str | None:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    return None
 
 
 def usage_from_openai(u: dict[str, Any]) -> Usage | None:

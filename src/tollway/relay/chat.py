@@ -2,55 +2,60 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tollway.billing.shapes import chat_shape
+from tollway.billing.shapes import CallShape, chat_shape
+from tollway.endpoints import CHAT
 from tollway.errors import bad_request
 from tollway.gateway import Gateway
-from tollway.relay.call import authenticate, decide, open_call, read_json, resolve_model
-from tollway.relay.endpoints import CHAT
 from tollway.relay.forward import MeteredStream, forward_unary, open_stream
-from tollway.types import Usage
+from tollway.relay.pipeline import Call, Inbound, Metered, run
+from tollway.types import Model, Usage
 
 
-async def chat_completions(request: Request) -> Response | MeteredStream:
-    gw: Gateway = request.app.state.gateway
-    token = await authenticate(gw, request)
-    payload, body = await read_json(request, gw.settings.max_body_bytes)
-    model = resolve_model(gw, token, payload, CHAT)
-    method = decide(token, model)
-    stream = payload.get("stream", False)
+def _shape(inbound: Inbound, model: Model) -> CallShape:
+    stream = inbound.payload.get("stream", False)
     if not isinstance(stream, bool):
         raise bad_request("'stream' must be true or false.", param="stream")
-    if payload.get("model") != model.id:  # an alias: the upstream knows the model by its id
-        payload["model"] = model.id
-        body = orjson.dumps(payload)
-    shape = chat_shape(payload, len(body))  # of the body as sent upstream, as a quote's
-    call = await open_call(gw, token, model, method, "chat/completions", shape)
+    return chat_shape(inbound.payload, len(inbound.body))  # of the body as sent upstream
+
+
+async def _forward(call: Call, inbound: Inbound, request: Request) -> Response | MeteredStream:
+    gw = call.gw
+    payload = inbound.payload
+    n = call.shape.n
     prompt_tokens = _prompt_counter(gw, payload)
-    if not stream:
+    if not payload.get("stream", False):
         return await forward_unary(
             call,
-            body,
-            items=lambda answer: _choices(answer, shape.n),
+            call.outbound(inbound),
+            items=lambda answer: _choices(answer, n),
             estimate=lambda answer: _usage(prompt_tokens(), gw.counter.count(_answer_text(answer))),
         )
-    stream_body, strip = call.provider.stream_body(payload, body)
-    upstream = await open_stream(call, stream_body)
+    outbound = call.outbound(inbound, stream=True)
+    upstream = await open_stream(call, outbound)
     return MeteredStream(
         call,
         upstream,
-        call.provider.stream_scanner(strip),
+        call.provider.scanner(outbound),
         estimate=lambda text: _usage(prompt_tokens(), gw.counter.count(text)),
-        items=shape.n,
+        items=n,
     )
 
 
-def _prompt_counter(gw: Gateway, payload: dict[str, Any]) -> Any:
+CHAT_COMPLETIONS = Metered(CHAT, "chat/completions", _shape, _forward)
+
+
+async def chat_completions(request: Request) -> Response | MeteredStream:
+    result: Response | MeteredStream = await run(CHAT_COMPLETIONS, request)
+    return result
+
+
+def _prompt_counter(gw: Gateway, payload: dict[str, Any]) -> Callable[[], int]:
     """Counting the prompt is only needed when no usage comes back: do it lazily."""
     return lambda: gw.counter.count_chat_prompt(payload)
 

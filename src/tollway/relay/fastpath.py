@@ -1,9 +1,11 @@
-"""The metered endpoints, dispatched in front of Starlette.
+"""The /v1 endpoints, dispatched in front of Starlette.
 
-Starlette's middleware stack, router and per-route wrappers took about 14 % of
-the gateway's time per call (bench/ profile). The hot endpoints are matched
-here by exact method and path and served directly; everything else (the
-management API, other paths, 404/405 answers) goes on to the Starlette app.
+Starlette's middleware stack, router and per-route wrappers cost the gateway
+time on every call (docs/benchmark.md). Endpoints with a fixed path are
+matched here by exact method and path and served directly; the ones with a
+parameter in their path (``/v1/videos/{video_id}``) are Starlette routes.
+Either way an endpoint answers the same: an ApiError with its OpenAI-shaped
+body, anything unexpected with a logged JSON 500 naming the request id.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.requests import Request
-from starlette.routing import Router
 from starlette.types import Receive, Scope, Send
 
 from tollway.errors import ApiError, internal_error
+from tollway.keys import new_request_id
+from tollway.relay.inbound import REQUEST_ID_SCOPE
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +32,17 @@ class FastPath:
     def __init__(self, app: Starlette, hot: dict[tuple[str, str], Endpoint]) -> None:
         self.app = app
         self.hot = hot
+        self.hot_paths = frozenset(path for _, path in hot)
 
     @property
     def state(self) -> State:
         return self.app.state
 
-    @property
-    def router(self) -> Router:
-        return self.app.router
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             endpoint = self.hot.get((scope["method"], scope["path"]))
+            if endpoint is None and scope["path"] in self.hot_paths:
+                endpoint = not_allowed
             if endpoint is not None:
                 scope["app"] = self.app
                 await serve(endpoint, scope, receive, send)
@@ -48,9 +50,14 @@ class FastPath:
         await self.app(scope, receive, send)
 
 
+async def not_allowed(request: Request) -> Any:
+    raise ApiError(
+        405, f"{request.method} is not allowed on {request.url.path}", "method_not_allowed"
+    )
+
+
 def answering_errors(endpoint: Endpoint) -> Endpoint:
-    """A Starlette endpoint that answers as the hot ones do: an ApiError with
-    its OpenAI-shaped body, anything unexpected with a logged JSON 500."""
+    """A Starlette endpoint that answers as the fast path's do."""
 
     async def wrapped(request: Request) -> Any:
         return await answer(endpoint, request)
@@ -69,7 +76,10 @@ async def answer(endpoint: Endpoint, request: Request) -> Any:
     except ApiError as error:
         return error.response()
     except Exception:
-        # A bug, not an answer: logged with its traceback, and the client still
-        # gets an OpenAI-shaped error rather than a plain-text page or a reset.
-        log.exception("unhandled error in %s %s", request.method, request.url.path)
-        return internal_error().response()
+        # A bug, not an answer: logged with its traceback and the request id,
+        # and the client still gets an OpenAI-shaped error (not a reset).
+        request_id = request.scope.get(REQUEST_ID_SCOPE) or new_request_id()
+        log.exception(
+            "unhandled error in %s %s (request %s)", request.method, request.url.path, request_id
+        )
+        return internal_error(request_id).response()

@@ -9,14 +9,14 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from tollway.errors import ApiError, upstream_error
-from tollway.relay.call import COST_HEADER, Call, upstream_failure
-from tollway.types import BillingMethod, StreamScanner, Usage, UsageSource, nano_to_usd
-from tollway.upstream import Response as UpstreamResponse
+from tollway.providers import Answer, NotJson, Outbound, StreamScanner
+from tollway.relay.pipeline import COST_HEADER, Call
+from tollway.transport import UpstreamAnswer
+from tollway.types import BillingMethod, Usage, UsageSource, nano_to_usd
 from tollway.upstream import UpstreamError
 
 log = logging.getLogger(__name__)
@@ -26,14 +26,14 @@ log = logging.getLogger(__name__)
 Estimator = Callable[[str], Usage]
 AnswerEstimator = Callable[[dict[str, Any]], Usage]
 # An endpoint's own reading of the answer's usage (None: none reported).
-AnswerUsage = Callable[[dict[str, Any]], Usage | None]
+AnswerUsage = Callable[[Answer], Usage | None]
 # Whether the client has gone away (Request.is_disconnected).
 ClientGone = Callable[[], Awaitable[bool]]
 
 
 async def forward_unary(
     call: Call,
-    body: bytes,
+    outbound: Outbound,
     items: Callable[[dict[str, Any]], int],
     estimate: AnswerEstimator,
     *,
@@ -47,19 +47,14 @@ async def forward_unary(
     that left while the upstream worked (``client_gone``) is billed all the
     same: the upstream did the work; the record says ``client_disconnected``.
     """
-    data = await _post(call, body)
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        await call.release("upstream_error", "upstream answered 200 with a body that is not JSON")
-        raise upstream_error("The upstream answered with a body that is not JSON.") from None
-    if not isinstance(parsed, dict):
-        parsed = {}
-    reported = usage(parsed) if usage is not None else call.provider.usage(call.endpoint, parsed)
-    if reported is None:
-        await call.gw.counter.ready()
-        reported = estimated(estimate(parsed))
-    reported.items = items(parsed)
+    data = await _post(call, outbound)
+    async with released_on_failure(call):  # a bug reading the answer gives the hold back
+        answer = await _answer(call, outbound, data)
+        reported = usage(answer) if usage is not None else answer.usage
+        if reported is None:
+            await call.gw.counter.ready()
+            reported = estimated(estimate(answer.parsed))
+        reported.items = items(answer.parsed)
     status, detail = "ok", None
     if client_gone is not None and await client_gone():
         status = "client_disconnected"
@@ -67,12 +62,20 @@ async def forward_unary(
     cost = await call.settle(reported, status, detail)
     headers = call.headers()
     headers[COST_HEADER] = nano_to_usd(cost)
-    return Response(data, 200, headers, media_type="application/json")
+    return Response(answer.body, 200, headers, media_type="application/json")
 
 
-async def _post(call: Call, body: bytes) -> bytes:
-    async with _released_on_failure(call):
-        resp = await _send(call, body)
+async def _answer(call: Call, outbound: Outbound, data: bytes) -> Answer:
+    try:
+        return call.provider.answer(outbound, data)
+    except NotJson as exc:
+        await call.release("upstream_error", str(exc))
+        raise upstream_error("The upstream answered with a body that is not JSON.") from None
+
+
+async def _post(call: Call, outbound: Outbound) -> bytes:
+    async with released_on_failure(call):
+        resp = await call.send(outbound)
         try:
             data = await resp.read()
         finally:
@@ -80,12 +83,12 @@ async def _post(call: Call, body: bytes) -> bytes:
         status = resp.status
     if status != 200:
         await call.release("upstream_error", f"upstream answered HTTP {status}")
-        raise upstream_failure(status, data)
+        raise call.provider.failure(status, data)
     return data
 
 
 @contextlib.asynccontextmanager
-async def _released_on_failure(call: Call) -> AsyncIterator[None]:
+async def released_on_failure(call: Call) -> AsyncIterator[None]:
     """Whatever stops the upstream request gives the hold back."""
     try:
         yield
@@ -94,33 +97,28 @@ async def _released_on_failure(call: Call) -> AsyncIterator[None]:
         raise
     except (UpstreamError, OSError) as exc:
         await call.release("upstream_error", f"upstream request failed: {exc!r}")
-        raise _transport_error(exc) from exc
+        raise transport_error(exc) from exc
     except Exception as exc:  # a bug: still give the money back before it surfaces
         await call.release("gateway_error", f"gateway failed: {exc!r}")
         raise
 
 
-def _transport_error(exc: Exception) -> ApiError:
+def transport_error(exc: Exception) -> ApiError:
     if isinstance(exc, TimeoutError):
         return upstream_error("The upstream did not answer in time.", 504, "upstream_timeout")
     return upstream_error(f"The upstream could not be reached: {exc.__class__.__name__}.")
 
 
-def _send(call: Call, body: bytes) -> Awaitable[UpstreamResponse]:
-    timeout = call.gw.settings.upstream_timeout_s
-    return call.gw.upstream.post(call.upstream_url(), call.upstream_headers(), body, timeout)
-
-
-async def open_stream(call: Call, body: bytes) -> UpstreamResponse:
-    async with _released_on_failure(call):
-        resp = await _send(call, body)
+async def open_stream(call: Call, outbound: Outbound) -> UpstreamAnswer:
+    async with released_on_failure(call):
+        resp = await call.send(outbound)
     if resp.status != 200:
         try:
             data = await resp.read()
         finally:
             resp.close()
         await call.release("upstream_error", f"upstream answered HTTP {resp.status}")
-        raise upstream_failure(resp.status, data)
+        raise call.provider.failure(resp.status, data)
     return resp
 
 
@@ -151,7 +149,7 @@ class MeteredStream:
     def __init__(
         self,
         call: Call,
-        upstream: UpstreamResponse,
+        upstream: UpstreamAnswer,
         scanner: StreamScanner,
         estimate: Estimator,
         items: int,

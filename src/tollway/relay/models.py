@@ -9,7 +9,8 @@ from starlette.responses import Response
 from tollway.billing.modes import can_call
 from tollway.errors import model_not_found
 from tollway.gateway import Gateway
-from tollway.relay.call import allowed, authenticate
+from tollway.relay.inbound import authenticate
+from tollway.relay.pipeline import allowed
 from tollway.types import Model
 
 

@@ -26,50 +26,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tollway.errors import (
-    ApiError,
-    bad_request,
-    insufficient_quota,
-    not_found,
-    upstream_error,
-)
+from tollway.billing.shapes import CallShape, VideoShape
+from tollway.billing.videos import DEFAULT_MODEL, prompt_of, video_shape
+from tollway.endpoints import REMIX, VIDEOS
+from tollway.errors import ApiError, bad_request, not_found, upstream_error
 from tollway.gateway import Gateway
-from tollway.keys import new_request_id
-from tollway.ledger import InsufficientFunds
-from tollway.relay.call import (
-    BILLING_METHOD_HEADER,
-    COST_HEADER,
-    REQUEST_ID_HEADER,
-    authenticate,
-    read_json,
-    route,
-    upstream_failure,
-)
-from tollway.relay.endpoints import REMIX
-from tollway.relay.fastpath import answering_errors
-from tollway.relay.video_requests import (
-    hold_for,
-    prompt_of,
-    read_video_form,
-    seconds_of,
-    size_of,
-    text_field,
-    video_method,
-    video_model,
-)
+from tollway.providers import PROVIDERS, Outbound, Provider
+from tollway.relay.forward import released_on_failure, transport_error
+from tollway.relay.inbound import REQUEST_ID_HEADER, authenticate, read_json
+from tollway.relay.pipeline import BILLING_METHOD_HEADER, COST_HEADER, Call, Inbound, Metered, run
+from tollway.relay.video_requests import VideoForm, read_video_form, video_method
 from tollway.state import Channel, TokenInfo
 from tollway.timeutil import utcnow
-from tollway.types import BillingMethod, Model, Usage, nano_to_usd, parse_count
-from tollway.upstream import Response as UpstreamResponse
+from tollway.transport import UpstreamAnswer
+from tollway.types import Model, nano_to_usd, parse_count
 from tollway.upstream import UpstreamError
 from tollway.video_jobs import (
     FINAL,
@@ -90,7 +68,6 @@ from tollway.video_jobs import (
     send,
     upstream_path,
     upstream_state,
-    usage_record,
 )
 
 log = logging.getLogger(__name__)
@@ -109,68 +86,134 @@ CONTENT_HEADERS = ("content-type", "content-length", "content-disposition", "eta
 # --- creating a job -----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """A job to create upstream, priced and routed; ``job`` has no upstream id yet."""
+async def _read_create(request: Request, gw: Gateway, token: TokenInfo) -> Inbound:
+    form = await read_video_form(request, gw.settings.max_body_bytes)
+    fields = dict(form.items)  # the last of a repeated field, as form.get reads
+    name = fields.get("model")
+    if name is not None and not isinstance(name, str):
+        await form.close()
+        raise bad_request("'model' must be a string.", param="model")
+    fields["model"] = name or DEFAULT_MODEL
+    return Inbound(fields, b"", source=form, close=form.close, json=False)
 
-    job: VideoJob
-    channel: Channel
-    path: str
-    body: bytes
-    content_type: str
+
+def _shape(inbound: Inbound, model: Model) -> CallShape:
+    prompt_of(inbound.payload.get("prompt"))
+    return video_shape(model, inbound.payload)
 
 
-def new_job(
-    token: TokenInfo,
-    model: Model,
-    method: BillingMethod,
-    endpoint: str,
-    channel: Channel,
-    seconds: int,
-    size: str,
-    remixed_from: str | None = None,
-) -> VideoJob:
+async def _forward_create(call: Call, inbound: Inbound, request: Request) -> Response:
+    video = _video(call)
+    form: VideoForm = inbound.source
+    overrides = {"model": call.model.id, "seconds": str(video.seconds), "size": video.size}
+    async with released_on_failure(call):
+        body, content_type = await form.encode(overrides)
+    outbound = Outbound(ENDPOINT, body, path=ENDPOINT, content_type=content_type)
+    return job_response(await submit(call, outbound, new_job(call, video)))
+
+
+CREATE = Metered(
+    VIDEOS,
+    ENDPOINT,
+    _shape,
+    _forward_create,
+    read=_read_create,
+    method=video_method,
+    outlives_request=True,
+)
+
+
+async def _read_remix(request: Request, gw: Gateway, token: TokenInfo) -> Inbound:
+    source = await owned_job(gw, token, request.path_params["video_id"])
+    payload, _ = await read_json(request, gw.settings.max_body_bytes)
+    fields = {"model": source.model, "prompt": payload.get("prompt")}
+    return Inbound(fields, orjson.dumps(payload), source=source, json=False)
+
+
+def _remix_shape(inbound: Inbound, model: Model) -> CallShape:
+    prompt_of(inbound.payload.get("prompt"))
+    source: VideoJob = inbound.source
+    return CallShape(body_bytes=0, video=VideoShape(source.seconds, source.size))
+
+
+def _source_channel(
+    gw: Gateway, model: Model, inbound: Inbound, endpoint: str
+) -> tuple[Channel, Provider]:
+    """A remix is made where its source video lives."""
+    source: VideoJob = inbound.source
+    channel = job_channel(gw, source.channel_id)
+    if channel is None:
+        raise _channel_gone(source)
+    return channel, PROVIDERS[channel.type]
+
+
+async def _forward_remix(call: Call, inbound: Inbound, request: Request) -> Response:
+    source: VideoJob = inbound.source
+    outbound = Outbound(REMIX_ENDPOINT, inbound.body, path=upstream_path(source, "/remix"))
+    job = new_job(call, _video(call), remixed_from=source.id)
+    return job_response(await submit(call, outbound, job))
+
+
+REMIX_VIDEO = Metered(
+    REMIX,
+    REMIX_ENDPOINT,
+    _remix_shape,
+    _forward_remix,
+    read=_read_remix,
+    method=video_method,
+    route=_source_channel,
+    outlives_request=True,
+)
+
+
+async def create_video(request: Request) -> Response:
+    result: Response = await run(CREATE, request)
+    return result
+
+
+async def remix_video(request: Request) -> Response:
+    result: Response = await run(REMIX_VIDEO, request)
+    return result
+
+
+def _video(call: Call) -> VideoShape:
+    assert call.shape.video is not None  # both recipes shape a video
+    return call.shape.video
+
+
+def new_job(call: Call, video: VideoShape, remixed_from: str | None = None) -> VideoJob:
+    """The job a call creates; its hold is the call's, handed over once recorded."""
     return VideoJob(
         id=new_video_id(),
         upstream_id="",
-        account_id=token.account_id,
-        token_id=token.id,
-        channel_id=channel.id,
-        model=model.id,
-        billing_mode=token.billing_mode.value,
-        method=method,
-        endpoint=endpoint,
-        seconds=seconds,
-        size=size,
-        request_id=new_request_id(),
-        hold_nano=hold_for(model, method, seconds, size),
+        account_id=call.token.account_id,
+        token_id=call.token.id,
+        channel_id=call.channel.id,
+        model=call.model.id,
+        billing_mode=call.token.billing_mode.value,
+        method=call.method,
+        endpoint=call.endpoint,
+        seconds=video.seconds,
+        size=video.size,
+        request_id=call.request_id,
+        hold_nano=call.hold_nano,
         created_at=utcnow(),
         remixed_from=remixed_from,
     )
 
 
-async def submit(gw: Gateway, sub: Submission) -> Refreshed:
-    """Hold, create the job upstream, record it. Whatever stops it before the
-    job is recorded gives the hold back."""
-    job = sub.job
-    short = await gw.ledger.hold(job.request_id, job.account_id, job.token_id, job.hold_nano)
-    if isinstance(short, InsufficientFunds):
-        raise _no_funds(job, short)
-    try:
-        resp = await send(gw, sub.channel, "POST", sub.path, sub.body, sub.content_type)
+async def submit(call: Call, outbound: Outbound, job: VideoJob) -> Refreshed:
+    """Create the job upstream and record it; the call's hold passes to the
+    job. Whatever stops it before the job is recorded gives the hold back."""
+    async with released_on_failure(call):
+        resp = await call.send(outbound)
         data = await read_answer(resp)
-    except (UpstreamError, OSError) as exc:
-        await _release(gw, job, "upstream_error", f"upstream request failed: {exc!r}")
-        raise _transport_error(exc) from exc
-    except BaseException as exc:
-        await _release(gw, job, "cancelled", f"stopped before the upstream answered: {exc!r}")
-        raise
     obj = parse_object(data)
     if resp.status != 200:
-        await _release(gw, job, "upstream_error", f"upstream answered HTTP {resp.status}")
-        raise upstream_failure(resp.status, data)
+        await call.release("upstream_error", f"upstream answered HTTP {resp.status}")
+        raise call.provider.failure(resp.status, data)
     if obj is None or not isinstance(obj.get("id"), str) or not obj["id"]:
-        await _release(gw, job, "upstream_error", "upstream answered without a video id")
+        await call.release("upstream_error", "upstream answered without a video id")
         raise upstream_error("The upstream answered without a video id.")
     state = upstream_state(obj)
     job = replace(
@@ -180,72 +223,14 @@ async def submit(gw: Gateway, sub: Submission) -> Refreshed:
         state=state if state is not None and state not in FINAL else JobState.QUEUED,
     )
     try:
-        await insert_job(gw, job)
+        await insert_job(call.gw, job)
     except BaseException as exc:
-        await _release(gw, job, "gateway_error", f"recording the job failed: {exc!r}")
+        await call.release("gateway_error", f"recording the job failed: {exc!r}")
         with contextlib.suppress(Exception):  # nobody could ever fetch it: stop it
-            await read_answer(await send(gw, sub.channel, "DELETE", upstream_path(job)))
+            await read_answer(await send(call.gw, call.channel, "DELETE", upstream_path(job)))
         raise
-    return Refreshed(await apply_upstream(gw, job, obj), resp.header(POLL_AFTER_HEADER))
-
-
-async def _release(gw: Gateway, job: VideoJob, status: str, detail: str) -> None:
-    await gw.ledger.release(usage_record(job, Usage(items=0), 0, {}, status, detail))
-
-
-def _no_funds(job: VideoJob, short: InsufficientFunds) -> ApiError:
-    return insufficient_quota(
-        f"This video ({job.model}, {job.seconds} s at {job.size}) costs "
-        f"${nano_to_usd(short.needed_nano)}, {short.more_than()}. Add credit, raise the "
-        "quota, or ask for fewer seconds."
-    )
-
-
-def _transport_error(exc: Exception) -> ApiError:
-    if isinstance(exc, TimeoutError):
-        return upstream_error("The upstream did not answer in time.", 504, "upstream_timeout")
-    return upstream_error(f"The upstream could not be reached: {exc.__class__.__name__}.")
-
-
-async def create_video(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    token = await authenticate(gw, request)
-    form = await read_video_form(request, gw.settings.max_body_bytes)
-    try:
-        model = video_model(gw, token, form.get("model"))
-        method = video_method(token, model)
-        prompt_of(form.get("prompt"))
-        seconds = seconds_of(model, text_field(form, "seconds"))
-        size = size_of(model, text_field(form, "size"))
-        channel, _ = route(gw, model)
-        job = new_job(token, model, method, ENDPOINT, channel, seconds, size)
-        overrides = {"model": model.id, "seconds": str(seconds), "size": size}
-        body, content_type = await form.encode(overrides)
-    finally:
-        await form.close()
-    refreshed = await submit(gw, Submission(job, channel, ENDPOINT, body, content_type))
-    return job_response(refreshed)
-
-
-async def remix_video(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    token = await authenticate(gw, request)
-    source = await owned_job(gw, token, request.path_params["video_id"])
-    payload, _ = await read_json(request, gw.settings.max_body_bytes)
-    prompt_of(payload.get("prompt"))
-    model = video_model(gw, token, source.model, REMIX)
-    method = video_method(token, model)
-    channel = job_channel(gw, source.channel_id)
-    if channel is None:
-        raise _channel_gone(source)
-    job = new_job(
-        token, model, method, REMIX_ENDPOINT, channel, source.seconds, source.size, source.id
-    )
-    path = upstream_path(source, "/remix")
-    refreshed = await submit(
-        gw, Submission(job, channel, path, orjson.dumps(payload), "application/json")
-    )
-    return job_response(refreshed)
+    call.hand_over()
+    return Refreshed(await apply_upstream(call.gw, job, obj), resp.header(POLL_AFTER_HEADER))
 
 
 # --- reading jobs -------------------------------------------------------------
@@ -341,9 +326,9 @@ async def delete_video(request: Request) -> Response:
             resp = await send(gw, channel, "DELETE", upstream_path(job))
             data = await read_answer(resp)
         except (UpstreamError, OSError) as exc:
-            raise _transport_error(exc) from exc
+            raise transport_error(exc) from exc
         if resp.status not in (200, 404):
-            raise upstream_failure(resp.status, data)
+            raise PROVIDERS[channel.type].failure(resp.status, data)
     if job.open:
         cancelled = {"code": "video_cancelled", "message": "Deleted before it finished."}
         job = await close_job(gw, job, JobState.CANCELLED, None, cancelled)
@@ -406,9 +391,9 @@ async def video_content(request: Request) -> Response | ContentStream:
     try:
         resp = await send(gw, channel, "GET", upstream_path(job, f"/content?variant={variant}"))
     except (UpstreamError, OSError) as exc:
-        raise _transport_error(exc) from exc
+        raise transport_error(exc) from exc
     if resp.status != 200:
-        raise _content_failure(job, resp.status, await read_answer(resp))
+        raise _content_failure(job, channel, resp.status, await read_answer(resp))
     headers = [
         (name.encode(), value.encode("latin-1"))
         for name in CONTENT_HEADERS
@@ -418,13 +403,13 @@ async def video_content(request: Request) -> Response | ContentStream:
     return ContentStream(job.id, resp, headers)
 
 
-def _content_failure(job: VideoJob, status: int, data: bytes) -> ApiError:
+def _content_failure(job: VideoJob, channel: Channel, status: int, data: bytes) -> ApiError:
     """The upstream's own 404 (expired, say) passes on, in the gateway's ids."""
     error = (parse_object(data) or {}).get("error")
     if status == 404 and isinstance(error, dict) and isinstance(error.get("message"), str):
         message = error["message"].replace(job.upstream_id, job.id)
         return not_found(message, code=str(error.get("code") or "not_found"))
-    return upstream_failure(status, data)
+    return PROVIDERS[channel.type].failure(status, data)
 
 
 class ContentStream:
@@ -433,7 +418,7 @@ class ContentStream:
     off upstream, or the client gone (which stops the upstream at once)."""
 
     def __init__(
-        self, video_id: str, upstream: UpstreamResponse, headers: list[tuple[bytes, bytes]]
+        self, video_id: str, upstream: UpstreamAnswer, headers: list[tuple[bytes, bytes]]
     ) -> None:
         self.video_id = video_id
         self.upstream = upstream
@@ -456,17 +441,3 @@ class ContentStream:
         while (await receive())["type"] != "http.disconnect":
             pass
         self.upstream.close()  # wakes the relay
-
-
-# --- routes -------------------------------------------------------------------
-
-
-def routes() -> list[Route]:
-    return [
-        Route("/v1/videos", answering_errors(create_video), methods=["POST"]),
-        Route("/v1/videos", answering_errors(list_videos), methods=["GET"]),
-        Route("/v1/videos/{video_id}", answering_errors(retrieve_video), methods=["GET"]),
-        Route("/v1/videos/{video_id}", answering_errors(delete_video), methods=["DELETE"]),
-        Route("/v1/videos/{video_id}/content", answering_errors(video_content), methods=["GET"]),
-        Route("/v1/videos/{video_id}/remix", answering_errors(remix_video), methods=["POST"]),
-    ]

@@ -1,0 +1,96 @@
+"""What a provider is: the one interface between the relay and an upstream API.
+
+A provider says which endpoints it serves, builds the upstream request from
+the normalised call (``Outbound``), turns the upstream's answer, whole or
+streamed, into the bytes the client gets plus the ``Usage`` it reports, and
+maps the upstream's errors to the client's. It never prices or charges: its
+only output to billing is ``Usage``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tollway.errors import ApiError
+from tollway.transport import UpstreamRequest
+from tollway.types import Usage
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A call as the gateway sends it on, whatever the upstream speaks.
+
+    ``endpoint`` is the OpenAI-style endpoint the call is for (what a
+    provider's ``endpoints`` lists); ``path`` the resource below the base URL
+    when it names more (``videos/<id>/remix``).
+    """
+
+    endpoint: str  # "chat/completions", "embeddings", "images/generations", "videos"
+    body: bytes = b""
+    payload: dict[str, Any] | None = None  # the body parsed, when it is JSON
+    method: str = "POST"
+    path: str | None = None
+    content_type: str | None = JSON
+    stream: bool = False
+
+    @property
+    def resource(self) -> str:
+        return self.path if self.path is not None else self.endpoint
+
+
+class NotJson(ValueError):
+    """An upstream answered 200 with a body that is not a JSON object."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An upstream's whole answer, for the client and for billing."""
+
+    body: bytes  # what the client gets
+    parsed: dict[str, Any]
+    usage: Usage | None  # None: the upstream reported none
+
+
+class StreamScanner(Protocol):
+    """Reads a relayed stream as it passes: finds the usage, keeps what a
+    count needs if none comes, and says which bytes the client gets."""
+
+    usage: Usage | None
+    done: bool
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Take an upstream chunk; return the bytes to forward now."""
+        ...
+
+    def output_text(self) -> str:
+        """The text generated so far (for counting when no usage came)."""
+        ...
+
+    def delivered_choices(self) -> int:
+        """How many choices reached the client with something generated (or their end)."""
+        ...
+
+
+class Provider(Protocol):
+    """An upstream API family, registered by channel type in providers/__init__.py."""
+
+    endpoints: frozenset[str]
+
+    def request(self, base_url: str, api_key: str, call: Outbound) -> UpstreamRequest:
+        """The upstream request for ``call`` (for a stream, one that reports usage)."""
+        ...
+
+    def answer(self, call: Outbound, data: bytes) -> Answer:
+        """A 200 answer read whole; NotJson when it cannot be read."""
+        ...
+
+    def scanner(self, call: Outbound) -> StreamScanner:
+        """A reader of the stream ``request(call)`` opened."""
+        ...
+
+    def failure(self, status: int, data: bytes) -> ApiError:
+        """What the client gets for an upstream's error answer."""
+        ...

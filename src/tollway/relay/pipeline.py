@@ -1,0 +1,317 @@
+"""The life of one metered call, the same for every metered endpoint.
+
+    authenticate -> read -> resolve the model -> decide the billing method
+    -> shape the request (pure) -> bill its hold -> pick the upstream -> hold
+    -> forward through the provider -> usage -> bill -> settle and record
+
+``run`` is that lifecycle; an endpoint is a ``Metered`` recipe saying how it
+reads its request, what billing reads of it (its shape) and how it forwards
+(relay/chat.py, embeddings.py, images.py, videos.py). Each step either
+returns what the next needs or raises an ApiError, so a refused call never
+reaches the ledger or the upstream. Once held, a ``Call`` must end in
+``settle`` or ``release``; a video's hold outlives the request and is handed
+to its job, which settles it later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from tollway.billing.holds import hold_bill
+from tollway.billing.modes import Refusal, resolve_method
+from tollway.billing.pricing import PricingError, UnpricedVariant, bill
+from tollway.billing.shapes import CallShape
+from tollway.billing.videos import unpriced_size
+from tollway.endpoints import MeteredEndpoint, wrong_endpoint
+from tollway.errors import (
+    ApiError,
+    bad_request,
+    forbidden,
+    insufficient_quota,
+    model_not_found,
+)
+from tollway.gateway import Gateway
+from tollway.keys import new_request_id
+from tollway.ledger import InsufficientFunds, UsageRecord
+from tollway.providers import PROVIDERS, Outbound, Provider
+from tollway.relay.inbound import REQUEST_ID_HEADER, REQUEST_ID_SCOPE, authenticate, read_json
+from tollway.state import Channel, TokenInfo
+from tollway.types import MAX_NANO, BillingMethod, Model, Usage, nano_to_usd
+
+BILLING_METHOD_HEADER = "x-tollway-billing-method"
+COST_HEADER = "x-tollway-cost-usd"
+
+
+@dataclass
+class Inbound:
+    """A metered request as read: its fields, and the body as it goes upstream."""
+
+    payload: dict[str, Any]
+    body: bytes
+    source: Any = None  # what an endpoint found while reading (a remix's video)
+    close: Callable[[], Awaitable[None]] | None = None  # frees uploaded files
+    json: bool = True  # the body is the payload as JSON (else the endpoint builds it)
+
+    def as_sent(self, model: Model) -> None:
+        """Name the model by its id, not an alias the upstream may not know."""
+        if self.payload.get("model") != model.id:
+            self.payload["model"] = model.id
+            if self.json:
+                self.body = orjson.dumps(self.payload)
+
+
+Reader = Callable[[Request, Gateway, TokenInfo], Awaitable[Inbound]]
+Shaper = Callable[[Inbound, Model], CallShape]
+Forwarder = Callable[["Call", Inbound, Request], Awaitable[Any]]
+Router = Callable[[Gateway, Model, Inbound, str], tuple[Channel, Provider]]
+
+
+async def read_json_inbound(request: Request, gw: Gateway, token: TokenInfo) -> Inbound:
+    payload, body = await read_json(request, gw.settings.max_body_bytes)
+    return Inbound(payload, body)
+
+
+@dataclass(frozen=True, slots=True)
+class Metered:
+    """A metered endpoint's recipe for ``run``."""
+
+    endpoint: MeteredEndpoint  # the /v1 route and the model kinds it serves
+    upstream: str  # the provider endpoint it forwards to
+    shape: Shaper  # what billing reads of the request (pure; 400s for bad values)
+    forward: Forwarder
+    read: Reader = read_json_inbound
+    method: Callable[[TokenInfo, Model], BillingMethod] | None = None  # default: decide
+    route: Router | None = None  # default: the model's first channel serving the endpoint
+    outlives_request: bool = False  # a hold handed to a job that settles it later
+
+
+async def run(metered: Metered, request: Request) -> Any:
+    """One metered call, from the request to the answer (settled, or handed on)."""
+    gw: Gateway = request.app.state.gateway
+    token = await authenticate(gw, request)
+    inbound = await metered.read(request, gw, token)
+    try:
+        model = resolve_model(gw, token, inbound.payload.get("model"), metered.endpoint)
+        method = (metered.method or decide)(token, model)
+        inbound.as_sent(model)
+        shape = metered.shape(inbound, model)
+        call = await open_call(gw, token, model, method, metered, inbound, shape)
+        request.scope[REQUEST_ID_SCOPE] = call.request_id
+        return await metered.forward(call, inbound, request)
+    finally:
+        if inbound.close is not None:
+            await inbound.close()
+
+
+def resolve_model(gw: Gateway, token: TokenInfo, name: Any, endpoint: MeteredEndpoint) -> Model:
+    """The catalog model the call names, if this token may call it on ``endpoint``."""
+    if not isinstance(name, str) or not name:
+        raise bad_request(
+            "You must provide a model parameter.", param="model", code="missing_model"
+        )
+    model = gw.state.catalog.get(name)
+    if model is None:
+        close = gw.state.catalog.suggest(name)
+        hint = f"Did you mean {', '.join(close)}?" if close else "See GET /v1/models."
+        raise model_not_found(name, hint)
+    if token.models is not None and not allowed(token, model):
+        raise forbidden(
+            f"This API key may not call model '{name}'. It is limited to: "
+            f"{', '.join(sorted(token.models))}.",
+            "model_not_allowed",
+        )
+    if model.kind not in endpoint.kinds:  # a set membership: this is the hot path
+        raise wrong_endpoint(model, endpoint)
+    return model
+
+
+def allowed(token: TokenInfo, model: Model) -> bool:
+    if token.models is None:
+        return True
+    return model.id in token.models or any(a in token.models for a in model.aliases)
+
+
+def decide(token: TokenInfo, model: Model) -> BillingMethod:
+    decision = resolve_method(token.billing_mode, model)
+    if isinstance(decision, Refusal):
+        raise forbidden(decision.message, "billing_mode_mismatch")
+    return decision
+
+
+def route(gw: Gateway, model: Model, inbound: Inbound, endpoint: str) -> tuple[Channel, Provider]:
+    """The first of the model's channels whose provider serves the endpoint."""
+    for channel in gw.state.channels_for(model):
+        provider = PROVIDERS.get(channel.type)
+        if provider is not None and endpoint in provider.endpoints:
+            return channel, provider
+    raise ApiError(
+        503,
+        f"No upstream channel serves model '{model.id}' right now.",
+        "model_not_available",
+        "upstream_error",
+    )
+
+
+@dataclass
+class Call:
+    """A call that holds money: it must end in settle() or release() (or, for
+    a hold that outlives the request, be handed to whatever settles it)."""
+
+    gw: Gateway
+    token: TokenInfo
+    model: Model
+    method: BillingMethod
+    endpoint: str
+    channel: Channel
+    provider: Provider
+    hold_nano: int
+    shape: CallShape
+    request_id: str = field(default_factory=new_request_id)
+    started: float = field(default_factory=time.perf_counter)
+    closed: bool = False
+
+    def headers(self) -> dict[str, str]:
+        return {BILLING_METHOD_HEADER: self.method.value, REQUEST_ID_HEADER: self.request_id}
+
+    def outbound(self, inbound: Inbound, stream: bool = False) -> Outbound:
+        return Outbound(self.endpoint, inbound.body, inbound.payload, stream=stream)
+
+    def send(self, outbound: Outbound, timeout_s: float | None = None) -> Awaitable[Any]:
+        """Send ``outbound`` through the provider to this call's channel."""
+        channel = self.channel
+        upstream = self.provider.request(channel.base_url, channel.api_key, outbound)
+        timeout = self.gw.settings.upstream_timeout_s if timeout_s is None else timeout_s
+        return self.gw.upstream.send(upstream, timeout)
+
+    def record(
+        self,
+        usage: Usage,
+        cost_nano: int,
+        unit_prices: dict[str, str],
+        status: str,
+        detail: str | None = None,
+    ) -> UsageRecord:
+        return UsageRecord(
+            request_id=self.request_id,
+            account_id=self.token.account_id,
+            token_id=self.token.id,
+            model=self.model.id,
+            endpoint=self.endpoint,
+            billing_mode=self.token.billing_mode.value,
+            method=self.method.value,
+            usage=usage,
+            unit_prices=unit_prices,
+            cost_nano=cost_nano,
+            status=status,
+            channel_id=self.channel.id,
+            duration_ms=int((time.perf_counter() - self.started) * 1000),
+            detail=detail,
+        )
+
+    async def settle(self, usage: Usage, status: str = "ok", detail: str | None = None) -> int:
+        """Charge the real cost (once), in full even beyond the hold (then the
+        record is flagged); returns it in nano-USD."""
+        cost = bill(self.model, self.method, usage)
+        prices = {line.name: nano_to_usd(line.unit_price_nano) for line in cost.lines}
+        self.closed = True
+        cost_nano = cost.total_nano
+        if cost_nano > MAX_NANO:  # past any balance and a 64-bit column: the most there is
+            cost_nano, detail = MAX_NANO, f"reported cost ${nano_to_usd(cost.total_nano)}"
+        record = self.record(usage, cost_nano, prices, status, detail)
+        record.exceeded_hold = cost_nano > self.hold_nano
+        # No shield needed: the step is queued before the first await, and the
+        # writer applies it whether or not this caller is still waiting.
+        settlement = await self.gw.ledger.settle(record)
+        return settlement.cost_nano
+
+    async def release(self, status: str, detail: str) -> None:
+        """Give the hold back in full (the upstream failed; nothing to pay)."""
+        if self.closed:
+            return
+        self.closed = True
+        record = self.record(Usage(items=0), 0, {}, status, detail)
+        await self.gw.ledger.release(record)
+
+    def hand_over(self) -> None:
+        """The hold now belongs to a job that settles or releases it."""
+        self.closed = True
+
+
+async def open_call(
+    gw: Gateway,
+    token: TokenInfo,
+    model: Model,
+    method: BillingMethod,
+    metered: Metered,
+    inbound: Inbound,
+    shape: CallShape,
+) -> Call:
+    """Bill the hold, pick the upstream, and hold (or refuse with a 402)."""
+    amount = _hold_amount(gw, model, method, shape)
+    channel, provider = (metered.route or route)(gw, model, inbound, metered.upstream)
+    call = Call(gw, token, model, method, metered.upstream, channel, provider, amount, shape)
+    if metered.outlives_request:
+        short = await gw.ledger.hold(
+            call.request_id, token.account_id, token.id, amount, outlives_request=True
+        )
+        if isinstance(short, InsufficientFunds):
+            raise _no_funds(short, model, shape)
+        return call
+    if gw.ledger.hold_now(call.request_id, token.account_id, token.id, amount):
+        return call
+    held = asyncio.ensure_future(
+        gw.ledger.hold(call.request_id, token.account_id, token.id, amount, leased=True)
+    )
+    try:
+        short = await asyncio.shield(held)
+    except asyncio.CancelledError:  # the client left while the hold was being made
+        _background(gw, _give_back(call, held))
+        raise
+    if isinstance(short, InsufficientFunds):
+        raise _no_funds(short, model, shape)
+    return call
+
+
+def _hold_amount(gw: Gateway, model: Model, method: BillingMethod, shape: CallShape) -> int:
+    try:
+        return hold_bill(model, method, shape, gw.settings.hold_output_tokens).total_nano
+    except UnpricedVariant as exc:  # a size or quality the model's price table lacks
+        if shape.video is not None:
+            raise unpriced_size(model, shape.video.size, exc) from None
+        raise bad_request(str(exc), param=exc.param) from None
+    except PricingError as exc:
+        raise bad_request(str(exc), param="model") from None
+
+
+async def _give_back(call: Call, held: asyncio.Future[InsufficientFunds | None]) -> None:
+    """Release a hold whose call was never forwarded."""
+    with contextlib.suppress(Exception):
+        if await held is None:
+            await call.release("client_disconnected", "the client left before the call was sent")
+
+
+def _background(gw: Gateway, work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.ensure_future(work)
+    gw.background.add(task)
+    task.add_done_callback(gw.background.discard)
+
+
+def _no_funds(short: InsufficientFunds, model: Model, shape: CallShape) -> ApiError:
+    cost = f"${nano_to_usd(short.needed_nano)}, {short.more_than()}"
+    if shape.video is not None:
+        video = shape.video
+        return insufficient_quota(
+            f"This video ({model.id}, {video.seconds} s at {video.size}) costs {cost}. Add "
+            "credit, raise the quota, or ask for fewer seconds."
+        )
+    return insufficient_quota(
+        f"This call may cost up to {cost}. Add credit, raise the quota, or lower max_tokens."
+    )
