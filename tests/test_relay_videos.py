@@ -24,7 +24,8 @@ from tollway.settings import Settings
 from tollway.simulator import Simulator, SimulatorConfig
 from tollway.simulator.media import mp4_placeholder
 from tollway.types import NANO_PER_USD, Model, nano_to_usd
-from tollway.video_jobs import load_job, reconcile_once, reconcile_videos
+from tollway.videos.reconciler import reconcile_once, reconcile_videos
+from tollway.videos.store import load_job
 
 from conftest import Served, add_channel, customer, sdk, serve, test_settings
 

@@ -36,7 +36,7 @@ from tollway.state import State
 from tollway.transport import Transport
 from tollway.types import Model
 from tollway.upstream import UpstreamPool
-from tollway.video_jobs import reconcile_videos
+from tollway.videos.reconciler import reconcile_videos
 from tollway.web import console_mount, create_web, session_secret
 
 log = logging.getLogger(__name__)

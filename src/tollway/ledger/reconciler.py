@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tollway.db.schema import holds, leases, video_jobs
+from tollway.db.schema import holds, leases
 from tollway.ledger.leases import STALE_S, Leases
 from tollway.ledger.records import LedgerError, UsageRecord, UsageStatus
 from tollway.ledger.steps import Close, EntryKind, Step
@@ -67,9 +67,6 @@ class Reconciler:
             holds.c.state == "open",
             holds.c.created_at < cutoff,
             ~holds.c.outlives_request,
-            # TODO(lead): delete this line (and the import of video_jobs) once
-            # relay/videos.py opens its holds with outlives_request=True.
-            ~exists().where(video_jobs.c.request_id == holds.c.request_id),
         )
         async with self.engine.connect() as conn:
             return list((await conn.execute(query)).all())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from tollway.relay import videos
+from tollway.relay import video_views, videos
 from tollway.relay.chat import chat_completions
 from tollway.relay.embeddings import embeddings
 from tollway.relay.fastpath import Endpoint, answering_errors
@@ -23,10 +23,10 @@ ENDPOINTS: tuple[tuple[str, str, Endpoint], ...] = (
     ("GET", "/v1/models", list_models),
     ("GET", "/v1/models/{model:path}", get_model),
     ("POST", "/v1/videos", videos.create_video),
-    ("GET", "/v1/videos", videos.list_videos),
-    ("GET", "/v1/videos/{video_id}", videos.retrieve_video),
-    ("DELETE", "/v1/videos/{video_id}", videos.delete_video),
-    ("GET", "/v1/videos/{video_id}/content", videos.video_content),
+    ("GET", "/v1/videos", video_views.list_videos),
+    ("GET", "/v1/videos/{video_id}", video_views.retrieve_video),
+    ("DELETE", "/v1/videos/{video_id}", video_views.delete_video),
+    ("GET", "/v1/videos/{video_id}/content", video_views.video_content),
     ("POST", "/v1/videos/{video_id}/remix", videos.remix_video),
 )
 
