@@ -16,7 +16,7 @@ import pytest
 from tollway.simulator import ConfigError, Simulator, SimulatorConfig, start
 from tollway.simulator.images import GPT_IMAGE_OUTPUT_TOKENS
 from tollway.simulator.media import PNG_SIGNATURE, encode_png, mp4_placeholder
-from tollway.simulator.videos import VIDEOS, VideoJob, VideoStore
+from tollway.simulator.video_jobs import VIDEOS, VideoJob, VideoStore
 
 # The SDK marks the Sora methods deprecated; that warning is not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
