@@ -56,7 +56,7 @@ from .common import (
     read_json,
     usage_wanted,
 )
-from .directives import DirectiveError, parse_directives
+from .directives import DirectiveError, Directives, parse_directives
 from .media import parse_size, png_for_size
 
 MAX_N = 10
@@ -213,9 +213,23 @@ def image_bytes(prompt: str, index: int, size: str) -> bytes:
     return png_for_size(f"{prompt}\x00{index}\x00{size}", width, height)
 
 
-async def generations(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    body = await read_json(request)
+@dataclass(frozen=True, slots=True)
+class ImageRequest:
+    """A checked generations request."""
+
+    prompt: str
+    family: Family
+    n: int
+    size: str
+    quality: str
+    response_format: str
+    background: str | None
+    output_format: str | None
+    directives: Directives
+
+
+def parse_request(body: dict[str, Any]) -> ImageRequest:
+    """The request's fields checked against its model family, or a 400."""
     model = body.get("model")
     if model is None:
         model = "dall-e-2"  # OpenAI's default for this endpoint
@@ -239,31 +253,47 @@ async def generations(request: web.Request) -> web.Response:
         directives = parse_directives(prompt)
     except DirectiveError as exc:
         raise ApiError(400, str(exc), param="prompt") from exc
+    return ImageRequest(
+        prompt, family, n, size, quality, response_format, background, output_format, directives
+    )
 
-    await begin_call(state, directives)
 
-    gpt_image = family is GPT_IMAGE
-    as_url = response_format == "url" and not gpt_image
-    data: list[dict[str, Any]] = []
-    for index in range(n):
-        png = image_bytes(prompt, index, size)
-        if as_url:
-            name = "img_" + hashlib.blake2b(png, digest_size=12).hexdigest() + ".png"
-            request.app[FILES].put(name, png)
-            item: dict[str, Any] = {"url": f"{request.scheme}://{request.host}/_sim/files/{name}"}
-        else:
-            item = {"b64_json": base64.b64encode(png).decode("ascii")}
-        if family is DALL_E_3:
-            item["revised_prompt"] = prompt
-        data.append(item)
+def _image_item(request: web.Request, wanted: ImageRequest, index: int) -> dict[str, Any]:
+    """One ``data`` entry: a url served by this simulator, or the PNG inline."""
+    png = image_bytes(wanted.prompt, index, wanted.size)
+    # gpt-image always answers b64_json, whatever response_format says.
+    if wanted.response_format == "url" and wanted.family is not GPT_IMAGE:
+        name = "img_" + hashlib.blake2b(png, digest_size=12).hexdigest() + ".png"
+        request.app[FILES].put(name, png)
+        item: dict[str, Any] = {"url": f"{request.scheme}://{request.host}/_sim/files/{name}"}
+    else:
+        item = {"b64_json": base64.b64encode(png).decode("ascii")}
+    if wanted.family is DALL_E_3:
+        item["revised_prompt"] = wanted.prompt
+    return item
+
+
+def _gpt_image_echo(wanted: ImageRequest) -> dict[str, Any]:
+    """The settings a gpt-image response echoes, ``auto`` resolved."""
+    background = wanted.background
+    return {
+        "background": "opaque" if background in (None, "auto") else background,
+        "output_format": wanted.output_format or "png",
+        "quality": AUTO_QUALITY if wanted.quality == "auto" else wanted.quality,
+        "size": wanted.size,
+    }
+
+
+async def generations(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    wanted = parse_request(await read_json(request))
+    await begin_call(state, wanted.directives)
+    data = [_image_item(request, wanted, index) for index in range(wanted.n)]
     out: dict[str, Any] = {"created": int(time.time()), "data": data}
-    if gpt_image:
-        out["background"] = "opaque" if background in (None, "auto") else background
-        out["output_format"] = output_format or "png"
-        out["quality"] = AUTO_QUALITY if quality == "auto" else quality
-        out["size"] = size
-        if usage_wanted(state, directives):
-            out["usage"] = image_usage(prompt, quality, size, n)
+    if wanted.family is GPT_IMAGE:
+        out.update(_gpt_image_echo(wanted))
+        if usage_wanted(state, wanted.directives):
+            out["usage"] = image_usage(wanted.prompt, wanted.quality, wanted.size, wanted.n)
     return json_response(out)
 
 
