@@ -120,7 +120,7 @@ def test_guide_and_curated_prices(catalog: Catalog, model_id: str) -> None:
 UNIT_BY_KIND = {ModelKind.IMAGE: PerCallUnit.IMAGE, ModelKind.VIDEO: PerCallUnit.VIDEO}
 
 
-# OpenAI's published per-image prices (provider-facts.md), in nano-USD.
+# OpenAI's published per-image prices, in nano-USD.
 SIZE_QUALITY_TABLES = {
     "dall-e-3": {
         "1024x1024/standard": 40_000_000,

@@ -2,8 +2,8 @@
 
 The /v1 relay is plain Starlette (the hot path carries no framework layers it
 does not use); the /api management API is a FastAPI app mounted beside it,
-built on its first request: FastAPI and pydantic's models for it are ~9 MiB
-of a worker's memory, and a worker that only relays never needs them.
+built on its first request: FastAPI and pydantic's models for it take memory
+a worker that only relays never needs (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ TOKENS_PER_IMAGE_PART = 85
 
 class TokenCounter:
     """Loaded on first need, not at start: most calls carry the upstream's own
-    usage, and the encoding costs ~45 MiB of memory."""
+    usage, and the encoding is large in memory."""
 
     def __init__(self) -> None:
         self._encoding: Any = None

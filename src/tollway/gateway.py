@@ -32,7 +32,7 @@ class Gateway:
         """After an edit (committed, the state version moved) that lowers what
         an account or a token may spend: every process's leases of it are
         returned, and this returns once every live process has taken the edit
-        in, so the next call anywhere is weighed against the new limit (SPEC §4)."""
+        in, so the next call anywhere is weighed against the new limit."""
         await self.ledger.revoke_leases(account_id, token_id)
         await self.state.reload()
         await self.state.until_seen()

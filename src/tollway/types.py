@@ -97,7 +97,7 @@ class BillingMethod(StrEnum):
 
 
 class BillingMode(StrEnum):
-    """A token's setting that decides the method of each call (SPEC §1)."""
+    """A token's setting that decides the method of each call."""
 
     PAY_PER_USE = "pay_per_use"
     PAY_PER_CALL = "pay_per_call"

@@ -2,9 +2,8 @@
 
 Why not aiohttp (which Tollway used first): the gateway sends bytes it already
 has and relays the answer's bytes as they come; it needs no cookies, redirects,
-proxies, decompression or per-request objects. Profiling under load showed
-aiohttp's per-request machinery at 36 % of the gateway's CPU and its import
-at ~20 MiB of resident memory. This client writes the request head and body
+proxies, decompression or per-request objects, whose cost showed in profiles
+under load (docs/benchmark.md). This client writes the request head and body
 in one ``writelines`` on a pooled connection and parses the answer with
 ``httptools`` (the parser uvicorn uses; no HTTP parsing is written here).
 

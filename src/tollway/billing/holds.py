@@ -1,6 +1,6 @@
 """How much to hold before a call: its worst-case cost, from the request alone.
 
-The hold is the most a call can cost (SPEC §4): for any request a
+The hold is the most a call can cost: for any request a
 well-behaved upstream can answer, the settled cost stays within it. The
 prompt is held as a token a byte of the body (no tokenizer bills more for
 text), less the bytes of its images, audio and files, which are held at their
@@ -11,8 +11,8 @@ record says so (``exceeded_hold``).
 
 Images billed by tokens (gpt-image-1 and the like) are held by size and
 quality: output tokens per image grow with the pixel area and the quality,
-in line with the guide (about 5,000 tokens at 1024x1024 high/HD, about 8,500
-at 1792x1024). When the upstream reports no usage, the call is billed by
+in line with the billing-modes guide users read (about 5,000 tokens at
+1024x1024 high/HD, about 8,500 at 1792x1024). When the upstream reports no usage, the call is billed by
 OpenAI's own per-image table where it lists the size, and by the same area
 rule elsewhere (``image_estimate_tokens``).
 """
@@ -24,6 +24,7 @@ import re
 from tollway.billing import media
 from tollway.billing.pricing import bill
 from tollway.billing.shapes import CallShape, ImageShape, PromptParts, variant_key
+from tollway.providers.openai import IMAGE_OUTPUT_TOKENS
 from tollway.types import BillingMethod, Cost, Model, Usage
 
 # Without max_tokens a chat call's output is bounded only by the model; hold
@@ -58,25 +59,12 @@ AUTO_QUALITY_ESTIMATE = "medium"
 AUTO_SIZE_HOLD = "1536x1024"
 AUTO_SIZE_ESTIMATE = "1024x1024"
 
-# Output tokens per 1024x1024 of pixel area, by tier. high is the guide's
-# "about 5,000 tokens at 1024x1024" (1792x1024 then holds 8,750, the guide's
+# Output tokens per 1024x1024 of pixel area, by tier. high is the billing-modes
+# guide's "about 5,000 tokens at 1024x1024" (1792x1024 then holds 8,750, its
 # "about 8,500"); every tier is above OpenAI's table at each size it lists, so
 # the hold bounds what the upstream reports.
 TOKENS_PER_1024_SQUARE = {"low": 350, "medium": 1300, "high": 5000}
 SQUARE_1024 = 1024 * 1024
-
-# OpenAI's gpt-image-1 output tokens per image (provider-facts.md).
-OPENAI_IMAGE_OUTPUT_TOKENS: dict[tuple[str, str], int] = {
-    ("low", "1024x1024"): 272,
-    ("low", "1024x1536"): 408,
-    ("low", "1536x1024"): 400,
-    ("medium", "1024x1024"): 1056,
-    ("medium", "1024x1536"): 1584,
-    ("medium", "1536x1024"): 1568,
-    ("high", "1024x1024"): 4160,
-    ("high", "1024x1536"): 6240,
-    ("high", "1536x1024"): 6208,
-}
 
 # The sizes a token-billed image model's estimate table is shown for.
 IMAGE_TABLE_SIZES = ("1024x1024", "1024x1536", "1536x1024", "1792x1024", "1024x1792")
@@ -179,7 +167,7 @@ def image_estimate_tokens(size: str | None, quality: str | None) -> int:
     lists the size, the area rule elsewhere."""
     tier = _tier(quality, AUTO_QUALITY_ESTIMATE)
     concrete = _size(size, AUTO_SIZE_ESTIMATE)
-    listed = OPENAI_IMAGE_OUTPUT_TOKENS.get((tier, concrete))
+    listed = IMAGE_OUTPUT_TOKENS.get((tier, concrete))
     return listed if listed is not None else _area_tokens(concrete, tier)
 
 

@@ -3,7 +3,7 @@
 Providers bill an image in a prompt by their own rules, and a part's bytes say
 little of its bill: a 44-byte ``image_url`` is 85 to 1,445 tokens on gpt-4o,
 up to 48,169 on gpt-4o-mini. The hold counts every part at the most its model
-can bill for it (SPEC §4):
+can bill for it (the hold bounds the charge):
 
 - images: the model family's largest per-image count, at ``detail: "low"``
   the family's fixed low-detail count where it has one;

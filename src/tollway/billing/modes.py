@@ -1,4 +1,4 @@
-"""Which billing method a call is billed by (SPEC §2), and what each mode is.
+"""Which billing method a call is billed by and what each mode is.
 
 Pure: the decision is a function of the token's mode and the model's prices.
 """

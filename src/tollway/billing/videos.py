@@ -35,7 +35,8 @@ VEO_SIZES = ("1280x720", "720x1280", "1920x1080", "1080x1920")
 # schema has no place for them yet. A size that is allowed here but missing
 # from a model's per-size price table is still refused, by the table.)
 MODEL_OPTIONS: tuple[tuple[str, VideoOptions], ...] = (
-    # the guide's reseller product: one price for its 10-second video
+    # a reseller's per-video product (the billing-modes guide's example): one
+    # price for its 10-second video
     ("sora_video2", VideoOptions((10,), 10, None, "720x1280")),
     ("sora-2", VideoOptions((4, 8, 12), 4, SORA_SIZES, "720x1280")),
     ("veo-2", VideoOptions((5, 6, 7, 8), 8, VEO_SIZES[:2], "1280x720")),

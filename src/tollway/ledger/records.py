@@ -87,7 +87,7 @@ class UsageRecord:
     unit_prices: dict[str, str]
     cost_nano: int
     # (a bare string is accepted until every caller passes a UsageStatus)
-    status: UsageStatus | str = UsageStatus.OK
+    status: UsageStatus = UsageStatus.OK
     channel_id: int | None = None
     duration_ms: int | None = None
     detail: str | None = None

@@ -13,6 +13,20 @@ from tollway.types import Usage
 
 ENDPOINTS = frozenset({"chat/completions", "embeddings", "images/generations", "videos"})
 IMAGES_PREFIX = "images/"
+
+# gpt-image-1's output tokens per image, by quality and size, as OpenAI
+# publishes them: what the gateway bills an image by when no usage came.
+IMAGE_OUTPUT_TOKENS: dict[tuple[str, str], int] = {
+    ("low", "1024x1024"): 272,
+    ("low", "1024x1536"): 408,
+    ("low", "1536x1024"): 400,
+    ("medium", "1024x1024"): 1056,
+    ("medium", "1024x1536"): 1584,
+    ("medium", "1536x1024"): 1568,
+    ("high", "1024x1024"): 4160,
+    ("high", "1024x1536"): 6240,
+    ("high", "1536x1024"): 6208,
+}
 _USAGE_MARKS = (b'"usage":{', b'"usage": {')
 _NULL_USAGE = (b',"usage":null', b', "usage": null')
 

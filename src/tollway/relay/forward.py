@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from tollway.errors import ApiError, upstream_error
+from tollway.ledger import UsageStatus
 from tollway.providers import Answer, NotJson, Outbound, StreamScanner
 from tollway.relay.pipeline import COST_HEADER, Call
 from tollway.transport import UpstreamAnswer
@@ -55,9 +56,9 @@ async def forward_unary(
             await call.gw.counter.ready()
             reported = estimated(estimate(answer.parsed))
         reported.items = items(answer.parsed)
-    status, detail = "ok", None
+    status, detail = UsageStatus.OK, None
     if client_gone is not None and await client_gone():
-        status = "client_disconnected"
+        status = UsageStatus.CLIENT_DISCONNECTED
         detail = "the client left before the answer; the upstream had done the work"
     cost = await call.settle(reported, status, detail)
     headers = call.headers()
@@ -69,7 +70,7 @@ async def _answer(call: Call, outbound: Outbound, data: bytes) -> Answer:
     try:
         return call.provider.answer(outbound, data)
     except NotJson as exc:
-        await call.release("upstream_error", str(exc))
+        await call.release(UsageStatus.UPSTREAM_ERROR, str(exc))
         raise upstream_error("The upstream answered with a body that is not JSON.") from None
 
 
@@ -82,7 +83,7 @@ async def _post(call: Call, outbound: Outbound) -> bytes:
             resp.close()
         status = resp.status
     if status != 200:
-        await call.release("upstream_error", f"upstream answered HTTP {status}")
+        await call.release(UsageStatus.UPSTREAM_ERROR, f"upstream answered HTTP {status}")
         raise call.provider.failure(status, data)
     return data
 
@@ -93,13 +94,15 @@ async def released_on_failure(call: Call) -> AsyncIterator[None]:
     try:
         yield
     except asyncio.CancelledError:
-        await call.release("cancelled", "the gateway stopped the call before the upstream answered")
+        await call.release(
+            UsageStatus.CANCELLED, "the gateway stopped the call before the upstream answered"
+        )
         raise
     except (UpstreamError, OSError) as exc:
-        await call.release("upstream_error", f"upstream request failed: {exc!r}")
+        await call.release(UsageStatus.UPSTREAM_ERROR, f"upstream request failed: {exc!r}")
         raise transport_error(exc) from exc
     except Exception as exc:  # a bug: still give the money back before it surfaces
-        await call.release("gateway_error", f"gateway failed: {exc!r}")
+        await call.release(UsageStatus.GATEWAY_ERROR, f"gateway failed: {exc!r}")
         raise
 
 
@@ -117,7 +120,7 @@ async def open_stream(call: Call, outbound: Outbound) -> UpstreamAnswer:
             data = await resp.read()
         finally:
             resp.close()
-        await call.release("upstream_error", f"upstream answered HTTP {resp.status}")
+        await call.release(UsageStatus.UPSTREAM_ERROR, f"upstream answered HTTP {resp.status}")
         raise call.provider.failure(resp.status, data)
     return resp
 
@@ -163,34 +166,34 @@ class MeteredStream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         watcher = asyncio.create_task(self._watch(receive))
-        status = "ok"
+        status = UsageStatus.OK
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers()})
             status = await self._pump(send)
         except OSError:
-            status = "client_disconnected"
+            status = UsageStatus.CLIENT_DISCONNECTED
         finally:
             watcher.cancel()
             self.upstream.close()
             await self._finish(status)
         if not self.client_gone:  # settled first, so a client that read to the end sees it
-            last = INTERRUPTED if status == "upstream_interrupted" else b""
+            last = INTERRUPTED if status is UsageStatus.UPSTREAM_INTERRUPTED else b""
             with contextlib.suppress(OSError):
                 await send({"type": "http.response.body", "body": last, "more_body": False})
 
-    async def _pump(self, send: Send) -> str:
+    async def _pump(self, send: Send) -> UsageStatus:
         try:
             async for chunk in self.upstream.iter_chunks():
                 out = self.scanner.feed(chunk)
                 if out and not self.client_gone:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
                 if self.client_gone:
-                    return "client_disconnected"
+                    return UsageStatus.CLIENT_DISCONNECTED
         except (UpstreamError, OSError):
             pass
         if self.client_gone:
-            return "client_disconnected"
-        return "ok" if self.scanner.done else "upstream_interrupted"
+            return UsageStatus.CLIENT_DISCONNECTED
+        return UsageStatus.OK if self.scanner.done else UsageStatus.UPSTREAM_INTERRUPTED
 
     async def _watch(self, receive: Receive) -> None:
         while True:
@@ -200,7 +203,7 @@ class MeteredStream:
                 self.upstream.close()  # wakes the pump at once
                 return
 
-    async def _finish(self, status: str) -> None:
+    async def _finish(self, status: UsageStatus) -> None:
         items = min(self.scanner.delivered_choices(), self.items)
         if items == 0 and self.call.method is BillingMethod.PER_CALL:
             try:
@@ -217,7 +220,7 @@ class MeteredStream:
             await self.call.gw.counter.ready()
             usage = estimated(self.estimate(self.scanner.output_text()))
             detail = "no usage from upstream; counted by the gateway"
-        elif status != "ok":
+        elif status is not UsageStatus.OK:
             detail = "usage reported before the stream ended"
         usage.items = items
         try:

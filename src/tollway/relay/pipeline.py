@@ -40,7 +40,7 @@ from tollway.errors import (
 )
 from tollway.gateway import Gateway
 from tollway.keys import new_request_id
-from tollway.ledger import InsufficientFunds, UsageRecord
+from tollway.ledger import InsufficientFunds, UsageRecord, UsageStatus
 from tollway.providers import PROVIDERS, Outbound, Provider
 from tollway.relay.inbound import REQUEST_ID_HEADER, REQUEST_ID_SCOPE, authenticate, read_json
 from tollway.state import Channel, TokenInfo
@@ -196,7 +196,7 @@ class Call:
         usage: Usage,
         cost_nano: int,
         unit_prices: dict[str, str],
-        status: str,
+        status: UsageStatus,
         detail: str | None = None,
     ) -> UsageRecord:
         return UsageRecord(
@@ -216,7 +216,9 @@ class Call:
             detail=detail,
         )
 
-    async def settle(self, usage: Usage, status: str = "ok", detail: str | None = None) -> int:
+    async def settle(
+        self, usage: Usage, status: UsageStatus = UsageStatus.OK, detail: str | None = None
+    ) -> int:
         """Charge the real cost (once), in full even beyond the hold (then the
         record is flagged); returns it in nano-USD."""
         cost = bill(self.model, self.method, usage)
@@ -232,7 +234,7 @@ class Call:
         settlement = await self.gw.ledger.settle(record)
         return settlement.cost_nano
 
-    async def release(self, status: str, detail: str) -> None:
+    async def release(self, status: UsageStatus, detail: str) -> None:
         """Give the hold back in full (the upstream failed; nothing to pay)."""
         if self.closed:
             return
@@ -295,7 +297,9 @@ async def _give_back(call: Call, held: asyncio.Future[InsufficientFunds | None])
     """Release a hold whose call was never forwarded."""
     with contextlib.suppress(Exception):
         if await held is None:
-            await call.release("client_disconnected", "the client left before the call was sent")
+            await call.release(
+                UsageStatus.CLIENT_DISCONNECTED, "the client left before the call was sent"
+            )
 
 
 def _background(gw: Gateway, work: Coroutine[Any, Any, None]) -> None:

@@ -35,6 +35,7 @@ from tollway.billing.videos import DEFAULT_MODEL, prompt_of, video_shape
 from tollway.endpoints import REMIX, VIDEOS
 from tollway.errors import bad_request, upstream_error
 from tollway.gateway import Gateway
+from tollway.ledger import UsageStatus
 from tollway.providers import PROVIDERS, Outbound, Provider
 from tollway.relay.forward import released_on_failure
 from tollway.relay.inbound import read_json
@@ -199,10 +200,10 @@ async def submit(call: Call, outbound: Outbound, job: VideoJob) -> Refreshed:
         data = await read_answer(resp)
     obj = parse_object(data)
     if resp.status != 200:
-        await call.release("upstream_error", f"upstream answered HTTP {resp.status}")
+        await call.release(UsageStatus.UPSTREAM_ERROR, f"upstream answered HTTP {resp.status}")
         raise call.provider.failure(resp.status, data)
     if obj is None or not isinstance(obj.get("id"), str) or not obj["id"]:
-        await call.release("upstream_error", "upstream answered without a video id")
+        await call.release(UsageStatus.UPSTREAM_ERROR, "upstream answered without a video id")
         raise upstream_error("The upstream answered without a video id.")
     state = upstream_state(obj)
     job = replace(
@@ -214,7 +215,7 @@ async def submit(call: Call, outbound: Outbound, job: VideoJob) -> Refreshed:
     try:
         await insert_job(call.gw, job)
     except BaseException as exc:
-        await call.release("gateway_error", f"recording the job failed: {exc!r}")
+        await call.release(UsageStatus.GATEWAY_ERROR, f"recording the job failed: {exc!r}")
         with contextlib.suppress(Exception):  # nobody could ever fetch it: stop it
             await read_answer(await send(call.gw, call.channel, "DELETE", upstream_path(job)))
         raise

@@ -9,6 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from tollway.ledger import UsageStatus
 from tollway.types import BillingMethod
 
 ID_PREFIX = "video_"
@@ -32,10 +33,10 @@ FINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobS
 
 # The usage record's status for each way a job ends.
 RECORD_STATUS = {
-    JobState.COMPLETED: "ok",
-    JobState.FAILED: "video_failed",
-    JobState.CANCELLED: "cancelled",
-    JobState.EXPIRED: "video_expired",
+    JobState.COMPLETED: UsageStatus.OK,
+    JobState.FAILED: UsageStatus.VIDEO_FAILED,
+    JobState.CANCELLED: UsageStatus.CANCELLED,
+    JobState.EXPIRED: UsageStatus.VIDEO_EXPIRED,
 }
 
 

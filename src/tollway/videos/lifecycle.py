@@ -19,7 +19,7 @@ from tollway.billing.pricing import PricingError, bill
 from tollway.billing.videos import video_usage
 from tollway.db.schema import video_jobs
 from tollway.gateway import Gateway
-from tollway.ledger import LedgerError, Settlement, UsageRecord
+from tollway.ledger import LedgerError, Settlement, UsageRecord, UsageStatus
 from tollway.timeutil import utcnow
 from tollway.types import Usage, nano_to_usd, parse_count
 from tollway.upstream import UpstreamError
@@ -168,16 +168,16 @@ def settlement_record(gw: Gateway, job: VideoJob) -> UsageRecord:
     if cost_nano > job.hold_nano:
         cost_nano = job.hold_nano
         detail += "; capped at its hold (the price when it was asked for)"
-    return usage_record(job, usage, cost_nano, prices, "ok", detail)
+    return usage_record(job, usage, cost_nano, prices, UsageStatus.OK, detail)
 
 
 def release_record(job: VideoJob) -> UsageRecord:
     error = job.error or {}
     why = ": ".join(str(error[k]) for k in ("code", "message") if error.get(k))
     detail = f"video {job.id} {job.state.value}" + (f": {why}" if why else "")
-    status = RECORD_STATUS.get(job.state, "upstream_error")
+    status = RECORD_STATUS.get(job.state, UsageStatus.UPSTREAM_ERROR)
     if error.get("code") == TIMED_OUT:
-        status = "timed_out"
+        status = UsageStatus.TIMED_OUT
     return usage_record(job, Usage(items=0), 0, {}, status, detail[:1000])
 
 
@@ -186,7 +186,7 @@ def usage_record(
     usage: Usage,
     cost_nano: int,
     prices: dict[str, str],
-    status: str,
+    status: UsageStatus,
     detail: str,
 ) -> UsageRecord:
     elapsed = utcnow() - job.created_at
