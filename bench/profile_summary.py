@@ -71,8 +71,8 @@ BOILERPLATE = (
     "uvicorn/server.py",
     "uvicorn/_compat.py",
     "asyncio/runners.py",
-    "tollway/cli.py",
-    "tollway/cli_run.py",
+    "tollway/cli/",
+    "tollway/server.py",
     "<string>",
 )
 
