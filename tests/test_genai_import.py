@@ -234,7 +234,8 @@ def test_bundled_data_imports_offline() -> None:
     assert all(
         p.source.startswith(f"genai-prices {genai_prices_version()} (") for p in prices.values()
     )
-    # The package prices gpt-4o below the guide: the guide's catalog entry must win.
+    # The package prices gpt-4o below its hand-set entry in data/guide.yaml ($5/M input):
+    # that entry must win.
     assert prices["gpt-4o"].per_use.input_mtok != 5_000_000_000
 
 
