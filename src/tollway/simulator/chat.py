@@ -1,6 +1,6 @@
 """``POST /v1/chat/completions``: deterministic replies, streamed or not.
 
-Prompt tokens (documented formula, no tokenizer needed):
+Prompt tokens (a fixed formula a test can compute, no tokenizer needed):
 
     prompt_tokens = 3 + sum over messages of (3 + content tokens)
 

@@ -24,7 +24,8 @@ DALL-E and unknown families default to ``response_format: url`` (OpenAI's
 default); the url points at this simulator (``GET /_sim/files/{name}``, no
 api key needed, like a pre-signed blob url). No usage for them.
 
-gpt-image usage (the documented rule):
+gpt-image usage (a fixed rule a test can compute; the per-image output tokens
+are OpenAI's published table):
 
     input_tokens  = text_tokens = whitespace-separated words of the prompt
                     (``[sim:...]`` directives count as words, as in chat)
