@@ -32,6 +32,7 @@ from tollway.ledger import Ledger
 from tollway.server import KEEP_ALIVE_S
 from tollway.settings import Settings
 from tollway.simulator import Simulator, SimulatorConfig, start
+from tollway.transport import Transport
 from tollway.types import Model
 
 ADMIN_KEY = "tm-test-admin-key"
@@ -170,8 +171,11 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings, models: list[Model]) -> AsyncIterator[Served]:
-    app = create_app(settings, models)
+async def serve(
+    settings: Settings, models: list[Model], transport: Transport | None = None
+) -> AsyncIterator[Served]:
+    """The gateway on a loopback port; ``transport`` replaces its network to upstreams."""
+    app = create_app(settings, models, transport)
     port = free_port()
     config = uvicorn.Config(
         app,

@@ -12,12 +12,11 @@ import orjson
 import pytest
 
 from tollway import relay
-from tollway.app import create_app
 from tollway.providers import PROVIDERS
 from tollway.transport import MockAnswer, MockTransport, UpstreamRequest
 from tollway.types import Model
 
-from conftest import ADMIN_KEY, Served, customer, free_port, test_settings, usage_records
+from conftest import Served, customer, serve, test_settings, usage_records
 
 CHAT_USAGE = {"prompt_tokens": 10, "completion_tokens": 5}
 
@@ -39,40 +38,15 @@ def chat_answer(usage: dict[str, Any] | None = CHAT_USAGE) -> bytes:
 async def gateway(
     database_url: str, models: list[Model], handler: Callable[[UpstreamRequest], Any]
 ) -> AsyncIterator[tuple[Served, MockTransport]]:
-    import asyncio
-
-    import httpx
-    import uvicorn
-
+    """The real gateway with one channel, whose upstream is ``handler``."""
     transport = MockTransport(handler)
-    app = create_app(test_settings(database_url), models, transport)
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    base = f"http://127.0.0.1:{config.port}"
-    admin = httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
-    served = Served(base, app.state.gateway, admin)
-    got = await admin.post(
-        "/api/channels",
-        json={
-            "name": "up",
-            "type": "openai",
-            "base_url": "http://up.test/v1",
-            "api_key": "k1",
-            "models": ["*"],
-        },
-    )
-    assert got.status_code == 201, got.text
-    try:
+    async with serve(test_settings(database_url), models, transport) as served:
+        channel = {"name": "up", "type": "openai", "base_url": "http://up.test/v1"}
+        got = await served.admin.post(
+            "/api/channels", json={**channel, "api_key": "k1", "models": ["*"]}
+        )
+        assert got.status_code == 201, got.text
         yield served, transport
-    finally:
-        await admin.aclose()
-        server.should_exit = True
-        await task
 
 
 async def chat(served: Served, key: str, **fields: Any) -> Any:

@@ -10,11 +10,11 @@ real cost is charged in full at settlement, never capped to the hold, and the
 record says so (``exceeded_hold``).
 
 Images billed by tokens (gpt-image-1 and the like) are held by size and
-quality: output tokens per image grow with the pixel area and the quality,
-in line with the billing-modes guide users read (about 5,000 tokens at
-1024x1024 high/HD, about 8,500 at 1792x1024). When the upstream reports no usage, the call is billed by
-OpenAI's own per-image table where it lists the size, and by the same area
-rule elsewhere (``image_estimate_tokens``).
+quality: output tokens per image grow with the pixel area and the quality, in
+line with the billing-modes guide users read (about 5,000 tokens at 1024x1024
+high/HD, about 8,500 at 1792x1024). When the upstream reports no usage, the
+call is billed by OpenAI's own per-image table where it lists the size, and by
+the same area rule elsewhere (``image_estimate_tokens``).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def import_prices(
 ) -> None:
     """Refresh per-use prices from the installed genai-prices package.
 
-    Only models priced from genai-prices are touched (not the guide's, curated
+    Only models priced from genai-prices are touched (not data/guide.yaml's, curated
     ones, or admin edits); the new prices are stored as admin overrides.
     """
     markup_pct = parse_percent(markup, "--markup")
