@@ -51,12 +51,20 @@ class UnpricedVariant(PricingError):
         self.variant = variant
         self.priced = priced
         size, _, quality = variant.partition("/")
-        sizes = {key.partition("/")[0] for key in priced}
+        sizes = dict.fromkeys(key.partition("/")[0] for key in priced)
+        qualities = {key.partition("/")[2] for key in priced}
         self.param = "size" if size not in sizes else "quality"
-        super().__init__(
-            f"Model '{model_id}' has no price for size {size} at quality {quality}. "
-            f"It is priced for (size/quality): {', '.join(priced)}."
-        )
+        if len(qualities) == 1 and quality in qualities:  # one quality: only sizes matter
+            message = (
+                f"Model '{model_id}' has no price for size {size}. "
+                f"It is priced for: {', '.join(sizes)}."
+            )
+        else:
+            message = (
+                f"Model '{model_id}' has no price for size {size} at quality {quality}. "
+                f"It is priced for (size/quality): {', '.join(priced)}."
+            )
+        super().__init__(message)
 
 
 def per_call_unit_price(model: Model, variant: str | None) -> tuple[str | None, int]:

@@ -69,6 +69,15 @@ class CallShape:
     parts: PromptParts = NO_PARTS
     video: VideoShape | None = None
 
+    def short_of_funds(self, model_id: str, cost: str) -> str:
+        """What to tell a caller whose balance or quota cannot hold this call."""
+        if self.video is not None:
+            return (
+                f"This video ({model_id}, {self.video.seconds} s at {self.video.size}) costs "
+                f"{cost}. Add credit, raise the quota, or ask for fewer seconds."
+            )
+        return f"This call may cost up to {cost}. Add credit, raise the quota, or lower max_tokens."
+
 
 def variant_key(size: str | None, quality: str | None) -> str | None:
     """A request's ``Usage.variant``: ``"<size>/<quality>"``, a part left empty

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tollway.billing.holds import parse_size
-from tollway.billing.pricing import UnpricedVariant
 from tollway.billing.shapes import CallShape, VideoShape
-from tollway.errors import ApiError, bad_request
+from tollway.errors import bad_request
 from tollway.types import Model, Usage, parse_count
 
 DEFAULT_MODEL = "sora-2"  # OpenAI's default when a request names none
@@ -113,11 +112,3 @@ def video_usage(seconds: int, size: str, items: int = 1) -> Usage:
     of a per-size price table (videos have no quality tier: the table's own
     default fills it in)."""
     return Usage(items=items, seconds=seconds, variant=f"{size}/")  # as hold_usage
-
-
-def unpriced_size(model: Model, size: str, exc: UnpricedVariant) -> ApiError:
-    sizes = ", ".join(dict.fromkeys(key.partition("/")[0] for key in exc.priced))
-    return bad_request(
-        f"Model '{model.id}' has no price for size {size}. It is priced for: {sizes}.",
-        param="size",
-    )

@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from tollway.billing.holds import IMAGE_QUALITIES, image_estimate_usage, parse_size
 from tollway.billing.images import ImageRequest, image_request, image_shape
-from tollway.billing.shapes import CallShape
+from tollway.billing.shapes import CallShape, ImageShape
 from tollway.endpoints import IMAGES
 from tollway.gateway import Gateway
 from tollway.providers import Answer
@@ -36,7 +36,8 @@ def _shape(inbound: Inbound, model: Model) -> CallShape:
 
 
 async def _forward(call: Call, inbound: Inbound, request: Request) -> Response:
-    asked = image_request(inbound.payload)  # checked by _shape already
+    image = call.shape.image or ImageShape()  # _shape checked the body
+    asked = ImageRequest(inbound.payload["prompt"], call.shape.n, image.size, image.quality)
     return await forward_unary(
         call,
         call.outbound(inbound),

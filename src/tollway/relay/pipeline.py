@@ -29,7 +29,6 @@ from tollway.billing.holds import hold_bill
 from tollway.billing.modes import Refusal, resolve_method
 from tollway.billing.pricing import PricingError, UnpricedVariant, bill
 from tollway.billing.shapes import CallShape
-from tollway.billing.videos import unpriced_size
 from tollway.endpoints import MeteredEndpoint, wrong_endpoint
 from tollway.errors import (
     ApiError,
@@ -286,8 +285,6 @@ def _hold_amount(gw: Gateway, model: Model, method: BillingMethod, shape: CallSh
     try:
         return hold_bill(model, method, shape, gw.settings.hold_output_tokens).total_nano
     except UnpricedVariant as exc:  # a size or quality the model's price table lacks
-        if shape.video is not None:
-            raise unpriced_size(model, shape.video.size, exc) from None
         raise bad_request(str(exc), param=exc.param) from None
     except PricingError as exc:
         raise bad_request(str(exc), param="model") from None
@@ -310,12 +307,4 @@ def _background(gw: Gateway, work: Coroutine[Any, Any, None]) -> None:
 
 def _no_funds(short: InsufficientFunds, model: Model, shape: CallShape) -> ApiError:
     cost = f"${nano_to_usd(short.needed_nano)}, {short.more_than()}"
-    if shape.video is not None:
-        video = shape.video
-        return insufficient_quota(
-            f"This video ({model.id}, {video.seconds} s at {video.size}) costs {cost}. Add "
-            "credit, raise the quota, or ask for fewer seconds."
-        )
-    return insufficient_quota(
-        f"This call may cost up to {cost}. Add credit, raise the quota, or lower max_tokens."
-    )
+    return insufficient_quota(shape.short_of_funds(model.id, cost))
