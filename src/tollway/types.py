@@ -122,6 +122,8 @@ class ModelKind(StrEnum):
 TOKEN_CLASSES = (
     "input_tokens",
     "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
     "output_tokens",
     "reasoning_tokens",
     "image_input_tokens",
@@ -216,12 +218,16 @@ class Usage:
     """What one call consumed, as a provider reports it (or as counted).
 
     ``output_tokens`` includes reasoning tokens; ``input_tokens`` includes the
-    cached ones (as OpenAI reports), so billing prices the cached part at the
-    cached rate and the rest at the input rate.
+    cached ones and the cache writes (as OpenAI reports; Anthropic reports them
+    apart and its reading adds them in), so billing prices each part at its
+    rate and the rest at the input rate. Cache writes are Anthropic's: written
+    for five minutes (``cache_write_tokens``) or for an hour.
     """
 
     input_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
     image_input_tokens: int = 0
