@@ -9,6 +9,7 @@ import os
 import resource
 import shutil
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -33,13 +34,16 @@ def _stat_fields(pid: int) -> list[str]:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = _stat_fields(pid)
+    return _cpu_of(_stat_fields(pid))
+
+
+def _cpu_of(fields: list[str]) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime + stime
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU time of every live process of a process group (nginx: master + workers)."""
-    total = 0.0
+def _group_members(pgid: int) -> Iterator[tuple[int, list[str]]]:
+    """Every process of a process group still in /proc, zombies too, with its
+    stat fields; the ones gone or unreadable while /proc is walked are skipped."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -48,22 +52,20 @@ def group_cpu_seconds(pgid: int) -> float:
         except (OSError, ValueError):
             continue
         if int(fields[2]) == pgid:  # field 5: pgrp
-            total += (int(fields[11]) + int(fields[12])) / _CLK_TCK
+            yield int(entry), fields
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time of every live process of a process group (nginx: master + workers)."""
+    total = 0.0
+    for _, fields in _group_members(pgid):
+        total += _cpu_of(fields)
     return total
 
 
 def group_pids(pgid: int) -> list[int]:
     """Live processes of a process group, the group leader first."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = _stat_fields(int(entry))
-        except (OSError, ValueError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(entry))
+    found = [pid for pid, fields in _group_members(pgid) if fields[0] != "Z"]
     return sorted(found, key=lambda pid: (pid != pgid, pid))
 
 

@@ -42,20 +42,17 @@ def run_table(run: dict[str, Any], plan: dict[str, Any]) -> Table:
 
 def _latency_rows(t: _RunTable, conns: list[int]) -> None:
     d = t.direct
-    t.row(
-        "latency c=1 p50 ms (added)",
-        ms(d["lat_c1_p50_ms"]),
-        lambda m, g: ms(m["lat_c1_p50_ms"]) + added(m["added_c1_p50_ms"]),
-    )
-    t.row(
-        "latency c=1 p99 ms (added)",
-        ms(d["lat_c1_p99_ms"]),
-        lambda m, g: ms(m["lat_c1_p99_ms"]) + added(m["added_c1_p99_ms"]),
-    )
+    _added_latency_row(t, "latency c=1 p50 ms (added)", "lat_c1_p50_ms", "added_c1_p50_ms")
+    _added_latency_row(t, "latency c=1 p99 ms (added)", "lat_c1_p99_ms", "added_c1_p99_ms")
     for c in conns:
         t.row(f"req/s c={c} (gw/direct)", rps(d[f"rps_c{c}"]), _rate_cell(c))
     for c in conns:
         t.row(f"latency c={c} p50 / p99 ms", _latencies(d, c), _latency_cell(c))
+
+
+def _added_latency_row(t: _RunTable, label: str, key: str, added_key: str) -> None:
+    """Milliseconds direct and through each gateway, with what the gateway adds."""
+    t.row(label, ms(t.direct[key]), lambda m, g: ms(m[key]) + added(m[added_key]))
 
 
 def _rate_cell(c: int) -> PerGateway:
@@ -72,11 +69,7 @@ def _latencies(m: dict[str, Any], c: int) -> str:
 
 def _stream_rows(t: _RunTable) -> None:
     d = t.direct
-    t.row(
-        "stream TTFB p50 ms (added)",
-        ms(d["stream_ttfb_p50_ms"]),
-        lambda m, g: ms(m["stream_ttfb_p50_ms"]) + added(m["added_ttfb_p50_ms"]),
-    )
+    _added_latency_row(t, "stream TTFB p50 ms (added)", "stream_ttfb_p50_ms", "added_ttfb_p50_ms")
     t.row(
         "stream TTFB p99 ms", ms(d["stream_ttfb_p99_ms"]), lambda m, g: ms(m["stream_ttfb_p99_ms"])
     )

@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from tollway.cli.support import parse_mode, run, stdout, table
-from tollway.errors import bad_request
-from tollway.types import ModelKind
+from tollway.cli.support import parse_choice, run, stdout, table
+from tollway.types import BillingMode, ModelKind
 
 if TYPE_CHECKING:
     from tollway.gateway import Gateway
@@ -41,8 +40,8 @@ def list_models(
     ] = None,
 ) -> None:
     """The catalog: prices (USD), and with --mode the method each call is billed by."""
-    billing_mode = None if mode is None else parse_mode(mode)
-    wanted_kind = None if kind is None else _parse_kind(kind)
+    billing_mode = None if mode is None else parse_choice(BillingMode, mode, "billing mode")
+    wanted_kind = None if kind is None else parse_choice(ModelKind, kind, "model kind")
 
     async def work(gw: Gateway) -> list[dict[str, Any]]:
         from tollway.manage.models import model_view
@@ -57,14 +56,6 @@ def list_models(
     found = run(work)
     stdout().print(_models_table(found, with_billing=billing_mode is not None))
     stdout().print(f"{len(found)} models", highlight=False)
-
-
-def _parse_kind(text: str) -> ModelKind:
-    try:
-        return ModelKind(text)
-    except ValueError:
-        kinds = ", ".join(k.value for k in ModelKind)
-        raise bad_request(f"Unknown model kind {text!r}; choose one of: {kinds}.") from None
 
 
 def _matches(needle: str, *names: str) -> bool:

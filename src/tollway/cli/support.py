@@ -14,6 +14,7 @@ import functools
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from tollway.gateway import Gateway
 
 T = TypeVar("T")
+Choice = TypeVar("Choice", bound=StrEnum)
 
 
 def stdout() -> Console:
@@ -131,12 +133,13 @@ def parse_time(text: str | None, what: str) -> datetime | None:
         ) from None
 
 
-def parse_mode(text: str) -> BillingMode:
+def parse_choice(choices: type[Choice], text: str, what: str) -> Choice:
+    """One of ``choices`` by its value; ``what`` names it in the error."""
     try:
-        return BillingMode(text)
+        return choices(text)
     except ValueError:
-        choices = ", ".join(m.value for m in BillingMode)
-        raise bad_request(f"Unknown billing mode {text!r}; choose one of: {choices}.") from None
+        values = ", ".join(c.value for c in choices)
+        raise bad_request(f"Unknown {what} {text!r}; choose one of: {values}.") from None
 
 
 async def find_account(gw: Gateway, user: str) -> dict[str, Any]:
