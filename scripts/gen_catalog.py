@@ -33,6 +33,8 @@ GENERATED_PREFIX = "genai_"
 PRICE_FIELDS = (
     "input_mtok",
     "cached_input_mtok",
+    "cache_write_mtok",
+    "cache_write_1h_mtok",
     "output_mtok",
     "image_input_mtok",
     "image_output_mtok",
@@ -129,12 +131,23 @@ def _render(maker: str, prices: Iterable[ImportedPrice], as_of: datetime.date) -
 
 
 def _render_per_use(per_use: PerUsePrice) -> str:
+    parts = _price_parts(per_use)
+    if per_use.tiers:
+        tiers = (
+            "{" + ", ".join([f"above_tokens: {tier.above_tokens}", *_price_parts(tier.price)]) + "}"
+            for tier in per_use.tiers
+        )
+        parts.append(f"tiers: [{', '.join(tiers)}]")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _price_parts(per_use: PerUsePrice) -> list[str]:
     parts = []
     for name in PRICE_FIELDS:
         value = getattr(per_use, name)
         if value is not None:
             parts.append(f'{name}: "{nano_to_usd(value)}"')
-    return "{" + ", ".join(parts) + "}"
+    return parts
 
 
 def _q(text: str) -> str:

@@ -27,6 +27,7 @@ from tollway.types import (
     PerCallPrice,
     PerCallUnit,
     PerUsePrice,
+    PriceTier,
     Usage,
     usd_to_nano,
 )
@@ -336,3 +337,122 @@ def test_image_estimate_usage_bills_per_image_made() -> None:
     usage = image_estimate_usage(7, "1024x1024", "medium", 2)
     assert (usage.input_tokens, usage.image_output_tokens, usage.items) == (7, 2112, 2)
     assert bill(GPT_IMAGE, USE, usage).total_nano == 7 * 5_000 + 2112 * 40_000
+
+
+# --- prompt-cache writes and long-prompt tiers ---------------------------------
+
+SONNET = Model(
+    "claude-sonnet",
+    ModelKind.TEXT,
+    "anthropic",
+    per_use=PerUsePrice(
+        usd_to_nano("3"),
+        usd_to_nano("15"),
+        cached_input_mtok=usd_to_nano("0.3"),
+        cache_write_mtok=usd_to_nano("3.75"),
+        cache_write_1h_mtok=usd_to_nano("6"),
+        tiers=(
+            PriceTier(
+                200_000,
+                PerUsePrice(
+                    usd_to_nano("6"),
+                    usd_to_nano("22.5"),
+                    cached_input_mtok=usd_to_nano("0.6"),
+                    cache_write_mtok=usd_to_nano("7.5"),
+                    cache_write_1h_mtok=usd_to_nano("12"),
+                ),
+            ),
+        ),
+    ),
+)
+
+
+def test_cache_writes_are_billed_at_their_own_prices() -> None:
+    # 1,000 prompt tokens: 100 read from cache, 200 written for 5 minutes, 300 for an hour.
+    usage = Usage(
+        input_tokens=1_000,
+        cached_input_tokens=100,
+        cache_write_tokens=200,
+        cache_write_1h_tokens=300,
+        output_tokens=10,
+    )
+    cost = bill(SONNET, USE, usage)
+    lines = {line.name: (line.quantity, line.unit_price_nano) for line in cost.lines}
+    assert lines == {
+        "input_tokens": (400, 3_000_000_000),
+        "cached_input_tokens": (100, 300_000_000),
+        "cache_write_tokens": (200, 3_750_000_000),
+        "cache_write_1h_tokens": (300, 6_000_000_000),
+        "output_tokens": (10, 15_000_000_000),
+    }
+    assert cost.total_nano == 400 * 3_000 + 100 * 300 + 200 * 3_750 + 300 * 6_000 + 10 * 15_000
+
+
+def test_cache_writes_without_a_price_cost_anthropics_multiples_of_input() -> None:
+    usage = Usage(input_tokens=300, cache_write_tokens=100, cache_write_1h_tokens=100)
+    cost = bill(GPT4O, USE, usage)  # $5 input, no write prices
+    lines = {line.name: line.unit_price_nano for line in cost.lines}
+    assert lines["cache_write_tokens"] == 6_250_000_000  # 1.25 x
+    assert lines["cache_write_1h_tokens"] == 10_000_000_000  # 2 x
+
+
+def test_more_written_than_the_prompt_is_refused() -> None:
+    with pytest.raises(PricingError):
+        bill(SONNET, USE, Usage(input_tokens=10, cached_input_tokens=5, cache_write_tokens=6))
+
+
+@pytest.mark.parametrize(
+    ("prompt", "input_price"),
+    [(200_000, 3_000_000_000), (200_001, 6_000_000_000), (1_000_000, 6_000_000_000)],
+)
+def test_a_long_prompt_pays_its_tier_for_every_token(prompt: int, input_price: int) -> None:
+    cost = bill(SONNET, USE, Usage(input_tokens=prompt, output_tokens=1))
+    assert cost.lines[0].unit_price_nano == input_price
+    output_price = 15_000_000_000 if input_price == 3_000_000_000 else 22_500_000_000
+    assert cost.lines[1].unit_price_nano == output_price
+
+
+def test_image_and_audio_prompt_tokens_count_toward_the_tier() -> None:
+    usage = Usage(input_tokens=150_000, image_input_tokens=60_000)
+    assert bill(SONNET, USE, usage).lines[0].unit_price_nano == 6_000_000_000
+
+
+def test_a_model_that_writes_caches_holds_its_prompt_at_the_dearest_write() -> None:
+    shape = CallShape(body_bytes=999, max_output_tokens=10)
+    usage = hold_usage(shape, SONNET)
+    assert usage.cache_write_1h_tokens == usage.input_tokens == 1_000
+    assert hold_bill(SONNET, USE, shape).total_nano == 1_000 * 6_000 + 10 * 15_000
+    # and the hold bounds any split of that prompt into reads, writes and input
+    for split in [(1_000, 0, 0, 0), (0, 0, 1_000, 0), (0, 0, 0, 1_000), (250, 250, 250, 250)]:
+        _plain, read, five, hour = split
+        used = Usage(
+            input_tokens=1_000,
+            cached_input_tokens=read,
+            cache_write_tokens=five,
+            cache_write_1h_tokens=hour,
+            output_tokens=10,
+        )
+        assert bill(SONNET, USE, used).total_nano <= hold_bill(SONNET, USE, shape).total_nano
+
+
+def test_a_body_that_may_be_a_long_prompt_holds_at_the_long_tier() -> None:
+    shape = CallShape(body_bytes=300_000, max_output_tokens=10)
+    hold = hold_bill(GPT4O_TIERED, USE, shape)
+    assert hold.lines[0].unit_price_nano == 10_000_000_000
+
+
+def test_models_without_cache_write_prices_hold_plain_input() -> None:
+    usage = hold_usage(CallShape(body_bytes=99), GPT4O)
+    assert usage.cache_write_tokens == usage.cache_write_1h_tokens == 0
+
+
+GPT4O_TIERED = Model(
+    "gpt-4o-tiered",
+    ModelKind.TEXT,
+    "openai",
+    per_use=PerUsePrice(
+        usd_to_nano("5"),
+        usd_to_nano("15"),
+        tiers=(PriceTier(272_000, PerUsePrice(usd_to_nano("10"), usd_to_nano("15"))),),
+    ),
+)

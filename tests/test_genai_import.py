@@ -88,13 +88,25 @@ def test_markup_must_be_exact_and_not_negative(bad: object) -> None:
 # --- how genai-prices' price model is reduced ---------------------------------
 
 
-def test_tiered_price_takes_the_base_tier_and_says_so() -> None:
-    tiered = gp.TieredPrices(base=D("1.25"), tiers=[gp.Tier(start=200_000, price=D("2.5"))])
-    info = _info("m", gp.ModelPrice(input_mtok=tiered, output_mtok=D("10")), name="Model")
-    price = _import_one(info)
+def test_tiered_prices_become_tiers_restating_every_class() -> None:
+    tiered = gp.TieredPrices(
+        base=D("1.25"),
+        tiers=[gp.Tier(start=200_000, price=D("2.5")), gp.Tier(start=1_000_000, price=D("5"))],
+    )
+    output = gp.TieredPrices(base=D("10"), tiers=[gp.Tier(start=200_000, price=D("15"))])
+    prices = gp.ModelPrice(input_mtok=tiered, output_mtok=output, cache_write_mtok=D("1.5"))
+    price = _import_one(_info("m", prices, name="Model"))
     assert price is not None
     assert price.per_use.input_mtok == 1_250_000_000
-    assert "base tier" in price.description and "200,000" in price.description
+    assert price.per_use.cache_write_mtok == 1_500_000_000
+    assert [
+        (t.above_tokens, t.price.input_mtok, t.price.output_mtok) for t in price.per_use.tiers
+    ] == [
+        (200_000, 2_500_000_000, 15_000_000_000),
+        (1_000_000, 5_000_000_000, 15_000_000_000),  # output has no second tier: it stays
+    ]
+    assert price.per_use.tiers[0].price.cache_write_mtok == 1_500_000_000  # untiered: the base
+    assert price.description == "Model"
 
 
 def test_date_conditional_price_is_the_one_in_force() -> None:
@@ -136,7 +148,7 @@ def test_a_model_with_an_unbillable_price_key_is_skipped() -> None:
     assert _import_one(info) is None
 
 
-def test_add_on_and_cache_write_prices_are_ignored() -> None:
+def test_add_on_prices_are_ignored_and_cache_writes_kept() -> None:
     info = _info(
         "m",
         gp.ModelPrice(
@@ -148,7 +160,9 @@ def test_add_on_and_cache_write_prices_are_ignored() -> None:
     )
     price = _import_one(info)
     assert price is not None
-    assert price.per_use == PerUsePrice(3_000_000_000, 15_000_000_000)
+    assert price.per_use == PerUsePrice(
+        3_000_000_000, 15_000_000_000, cache_write_mtok=3_750_000_000
+    )
 
 
 def test_token_classes_map_to_per_use_fields() -> None:

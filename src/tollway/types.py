@@ -140,15 +140,36 @@ class UsageSource(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PerUsePrice:
-    """Per-use prices, integer nano-USD per 1M tokens of each class."""
+    """Per-use prices, integer nano-USD per 1M tokens of each class.
+
+    ``tiers`` are the prices of long prompts: a call whose prompt has more
+    than a tier's ``above_tokens`` pays that tier's prices for all its tokens
+    (the cliff the providers use), the highest such tier winning.
+    """
 
     input_mtok: int
     output_mtok: int
     cached_input_mtok: int | None = None
+    cache_write_mtok: int | None = None  # written to a 5-minute cache
+    cache_write_1h_mtok: int | None = None
     image_input_mtok: int | None = None
     image_output_mtok: int | None = None
     audio_input_mtok: int | None = None
     audio_output_mtok: int | None = None
+    tiers: tuple[PriceTier, ...] = ()
+
+    @property
+    def writes_caches(self) -> bool:
+        """Whether the catalog prices cache writes for this model (its calls may report them)."""
+        return self.cache_write_mtok is not None or self.cache_write_1h_mtok is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTier:
+    """The prices of prompts longer than ``above_tokens`` prompt tokens."""
+
+    above_tokens: int
+    price: PerUsePrice
 
 
 class PerCallUnit(StrEnum):

@@ -7,7 +7,9 @@ text), less the bytes of its images, audio and files, which are held at their
 own worst case for the model (billing/media.py); the output as max_tokens per
 choice. If an upstream still reports more (one that ignores max_tokens), the
 real cost is charged in full at settlement, never capped to the hold, and the
-record says so (``exceeded_hold``).
+record says so (``exceeded_hold``). A model whose prices list prompt-cache
+writes holds its prompt at the dearer write price; a long prompt holds at the
+price tier of the longest prompt the body can be (tiers only go up).
 
 Images billed by tokens (gpt-image-1 and the like) are held by size and
 quality: output tokens per image grow with the pixel area and the quality, in
@@ -22,7 +24,7 @@ from __future__ import annotations
 import re
 
 from tollway.billing import media
-from tollway.billing.pricing import bill
+from tollway.billing.pricing import bill, cache_write_prices, tier_of
 from tollway.billing.shapes import CallShape, ImageShape, PromptParts, variant_key
 from tollway.providers.openai import IMAGE_OUTPUT_TOKENS
 from tollway.types import BillingMethod, Cost, Model, Usage
@@ -91,12 +93,30 @@ def hold_usage(
     output = (
         shape.max_output_tokens if shape.max_output_tokens is not None else default_output_tokens
     )
-    return Usage(
+    usage = Usage(
         input_tokens=prompt_tokens(shape, model),
         audio_input_tokens=_audio_tokens(shape.parts),
         output_tokens=output * n,
         items=n,
     )
+    return held_as_cache_writes(usage, model)
+
+
+def held_as_cache_writes(usage: Usage, model: Model) -> Usage:
+    """A model that may report prompt-cache writes (priced above input) holds
+    its whole prompt at the dearer write price: any part of it may be written."""
+    price = model.per_use
+    if price is None or not price.writes_caches:
+        return usage
+    tier = tier_of(price, usage)
+    five_minutes, one_hour = cache_write_prices(tier)
+    if max(five_minutes, one_hour) <= tier.input_mtok:
+        return usage
+    if one_hour >= five_minutes:
+        usage.cache_write_1h_tokens = usage.input_tokens
+    else:
+        usage.cache_write_tokens = usage.input_tokens
+    return usage
 
 
 def hold_bill(

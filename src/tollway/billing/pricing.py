@@ -10,6 +10,9 @@ Per-use lines are exact (tokens x nano-USD per 1M tokens / 1M, kept as a
 Decimal); the call's total is rounded half-up to a whole nano-USD once, so a
 cost never drifts by summing rounded parts.
 
+A per-use price may have tiers: a call whose prompt passes a tier's size
+pays that tier's prices for all its tokens (``tier_of``).
+
 Per-call lines are price x items (x seconds for per-second prices). A model
 whose per-call price depends on size and quality holds the whole table; a
 call is priced at its variant's entry, and the line's name says which one
@@ -38,6 +41,10 @@ UNIT_LINES = {
     PerCallUnit.VIDEO: "videos",
     PerCallUnit.SECOND: "seconds",
 }
+# Cache writes a model's prices leave out are billed as Anthropic bills them:
+# 5-minute writes at 1.25 x the input price, 1-hour writes at 2 x (as fractions).
+CACHE_WRITE_5M = (5, 4)
+CACHE_WRITE_1H = (2, 1)
 
 
 class PricingError(ValueError):
@@ -121,40 +128,63 @@ def _per_call_cost(model: Model, usage: Usage) -> Cost:
 
 
 def per_use_lines(price: PerUsePrice, usage: Usage) -> list[CostLine]:
-    """One line per token class used. A class without its own price is billed at
-    the base input (or output) price, never for free."""
-    cached = usage.cached_input_tokens
-    uncached = usage.input_tokens - cached
-    if min(uncached, cached, usage.output_tokens) < 0:
-        raise PricingError("token counts cannot be negative (cached > input?)")
+    """One line per token class used, at the prices of the call's prompt tier.
+    A class without its own price is billed at the base input (or output)
+    price, never for free; cache writes without one at Anthropic's multiples
+    of the input price."""
+    price = tier_of(price, usage)
+    cached, writes, writes_1h = (
+        usage.cached_input_tokens,
+        usage.cache_write_tokens,
+        usage.cache_write_1h_tokens,
+    )
+    uncached = usage.input_tokens - cached - writes - writes_1h
+    if min(uncached, cached, writes, writes_1h, usage.output_tokens) < 0:
+        raise PricingError("token counts cannot be negative (cached or written > input?)")
     base_in, base_out = price.input_mtok, price.output_mtok
+    write_5m, write_1h = cache_write_prices(price)
     lines = []
-    if uncached:
-        lines.append(CostLine("input_tokens", uncached, base_in, TOKENS_PER_MTOK))
-    if cached:
-        unit = _or(price.cached_input_mtok, base_in)
-        lines.append(CostLine("cached_input_tokens", cached, unit, TOKENS_PER_MTOK))
-    if usage.output_tokens:
-        lines.append(CostLine("output_tokens", usage.output_tokens, base_out, TOKENS_PER_MTOK))
     for name, quantity, unit in (
+        ("input_tokens", uncached, base_in),
+        ("cached_input_tokens", cached, _or(price.cached_input_mtok, base_in)),
+        ("cache_write_tokens", writes, write_5m),
+        ("cache_write_1h_tokens", writes_1h, write_1h),
+        ("output_tokens", usage.output_tokens, base_out),
         ("image_input_tokens", usage.image_input_tokens, _or(price.image_input_mtok, base_in)),
-        (
-            "image_output_tokens",
-            usage.image_output_tokens,
-            _or(price.image_output_mtok, base_out),
-        ),
+        ("image_output_tokens", usage.image_output_tokens, _or(price.image_output_mtok, base_out)),
         ("audio_input_tokens", usage.audio_input_tokens, _or(price.audio_input_mtok, base_in)),
-        (
-            "audio_output_tokens",
-            usage.audio_output_tokens,
-            _or(price.audio_output_mtok, base_out),
-        ),
+        ("audio_output_tokens", usage.audio_output_tokens, _or(price.audio_output_mtok, base_out)),
     ):
         if quantity < 0:
             raise PricingError(f"{name} cannot be negative")
         if quantity:
             lines.append(CostLine(name, quantity, unit, TOKENS_PER_MTOK))
     return lines
+
+
+def prompt_tokens_of(usage: Usage) -> int:
+    """A call's whole prompt, every input class: what picks its price tier."""
+    return usage.input_tokens + usage.image_input_tokens + usage.audio_input_tokens
+
+
+def tier_of(price: PerUsePrice, usage: Usage) -> PerUsePrice:
+    """The prices a call pays: the highest tier its prompt is longer than, else the base."""
+    prompt, chosen = prompt_tokens_of(usage), price
+    for tier in price.tiers:
+        if prompt > tier.above_tokens:
+            chosen = tier.price
+    return chosen
+
+
+def cache_write_prices(price: PerUsePrice) -> tuple[int, int]:
+    """Per 1M tokens written to a 5-minute and to a 1-hour cache."""
+    five = price.cache_write_mtok
+    hour = price.cache_write_1h_mtok
+    if five is None:
+        five = _divide_half_up(price.input_mtok * CACHE_WRITE_5M[0], CACHE_WRITE_5M[1])
+    if hour is None:
+        hour = _divide_half_up(price.input_mtok * CACHE_WRITE_1H[0], CACHE_WRITE_1H[1])
+    return five, hour
 
 
 def _per_use_cost(model: Model, usage: Usage) -> Cost:

@@ -17,7 +17,7 @@ from genai_prices import types as gp
 
 from tollway.catalog.genai_reading import aliases_of, per_use_fields, standard_prices
 from tollway.catalog.genai_sources import GenaiSource, maker_of, selected
-from tollway.types import NANO_PER_USD, Model, ModelKind, PerUsePrice
+from tollway.types import NANO_PER_USD, Model, ModelKind, PerUsePrice, PriceTier
 
 _AUDIO = re.compile(r"(^|[-_/.])(tts|transcribe|realtime|audio|whisper|live|voxtral)")
 _VISION = re.compile(
@@ -82,7 +82,7 @@ def import_model(
     if info.deprecated or not selected(info.id, source):
         return None
     prices = standard_prices(info, day)
-    fields, notes = per_use_fields(prices)
+    fields, tiers = per_use_fields(prices)
     if fields is None:
         return None
     kind = kind_of(info.id, fields)
@@ -90,8 +90,11 @@ def import_model(
         return None
     if not any(fields.values()):
         return None  # a free listing: nothing to sell
-    per_use = _to_per_use({k: apply_markup(v, markup) for k, v in fields.items()})
-    description = (info.name or info.id) + (f" ({'; '.join(notes)})" if notes else "")
+    per_use = _to_per_use(
+        _marked_up(fields, markup),
+        tuple(PriceTier(start, _to_per_use(_marked_up(at, markup))) for start, at in tiers.items()),
+    )
+    description = info.name or info.id
     return ImportedPrice(
         model_id=info.id,
         provider=maker_of(info.id, source),
@@ -105,9 +108,13 @@ def import_model(
     )
 
 
-def _to_per_use(nano: dict[str, int]) -> PerUsePrice:
+def _marked_up(fields: dict[str, Decimal], markup: Decimal) -> dict[str, int]:
+    return {name: apply_markup(value, markup) for name, value in fields.items()}
+
+
+def _to_per_use(nano: dict[str, int], tiers: tuple[PriceTier, ...] = ()) -> PerUsePrice:
     # Embeddings have no output tokens: their output price is honestly zero.
-    return PerUsePrice(**{"output_mtok": 0, **nano})
+    return PerUsePrice(**{"output_mtok": 0, **nano}, tiers=tiers)
 
 
 def kind_of(model_id: str, fields: dict[str, Decimal]) -> ModelKind:

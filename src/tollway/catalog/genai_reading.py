@@ -4,8 +4,8 @@ How genai-prices' richer price model is reduced to Tollway's ``PerUsePrice``
 fields (still in USD per 1M tokens here):
 
 - **Tiers** (``TieredPrices``: a higher rate once a prompt passes e.g. 200k
-  tokens): the base tier is taken. Long-context calls are then under-priced
-  against the upstream, so such models say so in their description.
+  tokens): kept as the price's ``tiers``, each restating every class at its
+  price above that prompt size (a class without tiers keeps its base).
 - **Date-conditional prices**: the price in force on the day asked about, as
   genai-prices itself resolves it.
 - **Time-of-day prices** (DeepSeek's off-peak discounts): the day's peak
@@ -16,10 +16,9 @@ fields (still in USD per 1M tokens here):
   character, per page, video tokens, separately priced reasoning or
   citations): no fields at all, and the model is skipped, since pricing it by
   tokens alone would be wrong.
-- **Add-on and cache-write keys** (web or file searches, cache writes, cached
-  audio/image reads): ignored; the model's token prices still apply. Cache
-  writes are then billed as plain input (Tollway's ``Usage`` has no
-  cache-write class).
+- **Cache writes** (5-minute and 1-hour): kept as their own classes.
+- **Add-on keys** (web or file searches, cached audio/image reads): ignored;
+  the model's token prices still apply.
 """
 
 from __future__ import annotations
@@ -35,6 +34,8 @@ _PRICE_FIELDS = {
     "input_mtok": "input_mtok",
     "output_mtok": "output_mtok",
     "cache_read_mtok": "cached_input_mtok",
+    "cache_write_mtok": "cache_write_mtok",
+    "cache_write_1h_mtok": "cache_write_1h_mtok",
     "input_image_mtok": "image_input_mtok",
     "output_image_mtok": "image_output_mtok",
     "input_audio_mtok": "audio_input_mtok",
@@ -42,8 +43,6 @@ _PRICE_FIELDS = {
 }
 _IGNORED_KEYS = frozenset(
     {
-        "cache_write_mtok",
-        "cache_write_1h_mtok",
         "cache_audio_read_mtok",
         "cache_image_read_mtok",
         "web_searches_kcount",
@@ -78,23 +77,34 @@ def _base(price: Decimal | gp.TieredPrices | None) -> Decimal:
     return price.base if isinstance(price, gp.TieredPrices) else price
 
 
-def per_use_fields(prices: gp.ModelPrice) -> tuple[dict[str, Decimal] | None, list[str]]:
-    """genai-prices keys -> PerUsePrice fields in USD, and notes for the model's
-    description; (None, []) if a key is unbillable."""
-    fields: dict[str, Decimal] = {}
-    tier_starts: set[int] = set()
+Fields = dict[str, Decimal]
+
+
+def per_use_fields(prices: gp.ModelPrice) -> tuple[Fields | None, dict[int, Fields]]:
+    """genai-prices keys -> PerUsePrice fields in USD, and the fields of each
+    tier by the prompt size it starts above; (None, {}) if a key is unbillable."""
+    fields: Fields = {}
+    tiered: dict[str, gp.TieredPrices] = {}
     for key, value in vars(prices).items():
         if key.startswith("_") or value is None or key in _IGNORED_KEYS:
             continue
         if key not in _PRICE_FIELDS:
-            return None, []
+            return None, {}
         if isinstance(value, gp.TieredPrices):
-            tier_starts.update(tier.start for tier in value.tiers)
+            tiered[_PRICE_FIELDS[key]] = value
         fields[_PRICE_FIELDS[key]] = _base(value)
-    notes = []
-    if tier_starts:
-        notes.append(f"base tier; prompts over {min(tier_starts):,} tokens cost more upstream")
-    return fields, notes
+    starts = sorted({tier.start for value in tiered.values() for tier in value.tiers})
+    return fields, {start: _tier_fields(fields, tiered, start) for start in starts}
+
+
+def _tier_fields(fields: Fields, tiered: dict[str, gp.TieredPrices], start: int) -> Fields:
+    """Every class's price for prompts above ``start`` tokens."""
+    at = dict(fields)
+    for name, value in tiered.items():
+        for tier in value.tiers:
+            if tier.start <= start:
+                at[name] = tier.price
+    return at
 
 
 def aliases_of(info: gp.ModelInfo) -> tuple[str, ...]:

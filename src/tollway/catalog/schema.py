@@ -46,6 +46,7 @@ from tollway.types import (
     PerCallPrice,
     PerCallUnit,
     PerUsePrice,
+    PriceTier,
     usd_to_nano,
 )
 
@@ -79,18 +80,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class PerUseEntry(_Strict):
+class _TokenPrices(_Strict):
     """USD per 1M tokens of each token class."""
 
     input_mtok: PriceStr
     output_mtok: PriceStr
     cached_input_mtok: PriceStr | None = None
+    cache_write_mtok: PriceStr | None = None
+    cache_write_1h_mtok: PriceStr | None = None
     image_input_mtok: PriceStr | None = None
     image_output_mtok: PriceStr | None = None
     audio_input_mtok: PriceStr | None = None
     audio_output_mtok: PriceStr | None = None
 
-    def to_price(self) -> PerUsePrice:
+    def to_price(self, tiers: tuple[PriceTier, ...] = ()) -> PerUsePrice:
         def nano(value: str | None) -> int | None:
             return None if value is None else usd_to_nano(value)
 
@@ -98,11 +101,67 @@ class PerUseEntry(_Strict):
             input_mtok=usd_to_nano(self.input_mtok),
             output_mtok=usd_to_nano(self.output_mtok),
             cached_input_mtok=nano(self.cached_input_mtok),
+            cache_write_mtok=nano(self.cache_write_mtok),
+            cache_write_1h_mtok=nano(self.cache_write_1h_mtok),
             image_input_mtok=nano(self.image_input_mtok),
             image_output_mtok=nano(self.image_output_mtok),
             audio_input_mtok=nano(self.audio_input_mtok),
             audio_output_mtok=nano(self.audio_output_mtok),
+            tiers=tiers,
         )
+
+
+class TierEntry(_TokenPrices):
+    """The prices of prompts longer than ``above_tokens`` (all classes restated)."""
+
+    above_tokens: Annotated[int, Field(ge=1, le=100_000_000)]
+
+    def to_tier(self) -> PriceTier:
+        return PriceTier(self.above_tokens, self.to_price())
+
+
+class PerUseEntry(_TokenPrices):
+    """USD per 1M tokens of each token class, and the long-prompt tiers.
+
+    Tiers go up: each starts above the last, and none is cheaper than the
+    prices below it in any class (the hold, priced at the longest prompt a
+    body can be, then bounds every charge)."""
+
+    tiers: Annotated[tuple[TierEntry, ...], Field(max_length=8, strict=False)] = ()
+
+    @model_validator(mode="after")
+    def _check_tiers(self) -> PerUseEntry:
+        below: _TokenPrices = self
+        last = 0
+        for tier in self.tiers:
+            if tier.above_tokens <= last:
+                raise ValueError("tiers must be listed by above_tokens, each above the last")
+            cheaper = [name for name in _CLASSES if _cheaper(tier, below, name)]
+            if cheaper:
+                raise ValueError(
+                    f"the tier above {tier.above_tokens} tokens is cheaper in {', '.join(cheaper)}"
+                )
+            below, last = tier, tier.above_tokens
+        return self
+
+    def to_price(self, tiers: tuple[PriceTier, ...] = ()) -> PerUsePrice:
+        return super().to_price(tiers or tuple(tier.to_tier() for tier in self.tiers))
+
+
+_CLASSES = tuple(name for name in _TokenPrices.model_fields if name.endswith("_mtok"))
+
+
+def _cheaper(tier: _TokenPrices, below: _TokenPrices, name: str) -> bool:
+    return _effective(tier, name) < _effective(below, name)
+
+
+def _effective(prices: _TokenPrices, name: str) -> int:
+    """A class's price as billed: a class without its own is billed at the base
+    input or output price (cache writes at multiples of input, which keep order)."""
+    value = getattr(prices, name)
+    if value is None:
+        value = prices.output_mtok if name.endswith("output_mtok") else prices.input_mtok
+    return usd_to_nano(value)
 
 
 VariantKey = Annotated[

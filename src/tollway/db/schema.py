@@ -180,6 +180,8 @@ usage_records = Table(
     Column("method", String(16), nullable=False),
     Column("input_tokens", BigInteger, nullable=False, default=0),
     Column("cached_input_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_write_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_write_1h_tokens", BigInteger, nullable=False, default=0),
     Column("output_tokens", BigInteger, nullable=False, default=0),
     Column("reasoning_tokens", BigInteger, nullable=False, default=0),
     Column("image_input_tokens", BigInteger, nullable=False, default=0),
