@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import random
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,10 +75,25 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message or str(status))
         self.status = status
+        self.message = message  # None: each protocol words its own default
         self.body = error_body(status, message, param=param, code=code)
 
     def response(self) -> web.Response:
         return json_response(self.body, self.status)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """A provider protocol other than OpenAI's, served on paths it owns.
+
+    The middleware asks it whether a path is its own, lets it check the api
+    key (each provider takes the key in its own header) and lets it word the
+    errors in its own shape.
+    """
+
+    owns: Callable[[str], bool]
+    check_key: Callable[[web.Request, str], None]  # raises ApiError on a wrong key
+    error_response: Callable[[web.Request, ApiError], web.Response]
 
 
 @dataclass(slots=True)
@@ -124,8 +141,8 @@ class SimState:
         self._run = secrets.token_hex(4)
         self._ids = itertools.count(1)
 
-    def new_id(self, prefix: str) -> str:
-        return f"{prefix}-sim{self._run}{next(self._ids):x}"
+    def new_id(self, prefix: str, sep: str = "-") -> str:
+        return f"{prefix}{sep}sim{self._run}{next(self._ids):x}"
 
     def reseed(self) -> None:
         self.rng.seed(self.config.seed)
@@ -205,3 +222,33 @@ def abort_connection(request: web.Request) -> None:
     request.app[STATE].stats.dropped += 1
     if request.transport is not None:
         request.transport.close()
+
+
+def chunk_delay(state: SimState, directives: Directives) -> float:
+    """Seconds to wait before each stream chunk: the directive, else the config."""
+    delay = directives.chunk_delay_ms
+    if delay is None:
+        delay = state.config.chunk_delay_ms
+    return delay / 1000
+
+
+def output_tokens(directives: Directives, max_tokens: int | None, default: int) -> tuple[int, bool]:
+    """The chat rule for visible output tokens, and whether max_tokens capped them.
+
+    ``[sim:tokens=N]`` wins; else min(max_tokens, default), capped only when
+    max_tokens is the smaller one.
+    """
+    if directives.tokens is not None:
+        return directives.tokens, False
+    if max_tokens is not None and max_tokens < default:
+        return max_tokens, True
+    return default, False
+
+
+def body_seed(obj: Any) -> bytes:
+    """A digest of the conversation, so the same request gets the same words.
+
+    Sorted keys: a gateway that re-serialises the body in another key order
+    still gets the same answer.
+    """
+    return hashlib.blake2b(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()

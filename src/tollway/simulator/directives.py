@@ -18,6 +18,13 @@ request body, so the steering travels inside the last message's text. Tokens:
                             upstream that bills more than the prompt was)
 - ``[sim:choices=N]``       answer only the first N of the n choices asked
                             (0: none), streamed or not
+- ``[sim:cache_write=N]``   Anthropic: report N prompt tokens written to the
+                            5-minute cache (other endpoints ignore it)
+- ``[sim:cache_write_1h=N]`` Anthropic: N prompt tokens written to the 1-hour cache
+- ``[sim:error_after=K]``   Anthropic stream: K text deltas, then an ``error``
+                            event (overloaded_error) and the end of the stream
+- ``[sim:tool=NAME]``       Anthropic and Gemini: when the request declares a
+                            tool NAME, call it (a name, not an integer)
 
 An unknown key or a bad value is a 400, so a typo in a test fails loudly.
 """
@@ -29,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 DIRECTIVE_MARK = "[sim:"
-_DIRECTIVE = re.compile(r"\[sim:([a-z_]+)(?:=([^\]]*))?\]")
+_DIRECTIVE = re.compile(r"\[sim:([a-z0-9_]+)(?:=([^\]]*))?\]")
 _INT_KEYS = frozenset(
     {
         "error",
@@ -41,9 +48,14 @@ _INT_KEYS = frozenset(
         "chunk_delay_ms",
         "prompt_tokens",
         "choices",
+        "cache_write",
+        "cache_write_1h",
+        "error_after",
     }
 )
 _FLAG_KEYS = frozenset({"no_usage"})
+# String-valued keys, with the pattern a value must match in full.
+_STR_KEYS = {"tool": re.compile(r"[A-Za-z0-9_.:-]{1,64}")}
 
 
 class DirectiveError(ValueError):
@@ -62,6 +74,10 @@ class Directives:
     no_usage: bool = False
     prompt_tokens: int | None = None
     choices: int | None = None
+    cache_write: int | None = None
+    cache_write_1h: int | None = None
+    error_after: int | None = None
+    tool: str | None = None
 
 
 # Shared by every request without directives: the common case allocates nothing.
@@ -79,11 +95,18 @@ def parse_directives(text: str) -> Directives:
     return Directives(**found) if found else NO_DIRECTIVES
 
 
-def _value(key: str, raw: str | None) -> int | bool:
+def _value(key: str, raw: str | None) -> int | bool | str:
     if key in _FLAG_KEYS:
         if raw is not None:
             raise DirectiveError(f"[sim:{key}] takes no value")
         return True
+    pattern = _STR_KEYS.get(key)
+    if pattern is not None:
+        if raw is None or not pattern.fullmatch(raw):
+            raise DirectiveError(
+                f"[sim:{key}=...] needs a name (letters, digits, _.:-), got {raw!r}"
+            )
+        return raw
     if key not in _INT_KEYS:
         raise DirectiveError(f"unknown simulator directive [sim:{key}]")
     if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 12:

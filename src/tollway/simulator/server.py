@@ -2,6 +2,9 @@
 
 Every endpoint module exposes ``setup(app)``; adding an endpoint (images,
 videos...) means adding a module and listing it in ``ENDPOINT_MODULES``.
+Paths of another provider's protocol (Anthropic's ``/v1/messages``) belong
+to a ``Dialect``: it takes the api key from that provider's header and words
+errors in that provider's shape.
 """
 
 from __future__ import annotations
@@ -15,11 +18,20 @@ from typing import Any
 
 from aiohttp import web
 
-from . import chat, control, embeddings, images, models, videos
-from .common import STATE, ApiError, SimState, SimStats, error_body, json_response
+from . import anthropic, chat, control, embeddings, images, models, videos
+from .common import STATE, ApiError, Dialect, SimState, SimStats, error_body, json_response
 from .config import SimulatorConfig
 
-ENDPOINT_MODULES: tuple[ModuleType, ...] = (models, chat, embeddings, images, videos, control)
+ENDPOINT_MODULES: tuple[ModuleType, ...] = (
+    models,
+    chat,
+    embeddings,
+    images,
+    videos,
+    anthropic,
+    control,
+)
+DIALECTS: tuple[Dialect, ...] = (anthropic.DIALECT,)
 MAX_BODY_BYTES = 64 * 1024 * 1024  # image inputs arrive as base64 data URLs
 SHUTDOWN_TIMEOUT_S = 1.0  # stop() should not wait a minute for idle streams
 
@@ -36,21 +48,41 @@ def _authorized(request: web.Request, api_key: str | None) -> bool:
     return api_key is None or request.headers.get("Authorization") == f"Bearer {api_key}"
 
 
+def _dialect(path: str) -> Dialect | None:
+    for dialect in DIALECTS:
+        if dialect.owns(path):
+            return dialect
+    return None
+
+
+def _check_key(request: web.Request, api_key: str | None, dialect: Dialect | None) -> None:
+    if dialect is None:
+        if not _authorized(request, api_key):
+            raise ApiError(401)
+    elif api_key is not None:
+        dialect.check_key(request, api_key)
+
+
 @web.middleware
 async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Counts traffic, enforces the api key, turns errors into OpenAI shapes."""
+    """Counts traffic, enforces the api key, turns errors into each protocol's shape."""
     state = request.app[STATE]
     control_call = request.path.startswith("/_sim/")
+    dialect = None if control_call else _dialect(request.path)
     if not control_call:
         state.stats.count(_route_key(request))
     try:
-        if not control_call and not _authorized(request, state.config.api_key):
-            raise ApiError(401)
+        if not control_call:
+            _check_key(request, state.config.api_key, dialect)
         resp = await handler(request)
     except ApiError as exc:
-        resp = exc.response()
+        resp = exc.response() if dialect is None else dialect.error_response(request, exc)
     except web.HTTPException as exc:  # routing: unknown path or method
-        resp = json_response(error_body(exc.status, f"{exc.reason}: {request.path}"), exc.status)
+        message = f"{exc.reason}: {request.path}"
+        if dialect is None:
+            resp = json_response(error_body(exc.status, message), exc.status)
+        else:
+            resp = dialect.error_response(request, ApiError(exc.status, message))
     if resp.status >= 400 and not control_call:
         state.stats.errors += 1
     return resp
