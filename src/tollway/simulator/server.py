@@ -2,9 +2,9 @@
 
 Every endpoint module exposes ``setup(app)``; adding an endpoint (images,
 videos...) means adding a module and listing it in ``ENDPOINT_MODULES``.
-Paths of another provider's protocol (Anthropic's ``/v1/messages``) belong
-to a ``Dialect``: it takes the api key from that provider's header and words
-errors in that provider's shape.
+Paths of another provider's protocol (Anthropic's ``/v1/messages``, Gemini's
+``models/{model}:verb``) belong to a ``Dialect``: it takes the api key from
+that provider's header and words errors in that provider's shape.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import anthropic, chat, control, embeddings, images, models, videos
+from . import anthropic, chat, control, embeddings, gemini, images, models, videos
 from .common import STATE, ApiError, Dialect, SimState, SimStats, error_body, json_response
 from .config import SimulatorConfig
 
@@ -29,9 +29,10 @@ ENDPOINT_MODULES: tuple[ModuleType, ...] = (
     images,
     videos,
     anthropic,
+    gemini,
     control,
 )
-DIALECTS: tuple[Dialect, ...] = (anthropic.DIALECT,)
+DIALECTS: tuple[Dialect, ...] = (anthropic.DIALECT, gemini.DIALECT)
 MAX_BODY_BYTES = 64 * 1024 * 1024  # image inputs arrive as base64 data URLs
 SHUTDOWN_TIMEOUT_S = 1.0  # stop() should not wait a minute for idle streams
 
