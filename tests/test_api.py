@@ -258,6 +258,29 @@ async def test_admin_adds_and_reprices_a_model_for_the_next_call(served: Served)
         assert second.headers["x-tollway-cost-usd"] == str((8 * 10 + 16 * 20) / Decimal(10**6))
 
 
+async def test_a_price_edit_keeps_the_long_prompt_tiers_unless_it_names_them(
+    served: Served,
+) -> None:
+    tier = {"above_tokens": 200000, "input_mtok": "2.5", "cached_input_mtok": "0.25",
+            "output_mtok": "15"}  # fmt: skip
+    before = (await served.admin.get("/api/models/gemini-2.5-pro")).json()
+    assert before["per_use"]["tiers"] == [tier]
+
+    cheaper = {"per_use": {"input_mtok": "1", "cached_input_mtok": "0.1", "output_mtok": "8"}}
+    edited = await served.admin.patch("/api/models/gemini-2.5-pro", json=cheaper)
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["per_use"] == {**cheaper["per_use"], "tiers": [tier]}
+
+    dearer = {"per_use": {"input_mtok": "3", "cached_input_mtok": "0.1", "output_mtok": "8"}}
+    refused = await served.admin.patch("/api/models/gemini-2.5-pro", json=dearer)
+    assert refused.status_code == 400
+    assert "cheaper in input_mtok" in refused.json()["error"]["message"]
+
+    flat = {"per_use": {"input_mtok": "3", "output_mtok": "8", "tiers": []}}
+    edited = await served.admin.patch("/api/models/gemini-2.5-pro", json=flat)
+    assert edited.json()["per_use"] == {"input_mtok": "3", "output_mtok": "8"}
+
+
 @pytest.mark.parametrize(
     "body",
     [

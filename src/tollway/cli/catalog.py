@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 PER_USE_LABELS = {
     "input_mtok": "in",
     "cached_input_mtok": "cached",
+    "cache_write_mtok": "cache write",
+    "cache_write_1h_mtok": "cache write 1h",
     "output_mtok": "out",
     "image_input_mtok": "img in",
     "image_output_mtok": "img out",

@@ -40,6 +40,7 @@ from tollway.types import (
     ModelKind,
     MoneyError,
     PerCallPrice,
+    PerUsePrice,
     Usage,
     nano_to_usd,
     usd_to_nano,
@@ -49,6 +50,8 @@ PER_USE_FIELDS = (
     "input_mtok",
     "output_mtok",
     "cached_input_mtok",
+    "cache_write_mtok",
+    "cache_write_1h_mtok",
     "image_input_mtok",
     "image_output_mtok",
     "audio_input_mtok",
@@ -67,16 +70,28 @@ def model_entry(model: Model) -> dict[str, Any]:
         "source": model.source or "admin",
     }
     if model.per_use is not None:
-        entry["per_use"] = {
-            name: nano_to_usd(getattr(model.per_use, name))
-            for name in PER_USE_FIELDS
-            if getattr(model.per_use, name) is not None
-        }
+        entry["per_use"] = per_use_entry(model.per_use)
     if model.per_call is not None:
         entry["per_call"] = per_call_entry(model.per_call)
     if model.default_method is not None:
         entry["default_method"] = model.default_method.value
     return entry
+
+
+def per_use_entry(price: PerUsePrice) -> dict[str, Any]:
+    """Per-use prices in the data files' shape: USD strings, and the
+    long-prompt tiers when the model has any."""
+    block: dict[str, Any] = {
+        name: nano_to_usd(getattr(price, name))
+        for name in PER_USE_FIELDS
+        if getattr(price, name) is not None
+    }
+    if price.tiers:
+        block["tiers"] = [
+            {"above_tokens": tier.above_tokens, **per_use_entry(tier.price)}
+            for tier in price.tiers
+        ]
+    return block
 
 
 # Fields of a per-call block that a PATCH naming only ``price`` keeps.
@@ -248,6 +263,7 @@ async def update_model(gw: Gateway, name: str, changes: dict[str, Any]) -> dict[
         raise bad_request("A model's id cannot be changed; add an alias instead.", param="id")
     merged = {**model_entry(current), **changes, "id": current.id}
     _keep_per_call_table(merged, current, changes)
+    _keep_tiers(merged, current, changes)
     if "source" not in changes:
         merged["source"] = "admin"
     model = _validate(merged)
@@ -271,6 +287,17 @@ def _keep_per_call_table(merged: dict[str, Any], current: Model, changes: dict[s
     if merged["per_call"].get("variants") is None:
         merged["per_call"].pop("variants", None)
         merged["per_call"].pop("default_variant", None)
+
+
+def _keep_tiers(merged: dict[str, Any], current: Model, changes: dict[str, Any]) -> None:
+    """A per_use block that does not name ``tiers`` keeps the model's
+    long-prompt tiers (the console's price form has no tier fields); send
+    ``tiers: []`` to drop them."""
+    block = changes.get("per_use")
+    if current.per_use is None or not current.per_use.tiers or not isinstance(block, dict):
+        return
+    if "tiers" not in block:
+        merged["per_use"] = {**block, "tiers": per_use_entry(current.per_use)["tiers"]}
 
 
 def _check_alias_clash(gw: Gateway, model: Model) -> None:
