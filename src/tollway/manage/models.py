@@ -88,8 +88,7 @@ def per_use_entry(price: PerUsePrice) -> dict[str, Any]:
     }
     if price.tiers:
         block["tiers"] = [
-            {"above_tokens": tier.above_tokens, **per_use_entry(tier.price)}
-            for tier in price.tiers
+            {"above_tokens": tier.above_tokens, **per_use_entry(tier.price)} for tier in price.tiers
         ]
     return block
 
