@@ -13,16 +13,17 @@ from typing import Any
 
 from billing import Audit
 from load import burst, run_wrk, stream_ttfb
-from phases.meter import Meter
-from phases.open_streams import StreamLoad, open_streams
-from phases.profiling import profile
-from phases.summary import summarise
 from plan import Plan
 from procfs import rss_kib
 from procs import Supervisor
 from progress import log
 from stack import Gateway
 from upstreams import Upstream
+
+from phases.meter import Meter
+from phases.open_streams import StreamLoad, open_streams
+from phases.profiling import profile
+from phases.summary import summarise
 
 
 @dataclass

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from billing import Audit
-from phases.meter import Meter
 from procfs import group_rss_kib
 from procs import BENCH_DIR, BenchError, Child, Supervisor
 from progress import log
 from stack import STREAM_MODEL, Gateway
 from streams import stream_body
 from upstreams import Upstream
+
+from phases.meter import Meter
 
 
 @dataclass(frozen=True)

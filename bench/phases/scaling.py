@@ -15,12 +15,13 @@ from typing import Any
 
 from billing import Audit
 from load import burst
-from phases.scaling_runs import ScalingGroup, ScalingLoad, placement_runs
 from procfs import gateway_workers
 from procs import BenchError
 from progress import log
 from stack import Bench, Gateway
 from upstreams import Upstream
+
+from phases.scaling_runs import ScalingGroup, ScalingLoad, placement_runs
 
 
 def worker_scaling(

@@ -13,12 +13,13 @@ from typing import Any
 
 from billing import Audit
 from load import median, run_wrk
-from phases.meter import Meter
 from procfs import gateway_workers, pin, worker_connections
 from procs import BenchError, Supervisor
 from progress import log
 from stack import Gateway
 from upstreams import Upstream
+
+from phases.meter import Meter
 
 
 @dataclass(frozen=True)
