@@ -172,7 +172,7 @@ async def test_a_bug_answers_an_openai_shaped_500_naming_the_request_and_gives_t
 
 
 def test_every_v1_endpoint_is_registered_once() -> None:
-    listed = [(method, path) for method, path, _ in relay.ENDPOINTS]
+    listed = [(method, path) for method, path, *_ in relay.ENDPOINTS]
     assert len(set(listed)) == len(listed)
     fixed = set(relay.hot_endpoints())
     routed = {(m, r.path) for r in relay.routes() for m in (r.methods or set()) - {"HEAD"}}

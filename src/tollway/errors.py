@@ -81,3 +81,11 @@ def internal_error(request_id: str | None = None) -> ApiError:
 
 def upstream_error(message: str, status: int = 502, code: str = "upstream_error") -> ApiError:
     return ApiError(status, message, code, type="upstream_error")
+
+
+def upstream_interrupted() -> ApiError:
+    """What a streaming client is told when the upstream stops mid-stream."""
+    return upstream_error(
+        "The upstream stopped in the middle of the stream; you are billed for what was generated.",
+        code="upstream_interrupted",
+    )

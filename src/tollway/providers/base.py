@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tollway.errors import ApiError
+from tollway.errors import ApiError, upstream_interrupted
 from tollway.transport import UpstreamRequest
 from tollway.types import Usage
 
 JSON = "application/json"
+# What an OpenAI streaming client sees when the upstream stops mid-stream: an
+# SSE error event (the OpenAI SDKs raise on it) instead of a stream that just ends.
+INTERRUPTED = b"data: " + upstream_interrupted().body() + b"\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +33,18 @@ class Outbound:
 
     endpoint: str  # "chat/completions", "embeddings", "images/generations", "videos"
     body: bytes = b""
-    payload: dict[str, Any] | None = None  # the body parsed, when it is JSON
+    payload: dict[str, Any] | None = None  # the body parsed (for chat: the hub request)
     method: str = "POST"
     path: str | None = None
     content_type: str | None = JSON
     stream: bool = False
+    # The protocol the client speaks ("openai", "anthropic", "gemini") and its
+    # request as sent (model renamed), which an upstream of that protocol gets as is.
+    client: str = "openai"
+    native: dict[str, Any] | None = None
+    # The output tokens the hold allows a choice when the request names no
+    # max_tokens: what an upstream that requires one is sent.
+    held_output_tokens: int | None = None
 
     @property
     def resource(self) -> str:
@@ -58,8 +68,15 @@ class StreamScanner(Protocol):
     """Reads a relayed stream as it passes: finds the usage, keeps what a
     count needs if none comes, and says which bytes the client gets."""
 
-    usage: Usage | None
-    done: bool
+    @property
+    def usage(self) -> Usage | None:
+        """The latest usage the stream reported (None: none yet)."""
+        ...
+
+    @property
+    def done(self) -> bool:
+        """Whether the stream ended as a complete answer ends."""
+        ...
 
     def feed(self, chunk: bytes) -> bytes:
         """Take an upstream chunk; return the bytes to forward now."""
@@ -71,6 +88,11 @@ class StreamScanner(Protocol):
 
     def delivered_choices(self) -> int:
         """How many choices reached the client with something generated (or their end)."""
+        ...
+
+    def interrupted(self) -> bytes:
+        """What the client gets last when the upstream stopped mid-stream: its
+        protocol's error event (nothing if one was already passed on)."""
         ...
 
 

@@ -6,8 +6,11 @@ from typing import Any
 
 import orjson
 
-from tollway.errors import ApiError, upstream_error
-from tollway.providers.base import Answer, NotJson, Outbound
+from tollway.errors import ApiError
+from tollway.protocols.openai import OpenAICodec, token_count, upstream_failure, usage_from_openai
+from tollway.protocols.tally import Tally
+from tollway.providers import bridge
+from tollway.providers.base import INTERRUPTED, Answer, NotJson, Outbound, StreamScanner
 from tollway.transport import UpstreamRequest
 from tollway.types import Usage
 
@@ -27,14 +30,17 @@ IMAGE_OUTPUT_TOKENS: dict[tuple[str, str], int] = {
     ("high", "1024x1536"): 6240,
     ("high", "1536x1024"): 6208,
 }
+OPENAI = OpenAICodec()
 _USAGE_MARKS = (b'"usage":{', b'"usage": {')
 _NULL_USAGE = (b',"usage":null', b', "usage": null')
 
 
 class OpenAIProvider:
-    """OpenAI's API on both sides: requests and answers pass through as sent,
-    except that a stream is asked to report its usage (and that report is cut
-    out again when the client did not ask for it)."""
+    """OpenAI's API upstream. For an OpenAI client requests and answers pass
+    through as sent, except that a stream is asked to report its usage (and
+    that report is cut out again when the client did not ask for it); a
+    client of another protocol has its request sent as the hub's (which is
+    OpenAI's) and its answer translated back (providers/bridge.py)."""
 
     endpoints = ENDPOINTS
 
@@ -50,6 +56,8 @@ class OpenAIProvider:
         return UpstreamRequest(call.method, f"{base_url}/{call.resource}", headers, body)
 
     def answer(self, call: Outbound, data: bytes) -> Answer:
+        if call.client != OPENAI.name:
+            return bridge.read_answer(OPENAI, call, data)
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -58,7 +66,9 @@ class OpenAIProvider:
             parsed = {}
         return Answer(data, parsed, answer_usage(call.endpoint, parsed))
 
-    def scanner(self, call: Outbound) -> ChatStreamScanner:
+    def scanner(self, call: Outbound) -> StreamScanner:
+        if call.client != OPENAI.name:
+            return bridge.scanner(OPENAI, call)
         return ChatStreamScanner(strip_usage=not _asks_usage(call.payload or {}))
 
     def failure(self, status: int, data: bytes) -> ApiError:
@@ -80,71 +90,6 @@ def answer_usage(endpoint: str, answer: dict[str, Any]) -> Usage | None:
     return usage_from_openai(reported)
 
 
-def upstream_failure(status: int, data: bytes) -> ApiError:
-    """Map an upstream's error answer to what the client gets."""
-    message = _error_message(data) or f"The upstream answered HTTP {status}."
-    if status in (400, 404, 409, 413, 422):
-        return ApiError(status, message, "upstream_rejected_request")
-    if status == 429:
-        return ApiError(429, message, "rate_limit_exceeded", "rate_limit_error")
-    if status in (401, 403):
-        return upstream_error("The upstream refused the gateway's credentials for this model.")
-    return upstream_error(f"The upstream failed: {message}")
-
-
-def _error_message(data: bytes) -> str | None:
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])
-    return None
-
-
-def usage_from_openai(u: dict[str, Any]) -> Usage | None:
-    """Chat ({prompt,completion}_tokens) or images/responses ({input,output}_tokens)."""
-    try:
-        if "prompt_tokens" in u:
-            return _chat_usage(u)
-        if "input_tokens" in u:
-            return _io_usage(u)
-    except (AttributeError, TypeError, ValueError):
-        return None  # garbage from upstream: the caller counts instead
-    return None
-
-
-def _chat_usage(u: dict[str, Any]) -> Usage:
-    prompt_details = u.get("prompt_tokens_details") or {}
-    completion_details = u.get("completion_tokens_details") or {}
-    audio_in = _count(prompt_details.get("audio_tokens"))
-    audio_out = _count(completion_details.get("audio_tokens"))
-    text_in = _part_of(_count(u.get("prompt_tokens")), audio_in)
-    return Usage(
-        input_tokens=text_in,
-        cached_input_tokens=min(_count(prompt_details.get("cached_tokens")), text_in),
-        output_tokens=_part_of(_count(u.get("completion_tokens")), audio_out),
-        reasoning_tokens=_count(completion_details.get("reasoning_tokens")),
-        audio_input_tokens=audio_in,
-        audio_output_tokens=audio_out,
-    )
-
-
-def _io_usage(u: dict[str, Any]) -> Usage:
-    in_details = u.get("input_tokens_details") or {}
-    out_details = u.get("output_tokens_details") or {}
-    image_in = _count(in_details.get("image_tokens"))
-    text_in = _part_of(_count(u.get("input_tokens")), image_in)
-    return Usage(
-        input_tokens=text_in,
-        cached_input_tokens=min(_count(in_details.get("cached_tokens")), text_in),
-        image_input_tokens=image_in,
-        output_tokens=_count(u.get("output_tokens")),
-        reasoning_tokens=_count(out_details.get("reasoning_tokens")),
-    )
-
-
 def image_usage_from_openai(u: dict[str, Any]) -> Usage | None:
     """gpt-image usage ``{input_tokens, input_tokens_details{text_tokens,
     image_tokens}, output_tokens}``: input split into text and image tokens;
@@ -154,16 +99,18 @@ def image_usage_from_openai(u: dict[str, Any]) -> Usage | None:
     try:
         in_details = u.get("input_tokens_details") or {}
         out_details = u.get("output_tokens_details") or {}
-        input_total = _count(u.get("input_tokens"))
-        image_in = _count(in_details.get("image_tokens"))
-        output_total = _count(u.get("output_tokens"))
+        input_total = token_count(u.get("input_tokens"))
+        image_in = token_count(in_details.get("image_tokens"))
+        output_total = token_count(u.get("output_tokens"))
         image_out = (
-            _count(out_details["image_tokens"]) if "image_tokens" in out_details else output_total
+            token_count(out_details["image_tokens"])
+            if "image_tokens" in out_details
+            else output_total
         )
         if image_in > input_total or image_out > output_total:
             raise ValueError("a part is larger than its total")
         text_in = input_total - image_in
-        cached = min(_count(in_details.get("cached_tokens")), text_in)
+        cached = min(token_count(in_details.get("cached_tokens")), text_in)
     except (AttributeError, TypeError, ValueError):
         return None  # garbage from upstream: the caller estimates instead
     return Usage(
@@ -175,40 +122,20 @@ def image_usage_from_openai(u: dict[str, Any]) -> Usage | None:
     )
 
 
-def _part_of(total: int, part: int) -> int:
-    """What is left of ``total`` once ``part`` of it is taken out; a part larger
-    than its total is garbage (the caller counts instead)."""
-    if part > total:
-        raise ValueError(f"a part ({part}) is larger than its total ({total})")
-    return total - part
-
-
-def _count(value: Any) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"not a token count: {value!r}")
-    return value
-
-
 class ChatStreamScanner:
     """Server-sent chat chunks. Bytes pass through untouched unless the gateway
     asked for usage on the client's behalf; then the usage chunk (and the
     ``"usage":null`` it made every chunk carry) is cut out, so the client sees
     exactly the stream it asked for.
 
-    It notes which choices were delivered: a choice counts once a delta of it
-    carried something generated (text, a refusal, a tool call, audio) or its
-    end (``finish_reason``); the opening ``{"role": "assistant", "content": ""}``
-    is nothing yet."""
+    It notes what was delivered (``Tally``)."""
 
     def __init__(self, strip_usage: bool) -> None:
         self.strip_usage = strip_usage
         self.usage: Usage | None = None
         self.done = False
         self._buffer = b""
-        self._text: list[str] = []
-        self._delivered: set[int | str] = set()
+        self._tally = Tally()
 
     def feed(self, chunk: bytes) -> bytes:
         if b"\r" in chunk:
@@ -223,10 +150,13 @@ class ChatStreamScanner:
         return b"".join(_without_null_usage(event) + b"\n\n" for event in kept)
 
     def output_text(self) -> str:
-        return "".join(self._text)
+        return self._tally.text()
 
     def delivered_choices(self) -> int:
-        return len(self._delivered)
+        return self._tally.delivered()
+
+    def interrupted(self) -> bytes:
+        return INTERRUPTED
 
     def _take(self, event: bytes) -> bool:
         """Note what the event says; False when the client must not see it."""
@@ -242,41 +172,11 @@ class ChatStreamScanner:
             return True
         if not isinstance(parsed, dict):
             return True
-        self._collect_text(parsed.get("choices"))
+        self._tally.take(parsed.get("choices"))
         if any(mark in data for mark in _USAGE_MARKS) and isinstance(parsed.get("usage"), dict):
             self.usage = usage_from_openai(parsed["usage"])
             return not (self.strip_usage and not parsed.get("choices"))
         return True
-
-    def _collect_text(self, choices: Any) -> None:
-        if not isinstance(choices, list):
-            return
-        for position, choice in enumerate(choices):
-            if not isinstance(choice, dict):
-                continue
-            delta = choice.get("delta")
-            delivered = choice.get("finish_reason") is not None
-            if isinstance(delta, dict):
-                delivered = self._collect_delta(delta) or delivered
-            if delivered:
-                index = choice.get("index", position)
-                self._delivered.add(index if isinstance(index, int | str) else position)
-
-    def _collect_delta(self, delta: dict[str, Any]) -> bool:
-        """Keep the delta's text; True when it carried anything generated."""
-        generated = bool(delta.get("audio"))
-        for key in ("content", "reasoning_content", "refusal"):
-            text = delta.get(key)
-            if isinstance(text, str) and text:
-                self._text.append(text)
-                generated = True
-        calls = delta.get("tool_calls")
-        for call in calls if isinstance(calls, list) else ():
-            generated = True
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                self._text.append(function["arguments"])
-        return generated
 
 
 def _data_of(event: bytes) -> bytes | None:

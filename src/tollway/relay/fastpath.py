@@ -4,8 +4,9 @@ Starlette's middleware stack, router and per-route wrappers cost the gateway
 time on every call (docs/benchmark.md). Endpoints with a fixed path are
 matched here by exact method and path and served directly; the ones with a
 parameter in their path (``/v1/videos/{video_id}``) are Starlette routes.
-Either way an endpoint answers the same: an ApiError with its OpenAI-shaped
-body, anything unexpected with a logged JSON 500 naming the request id.
+Either way an endpoint answers the same: an ApiError in the shape of the
+protocol it speaks (OpenAI's, Anthropic's or Gemini's), anything unexpected
+with a logged JSON 500 naming the request id.
 """
 
 from __future__ import annotations
@@ -17,19 +18,39 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from tollway.errors import ApiError, internal_error
 from tollway.keys import new_request_id
+from tollway.protocols import CODECS
+from tollway.providers.base import JSON
 from tollway.relay.inbound import REQUEST_ID_SCOPE
 
 log = logging.getLogger(__name__)
 
 Endpoint = Callable[[Request], Awaitable[Any]]
+# How an endpoint's errors are answered: in the shape of the protocol it speaks.
+Render = Callable[[ApiError], Response]
+Served = tuple[Endpoint, Render]
+
+
+def openai_error(error: ApiError) -> Response:
+    return error.response()
+
+
+def errors_of(protocol: str) -> Render:
+    """Errors answered in ``protocol``'s shape, with the same status and headers."""
+    codec = CODECS[protocol]
+
+    def render(error: ApiError) -> Response:
+        return Response(codec.error_body(error), error.status, error.headers, JSON)
+
+    return render
 
 
 class FastPath:
-    def __init__(self, app: Starlette, hot: dict[tuple[str, str], Endpoint]) -> None:
+    def __init__(self, app: Starlette, hot: dict[tuple[str, str], Served]) -> None:
         self.app = app
         self.hot = hot
         self.hot_paths = frozenset(path for _, path in hot)
@@ -40,12 +61,12 @@ class FastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            endpoint = self.hot.get((scope["method"], scope["path"]))
-            if endpoint is None and scope["path"] in self.hot_paths:
-                endpoint = not_allowed
-            if endpoint is not None:
+            served = self.hot.get((scope["method"], scope["path"]))
+            if served is None and scope["path"] in self.hot_paths:
+                served = (not_allowed, openai_error)
+            if served is not None:
                 scope["app"] = self.app
-                await serve(endpoint, scope, receive, send)
+                await serve(served, scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -56,25 +77,26 @@ async def not_allowed(request: Request) -> Any:
     )
 
 
-def answering_errors(endpoint: Endpoint) -> Endpoint:
+def answering_errors(served: Served) -> Endpoint:
     """A Starlette endpoint that answers as the fast path's do."""
 
     async def wrapped(request: Request) -> Any:
-        return await answer(endpoint, request)
+        return await answer(served, request)
 
     return wrapped
 
 
-async def serve(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
-    response = await answer(endpoint, Request(scope, receive))
+async def serve(served: Served, scope: Scope, receive: Receive, send: Send) -> None:
+    response = await answer(served, Request(scope, receive))
     await response(scope, receive, send)
 
 
-async def answer(endpoint: Endpoint, request: Request) -> Any:
+async def answer(served: Served, request: Request) -> Any:
+    endpoint, render = served
     try:
         return await endpoint(request)
     except ApiError as error:
-        return error.response()
+        return render(error)
     except Exception:
         # A bug, not an answer: logged with its traceback and the request id,
         # and the client still gets an OpenAI-shaped error (not a reset).
@@ -82,4 +104,4 @@ async def answer(endpoint: Endpoint, request: Request) -> Any:
         log.exception(
             "unhandled error in %s %s (request %s)", request.method, request.url.path, request_id
         )
-        return internal_error(request_id).response()
+        return render(internal_error(request_id))

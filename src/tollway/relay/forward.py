@@ -125,15 +125,6 @@ async def open_stream(call: Call, outbound: Outbound) -> UpstreamAnswer:
     return resp
 
 
-# What a client sees when the upstream stops mid-stream: an SSE error event
-# (the OpenAI SDKs raise on it) instead of a stream that just ends.
-INTERRUPTED = (
-    b'data: {"error":{"message":"The upstream stopped in the middle of the stream; you are '
-    b'billed for what was generated.","type":"upstream_error","param":null,'
-    b'"code":"upstream_interrupted"}}\n\n'
-)
-
-
 class MeteredStream:
     """An ASGI response that relays an upstream SSE stream chunk by chunk.
 
@@ -177,7 +168,7 @@ class MeteredStream:
             self.upstream.close()
             await self._finish(status)
         if not self.client_gone:  # settled first, so a client that read to the end sees it
-            last = INTERRUPTED if status is UsageStatus.UPSTREAM_INTERRUPTED else b""
+            last = self.scanner.interrupted() if status is UsageStatus.UPSTREAM_INTERRUPTED else b""
             with contextlib.suppress(OSError):
                 await send({"type": "http.response.body", "body": last, "more_body": False})
 

@@ -26,12 +26,7 @@ REQUEST_ID_SCOPE = "tollway.request_id"
 
 
 async def authenticate(gw: Gateway, request: Request) -> TokenInfo:
-    header = request.headers.get("authorization")
-    if header is None or header[:7].lower() != "bearer ":
-        raise invalid_api_key(
-            "You didn't provide an API key. Send it as 'Authorization: Bearer sk-...'."
-        )
-    token = await gw.state.token_by_key(header[7:].strip())
+    token = await gw.state.token_by_key(api_key(request))
     if token is None:
         raise invalid_api_key()
     if not token.enabled:
@@ -41,6 +36,25 @@ async def authenticate(gw: Gateway, request: Request) -> TokenInfo:
     if not token.account_enabled:
         raise forbidden("The account that owns this API key is disabled.", "account_disabled")
     return token
+
+
+def api_key(request: Request) -> str:
+    """The key, however the client's SDK sends it: ``Authorization: Bearer``
+    (OpenAI; Anthropic's SDK 2.x), ``x-api-key`` (older Anthropic SDKs),
+    ``x-goog-api-key`` or ``?key=`` (Gemini)."""
+    headers = request.headers
+    header = headers.get("authorization")
+    if header is not None and header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    key = headers.get("x-api-key") or headers.get("x-goog-api-key")
+    if key is None and "key" in request.query_params:
+        key = request.query_params["key"]
+    if not key:
+        raise invalid_api_key(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer sk-...' "
+            "(or as x-api-key, x-goog-api-key or ?key=)."
+        )
+    return key.strip()
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:

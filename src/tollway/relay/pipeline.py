@@ -58,6 +58,10 @@ class Inbound:
     source: Any = None  # what an endpoint found while reading (a remix's video)
     close: Callable[[], Awaitable[None]] | None = None  # frees uploaded files
     json: bool = True  # the body is the payload as JSON (else the endpoint builds it)
+    # A chat call in another protocol than OpenAI's: its name and the body as
+    # the client sent it (``payload`` is then its translation to the hub).
+    protocol: str = "openai"
+    native: dict[str, Any] | None = None
 
     def as_sent(self, model: Model) -> None:
         """Name the model by its id, not an alias the upstream may not know."""
@@ -181,7 +185,15 @@ class Call:
         return {BILLING_METHOD_HEADER: self.method.value, REQUEST_ID_HEADER: self.request_id}
 
     def outbound(self, inbound: Inbound, stream: bool = False) -> Outbound:
-        return Outbound(self.endpoint, inbound.body, inbound.payload, stream=stream)
+        return Outbound(
+            self.endpoint,
+            inbound.body,
+            inbound.payload,
+            stream=stream,
+            client=inbound.protocol,
+            native=inbound.native,
+            held_output_tokens=self.gw.settings.hold_output_tokens,
+        )
 
     def send(self, outbound: Outbound, timeout_s: float | None = None) -> Awaitable[Any]:
         """Send ``outbound`` through the provider to this call's channel."""
