@@ -5,19 +5,17 @@ whichever pair carried it."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import anthropic
 import pytest
-from google import genai
 from google.genai import types as gtypes
 
 from tollway.simulator import Simulator
 
-from conftest import Served, customer, sdk, serve, test_settings, usage_records
+from conftest import Served, customer, sdk, usage_records
+from native import UPSTREAMS, claude, gateway, gemini
 
 # google-genai's async client subclasses aiohttp's session, which aiohttp warns about.
 pytestmark = pytest.mark.filterwarnings(
@@ -30,42 +28,6 @@ USER = "[sim:tokens=7] Say hello to the gateway"
 # The simulator's rule: 3 + (3 + system words) + (3 + user words); 7 words out.
 PROMPT_TOKENS = 3 + (3 + len(SYSTEM.split())) + (3 + len(USER.split()))
 OUTPUT_TOKENS = 7
-UPSTREAMS = ["openai", "anthropic", "gemini"]
-
-
-def channel_url(simulator: Simulator, kind: str) -> str:
-    """OpenAI channels name the /v1 base; Anthropic and Gemini ones the host root."""
-    return simulator.base_url if kind == "openai" else simulator.base_url.removesuffix("/v1")
-
-
-@contextlib.asynccontextmanager
-async def gateway(
-    database_url: str, models: list[Any], simulator: Simulator, kind: str
-) -> AsyncIterator[Served]:
-    async with serve(test_settings(database_url), models) as served:
-        got = await served.admin.post(
-            "/api/channels",
-            json={
-                "name": f"sim-{kind}",
-                "type": kind,
-                "base_url": channel_url(simulator, kind),
-                "api_key": "sim-key",
-                "models": ["*"],
-            },
-        )
-        assert got.status_code == 201, got.text
-        yield served
-
-
-def claude(served: Served, key: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=served.base_url, api_key=key, max_retries=0)
-
-
-def gemini(served: Served, key: str) -> genai.Client:
-    options = gtypes.HttpOptions(base_url=served.base_url)
-    return genai.Client(api_key=key, http_options=options)
-
-
 async def via_openai(served: Served, key: str, stream: bool) -> str:
     async with sdk(served, key) as client:
         return await _openai_call(client, stream)

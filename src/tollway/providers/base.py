@@ -78,6 +78,12 @@ class StreamScanner(Protocol):
         """Whether the stream ended as a complete answer ends."""
         ...
 
+    @property
+    def failed(self) -> bool:
+        """Whether the upstream reported an error after its 200 (the bytes
+        ``feed`` just returned carry it to the client)."""
+        ...
+
     def feed(self, chunk: bytes) -> bytes:
         """Take an upstream chunk; return the bytes to forward now."""
         ...

@@ -126,7 +126,8 @@ class ChatStreamScanner:
     """Server-sent chat chunks. Bytes pass through untouched unless the gateway
     asked for usage on the client's behalf; then the usage chunk (and the
     ``"usage":null`` it made every chunk carry) is cut out, so the client sees
-    exactly the stream it asked for.
+    exactly the stream it asked for. An error event an OpenAI-compatible
+    upstream sends mid-stream passes through as it came.
 
     It notes what was delivered (``Tally``)."""
 
@@ -134,6 +135,7 @@ class ChatStreamScanner:
         self.strip_usage = strip_usage
         self.usage: Usage | None = None
         self.done = False
+        self.failed = False
         self._buffer = b""
         self._tally = Tally()
 

@@ -154,6 +154,7 @@ class MeteredStream:
         self.estimate = estimate
         self.items = items
         self.client_gone = False
+        self.last = b""  # what the client gets after the settlement
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         watcher = asyncio.create_task(self._watch(receive))
@@ -168,7 +169,9 @@ class MeteredStream:
             self.upstream.close()
             await self._finish(status)
         if not self.client_gone:  # settled first, so a client that read to the end sees it
-            last = self.scanner.interrupted() if status is UsageStatus.UPSTREAM_INTERRUPTED else b""
+            last = self.last
+            if status is UsageStatus.UPSTREAM_INTERRUPTED:
+                last += self.scanner.interrupted()
             with contextlib.suppress(OSError):
                 await send({"type": "http.response.body", "body": last, "more_body": False})
 
@@ -176,6 +179,9 @@ class MeteredStream:
         try:
             async for chunk in self.upstream.iter_chunks():
                 out = self.scanner.feed(chunk)
+                if self.scanner.failed:  # its error event reaches the client once settled
+                    self.last = out
+                    return UsageStatus.UPSTREAM_INTERRUPTED
                 if out and not self.client_gone:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
                 if self.client_gone:
@@ -212,7 +218,12 @@ class MeteredStream:
             usage = estimated(self.estimate(self.scanner.output_text()))
             detail = "no usage from upstream; counted by the gateway"
         elif status is not UsageStatus.OK:
-            detail = "usage reported before the stream ended"
+            # What an upstream reported before the stream broke may count less
+            # output than reached the client (Anthropic's message_start says 1).
+            await self.call.gw.counter.ready()
+            counted = self.estimate(self.scanner.output_text()).output_tokens
+            usage.output_tokens = max(usage.output_tokens, counted)
+            detail = "usage reported before the stream ended; output counted as delivered"
         usage.items = items
         try:
             await self.call.settle(usage, status, detail)
