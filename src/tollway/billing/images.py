@@ -1,6 +1,15 @@
 """What billing reads of an images request: prompt, n, size and quality,
 checked before anything is held (the rest of the body, such as
-response_format or background, is the upstream's to judge)."""
+response_format or background, is the upstream's to judge).
+
+Gemini's image models make one image a call, whatever its size or quality:
+n images are n calls, each sending the prompt. Their shape holds the prompt
+once a call and each image at the dearest the hold's size rule allows (size
+and quality unnamed: 1536x1024 high, 7,500 image tokens); each call is sent
+that many tokens as its output bound (maxOutputTokens), and a Gemini image is
+at most 2,520 tokens (4K), so text and thoughts fit in what is left (image
+tokens cost several times text tokens on every one of these models).
+"""
 
 from __future__ import annotations
 
@@ -74,5 +83,14 @@ def check_priced(model: Model, asked: ImageRequest) -> None:
         raise bad_request(str(exc), param=exc.param) from None
 
 
-def image_shape(asked: ImageRequest, body_bytes: int) -> CallShape:
+def one_image_a_call(model: Model) -> bool:
+    """Whether ``model`` is one of Gemini's image models (generateContent with
+    image output), which make one image a call."""
+    return model.provider == "google" and model.id.startswith("gemini-")
+
+
+def image_shape(asked: ImageRequest, body_bytes: int, model: Model | None = None) -> CallShape:
+    """The shape billing holds; ``model`` given, as that model makes images."""
+    if model is not None and one_image_a_call(model):
+        return CallShape(body_bytes=body_bytes * asked.n, n=asked.n, image=ImageShape())
     return CallShape(body_bytes=body_bytes, n=asked.n, image=asked.shape)

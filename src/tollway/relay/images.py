@@ -7,6 +7,12 @@
 - Token-billed models (gpt-image-1): held by the size x quality estimate
   (``billing/holds.py``), billed by the usage the upstream reports (text in,
   image in, image out); without usage, by the estimate, marked ``estimated``.
+- Gemini's image models (nano-banana ...) make one image a call: n images are
+  n calls (relay/image_calls.py), billed per image or by the tokens each call
+  reports. A size only picks the aspect ratio closest to it (1792x1024 is
+  16:9); one near none of theirs is a 400, and so is ``response_format:
+  "url"`` (they return the image itself). ``quality`` means nothing to them
+  and is ignored.
 - Generation is synchronous: a client that leaves while the upstream works is
   billed all the same, and the record says ``client_disconnected``.
 """
@@ -18,13 +24,22 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tollway.billing.holds import IMAGE_QUALITIES, image_estimate_usage, parse_size
-from tollway.billing.images import ImageRequest, image_request, image_shape
+from tollway.billing.holds import (
+    AUTO,
+    IMAGE_QUALITIES,
+    image_estimate_usage,
+    image_hold_tokens,
+    parse_size,
+)
+from tollway.billing.images import ImageRequest, image_request, image_shape, one_image_a_call
 from tollway.billing.shapes import CallShape, ImageShape
 from tollway.endpoints import IMAGES
+from tollway.errors import bad_request
 from tollway.gateway import Gateway
+from tollway.protocols.gemini.images import IMAGE_TOKENS, closest_aspect_ratio, offered_ratios
 from tollway.providers import Answer
 from tollway.relay.forward import forward_unary
+from tollway.relay.image_calls import forward_each
 from tollway.relay.pipeline import Call, Inbound, Metered, run
 from tollway.types import BillingMethod, Model, Usage
 
@@ -32,12 +47,42 @@ ENDPOINT = "images/generations"
 
 
 def _shape(inbound: Inbound, model: Model) -> CallShape:
-    return image_shape(image_request(inbound.payload), len(inbound.body))
+    asked = image_request(inbound.payload)
+    if one_image_a_call(model):
+        _check_gemini(model, inbound.payload, asked)
+    return image_shape(asked, len(inbound.body), model)
+
+
+def _check_gemini(model: Model, payload: dict[str, Any], asked: ImageRequest) -> None:
+    """What Gemini's image models cannot do, refused before anything is held."""
+    if payload.get("response_format") == "url":
+        raise bad_request(
+            f"Model '{model.id}' returns the image itself, not a link: ask for "
+            "response_format 'b64_json' (or leave it out).",
+            param="response_format",
+        )
+    if asked.size not in (None, AUTO) and closest_aspect_ratio(asked.size) is None:
+        raise bad_request(
+            f"Model '{model.id}' makes images in the aspect ratios {offered_ratios()} "
+            f"only; size {asked.size} is none of them (e.g. 1024x1024, 1536x1024, "
+            "1792x1024, or 'auto').",
+            param="size",
+        )
 
 
 async def _forward(call: Call, inbound: Inbound, request: Request) -> Response:
     image = call.shape.image or ImageShape()  # _shape checked the body
     asked = ImageRequest(inbound.payload["prompt"], call.shape.n, image.size, image.quality)
+    if one_image_a_call(call.model):
+        return await forward_each(
+            call,
+            inbound,
+            output_bound=image_hold_tokens(image.size, image.quality),
+            items=lambda answer: images_made(answer, 1),
+            estimate=lambda answer: _estimate_one(call.gw, asked, answer),
+            usage=lambda answer: _reported(call, asked, answer),
+            client_gone=request.is_disconnected,
+        )
     return await forward_unary(
         call,
         call.outbound(inbound),
@@ -82,3 +127,14 @@ def _estimate(gw: Gateway, asked: ImageRequest, answer: dict[str, Any]) -> Usage
         quality = asked.quality
     prompt_tokens = gw.counter.count(asked.prompt)
     return image_estimate_usage(prompt_tokens, size, quality, images_made(answer, asked.n))
+
+
+def _estimate_one(gw: Gateway, asked: ImageRequest, answer: dict[str, Any]) -> Usage:
+    """A Gemini image call that reported no usage: its prompt as counted, and
+    each image at the tokens Gemini reports for one."""
+    made = images_made(answer, 1)
+    return Usage(
+        input_tokens=gw.counter.count(asked.prompt),
+        image_output_tokens=IMAGE_TOKENS * made,
+        items=made,
+    )
