@@ -14,19 +14,20 @@ from tollway.relay import gemini, messages, video_views, videos
 from tollway.relay.chat import chat_completions
 from tollway.relay.embeddings import embeddings
 from tollway.relay.fastpath import (
+    RENDERS,
     Endpoint,
     Render,
     Served,
     answering_errors,
-    errors_of,
-    openai_error,
+    errors_of_caller,
 )
 from tollway.relay.images import image_generations
 from tollway.relay.models import get_model, list_models
 
-OPENAI = openai_error
-ANTHROPIC = errors_of("anthropic")
-GEMINI = errors_of("gemini")
+OPENAI = RENDERS["openai"]
+ANTHROPIC = RENDERS["anthropic"]
+GEMINI = RENDERS["gemini"]
+CALLER = errors_of_caller  # GET /v1/models answers each SDK in its own shape
 
 ENDPOINTS: tuple[tuple[str, str, Endpoint, Render], ...] = (
     ("POST", "/v1/chat/completions", chat_completions, OPENAI),
@@ -36,8 +37,10 @@ ENDPOINTS: tuple[tuple[str, str, Endpoint, Render], ...] = (
     ("POST", "/v1/models/{target:path}", gemini.models_action, GEMINI),
     ("POST", "/v1/embeddings", embeddings, OPENAI),
     ("POST", "/v1/images/generations", image_generations, OPENAI),
-    ("GET", "/v1/models", list_models, OPENAI),
-    ("GET", "/v1/models/{model:path}", get_model, OPENAI),
+    ("GET", "/v1/models", list_models, CALLER),
+    ("GET", "/v1/models/{model:path}", get_model, CALLER),
+    ("GET", "/v1beta/models", list_models, GEMINI),
+    ("GET", "/v1beta/models/{model:path}", get_model, GEMINI),
     ("POST", "/v1/videos", videos.create_video, OPENAI),
     ("GET", "/v1/videos", video_views.list_videos, OPENAI),
     ("GET", "/v1/videos/{video_id}", video_views.retrieve_video, OPENAI),

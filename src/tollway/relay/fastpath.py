@@ -25,17 +25,18 @@ from tollway.errors import ApiError, internal_error
 from tollway.keys import new_request_id
 from tollway.protocols import CODECS
 from tollway.providers.base import JSON
-from tollway.relay.inbound import REQUEST_ID_SCOPE
+from tollway.relay.inbound import REQUEST_ID_SCOPE, caller_protocol
 
 log = logging.getLogger(__name__)
 
 Endpoint = Callable[[Request], Awaitable[Any]]
-# How an endpoint's errors are answered: in the shape of the protocol it speaks.
-Render = Callable[[ApiError], Response]
+# How an endpoint's errors are answered: in the shape of the protocol it speaks
+# (or, where the route is shared, the protocol its caller speaks).
+Render = Callable[[ApiError, Request], Response]
 Served = tuple[Endpoint, Render]
 
 
-def openai_error(error: ApiError) -> Response:
+def openai_error(error: ApiError, request: Request) -> Response:
     return error.response()
 
 
@@ -43,10 +44,23 @@ def errors_of(protocol: str) -> Render:
     """Errors answered in ``protocol``'s shape, with the same status and headers."""
     codec = CODECS[protocol]
 
-    def render(error: ApiError) -> Response:
+    def render(error: ApiError, request: Request) -> Response:
         return Response(codec.error_body(error), error.status, error.headers, JSON)
 
     return render
+
+
+RENDERS: dict[str, Render] = {
+    "openai": openai_error,
+    "anthropic": errors_of("anthropic"),
+    "gemini": errors_of("gemini"),
+}
+
+
+def errors_of_caller(error: ApiError, request: Request) -> Response:
+    """Errors in the shape of the protocol the caller speaks (a route all
+    three share, as GET /v1/models)."""
+    return RENDERS[caller_protocol(request)](error, request)
 
 
 class FastPath:
@@ -96,7 +110,7 @@ async def answer(served: Served, request: Request) -> Any:
     try:
         return await endpoint(request)
     except ApiError as error:
-        return render(error)
+        return render(error, request)
     except Exception:
         # A bug, not an answer: logged with its traceback and the request id,
         # and the client still gets an OpenAI-shaped error (not a reset).
@@ -104,4 +118,4 @@ async def answer(served: Served, request: Request) -> Any:
         log.exception(
             "unhandled error in %s %s (request %s)", request.method, request.url.path, request_id
         )
-        return render(internal_error(request_id))
+        return render(internal_error(request_id), request)

@@ -57,6 +57,19 @@ def api_key(request: Request) -> str:
     return key.strip()
 
 
+def caller_protocol(request: Request) -> str:
+    """The protocol a client speaks on a route all three share (GET
+    /v1/models), by the headers its SDK sends: ``anthropic-version`` (the
+    anthropic SDKs, Claude Code), ``x-goog-api-key``/``x-goog-api-client``
+    (google-genai); anything else is an OpenAI client."""
+    headers = request.headers
+    if "anthropic-version" in headers:
+        return "anthropic"
+    if "x-goog-api-key" in headers or "x-goog-api-client" in headers:
+        return "gemini"
+    return "openai"
+
+
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The whole body, refused (413) as soon as it is known to be too large."""
     declared = parse_count(request.headers.get("content-length"))
