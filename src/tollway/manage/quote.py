@@ -87,7 +87,7 @@ def request_shape(body: dict[str, Any], model: Model) -> CallShape:
         return video_shape(model, body)
     body_bytes = len(orjson.dumps(body))
     if "prompt" in body and "messages" not in body and "input" not in body:
-        return image_shape(image_request(body, where="request."), body_bytes)
+        return image_shape(image_request(body, where="request."), body_bytes, model)
     if "input" in body and "messages" not in body:
         return embeddings_shape(body, body_bytes)
     return chat_shape(body, body_bytes)
