@@ -3,6 +3,7 @@ commands it prints work when pasted, whatever the terminal's width."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -82,13 +83,16 @@ def run(command: str) -> str:
 
 def test_the_printed_commands_run_as_pasted_at_any_width(demo: Demo) -> None:
     commands = demo.commands()
-    assert len(commands) == 3, demo.output
-    curl, python, management = commands
+    assert len(commands) == 4, demo.output
+    curl, python, messages, management = commands
     assert curl.startswith(f"curl -s {demo.base_url}/v1/chat/completions"), demo.output
     assert "HTTP/1.1 200" in run(curl), curl
     assert python.startswith('python -c "from openai import OpenAI'), demo.output
     printed = run(shlex.quote(sys.executable) + python.removeprefix("python"))
     assert "CompletionUsage(" in printed, python
+    assert messages.startswith(f"curl -s {demo.base_url}/v1/messages"), demo.output
+    answer = json.loads(run(messages))
+    assert answer["type"] == "message" and answer["model"] == "claude-sonnet-4-5", answer
     billing_modes = management.splitlines()[0]
     assert billing_modes == f"curl -s {demo.base_url}/api/billing-modes", demo.output
     assert '"pay_per_call"' in run(billing_modes)

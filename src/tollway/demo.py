@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
+from typing import Any
 
 import uvicorn
 from rich.console import Console
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from tollway.app import create_app, running_gateway
 from tollway.catalog import load_catalog_files
 from tollway.db.schema import accounts, channels
+from tollway.endpoints import CHAT
 from tollway.gateway import Gateway
 from tollway.manage import accounts as account_service
 from tollway.manage import channels as channel_service
@@ -27,14 +29,13 @@ DEMO_USER = "demo"
 
 
 async def prepare(gw: Gateway, simulator_url: str, credit_usd: str) -> tuple[str, str]:
-    """Demo account (credited once), a fresh default-mode token, and a channel
-    to the simulator for every model. Returns (api key, management key)."""
+    """Demo account (credited once), a fresh default-mode token, and channels to
+    the simulator: Claude models through its Messages API, Gemini models through
+    generateContent, every other model OpenAI-compatible. Returns (api key,
+    management key)."""
     async with gw.engine.connect() as conn:
         found = (
             await conn.execute(select(accounts.c.id).where(accounts.c.username == DEMO_USER))
-        ).first()
-        channel = (
-            await conn.execute(select(channels.c.id).where(channels.c.name == "simulator"))
         ).first()
     if found is None:
         view, management_key = await account_service.create_account(gw, DEMO_USER, role="admin")
@@ -43,19 +44,35 @@ async def prepare(gw: Gateway, simulator_url: str, credit_usd: str) -> tuple[str
     else:
         account_id = found[0]
         management_key = "(shown when the demo account was first created)"
-    fields = {
-        "name": "simulator",
-        "type": "openai",
-        "base_url": simulator_url,
-        "api_key": "sim-key",
-        "models": ["*"],
-    }
-    if channel is None:
-        await channel_service.create_channel(gw, fields)
-    else:
-        await channel_service.update_channel(gw, channel[0], {"base_url": simulator_url})
+    for fields in demo_channels(gw, simulator_url):
+        await _put_channel(gw, fields)
     token = await create_token(gw, account_id, "demo token")
     return token["key"], management_key
+
+
+def demo_channels(gw: Gateway, simulator_url: str) -> list[dict[str, Any]]:
+    root = simulator_url.removesuffix("/v1")
+    catalog = gw.state.catalog.models
+    native = [("simulator-anthropic", "anthropic", "anthropic"),
+              ("simulator-gemini", "gemini", "google")]  # fmt: skip
+    made = [{"name": "simulator", "type": "openai", "base_url": simulator_url,
+             "api_key": "sim-key", "models": ["*"]}]  # fmt: skip
+    for name, kind, provider in native:
+        models = [m.id for m in catalog if m.provider == provider and m.kind in CHAT.kinds]
+        made.append({"name": name, "type": kind, "base_url": root, "api_key": "sim-key",
+                     "models": models, "priority": 1})  # fmt: skip
+    return made
+
+
+async def _put_channel(gw: Gateway, fields: dict[str, Any]) -> None:
+    async with gw.engine.connect() as conn:
+        found = (
+            await conn.execute(select(channels.c.id).where(channels.c.name == fields["name"]))
+        ).first()
+    if found is None:
+        await channel_service.create_channel(gw, fields)
+    else:
+        await channel_service.update_channel(gw, found[0], {"base_url": fields["base_url"]})
 
 
 def run_demo(port: int, simulator_port: int, credit_usd: str) -> None:
@@ -105,6 +122,11 @@ def _explain(port: int, key: str, management_key: str, database_url: str) -> Non
         messages = [{{'role': 'user', 'content': 'Hi'}}]
         r = c.chat.completions.create(model='gpt-4o', messages=messages)
         print(r.choices[0].message.content, r.usage)"
+
+        curl -s {base}/v1/messages -H "x-api-key: {key}" \\
+          -H "anthropic-version: 2023-06-01" -H "Content-Type: application/json" \\
+          -d '{{"model": "claude-sonnet-4-5", "max_tokens": 100,
+               "messages": [{{"role": "user", "content": "Hello"}}]}}'
 
         curl -s {base}/api/billing-modes
         curl -s {base}/api/me -H "Authorization: Bearer <management key>"
