@@ -23,6 +23,7 @@ from tollway.gateway import Gateway
 from tollway.protocols import CODECS, Json
 from tollway.relay.chat import CHAT_COMPLETIONS
 from tollway.relay.inbound import authenticate, read_json
+from tollway.relay.messages import written
 from tollway.relay.pipeline import Inbound, resolve_model, run
 from tollway.state import TokenInfo
 
@@ -59,7 +60,8 @@ async def _read(request: Request, gw: Gateway) -> tuple[Json, Json]:
 
 async def read_generate(request: Request, gw: Gateway, token: TokenInfo) -> Inbound:
     native, hub = await _read(request, gw)
-    return Inbound(hub, orjson.dumps(hub), protocol=PROTOCOL, native=native)
+    written(native)  # a Gemini channel is sent it as it came
+    return Inbound(hub, written(hub), protocol=PROTOCOL, native=native)
 
 
 GENERATE_CONTENT = dataclasses.replace(CHAT_COMPLETIONS, read=read_generate)

@@ -5,6 +5,10 @@ chat completions); from there the call is the same chat call as
 ``/v1/chat/completions`` (relay/chat.py): same hold, same bill, answered in
 Anthropic's shapes. An Anthropic channel gets the body as the client sent it.
 ``POST /v1/messages/count_tokens`` counts a prompt for free.
+
+A request holding what only Anthropic can carry (a document, a server tool:
+protocols/anthropic/native.py) is routed to one of the model's Anthropic
+channels, and refused (400, before any hold) when the model has none.
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tollway.endpoints import CHAT
+from tollway.errors import bad_request
 from tollway.gateway import Gateway
-from tollway.protocols import CODECS
+from tollway.protocols import CODECS, Json
+from tollway.protocols.anthropic import native_only
+from tollway.providers import PROVIDERS, Provider
 from tollway.relay.chat import CHAT_COMPLETIONS
 from tollway.relay.inbound import authenticate, read_json
-from tollway.relay.pipeline import Inbound, resolve_model, run
-from tollway.state import TokenInfo
+from tollway.relay.pipeline import Inbound, resolve_model, route, run
+from tollway.state import Channel, TokenInfo
+from tollway.types import Model
 
 PROTOCOL = "anthropic"
 ANTHROPIC = CODECS[PROTOCOL]
@@ -30,10 +38,40 @@ ANTHROPIC = CODECS[PROTOCOL]
 async def read_messages(request: Request, gw: Gateway, token: TokenInfo) -> Inbound:
     native, _ = await read_json(request, gw.settings.max_body_bytes)
     hub = ANTHROPIC.request_to_hub(native)
-    return Inbound(hub, orjson.dumps(hub), protocol=PROTOCOL, native=native)
+    written(native)  # an Anthropic channel is sent it as it came
+    untranslated = native_only(native)  # what the route must keep to Anthropic
+    return Inbound(hub, written(hub), untranslated, protocol=PROTOCOL, native=native)
 
 
-MESSAGES = dataclasses.replace(CHAT_COMPLETIONS, read=read_messages)
+def route_messages(
+    gw: Gateway, model: Model, inbound: Inbound, endpoint: str
+) -> tuple[Channel, Provider]:
+    """The usual route, unless the request holds what only Anthropic can
+    carry: then the first of the model's Anthropic channels, or a 400."""
+    channel, provider = route(gw, model, inbound, endpoint)
+    if not inbound.source or channel.type == PROTOCOL:
+        return channel, provider
+    for other in gw.state.channels_for(model):
+        if other.type == PROTOCOL:
+            return other, PROVIDERS[PROTOCOL]
+    raise bad_request(
+        f"This request holds what only Anthropic's API can take: {', '.join(inbound.source)}; "
+        f"model '{model.id}' is served here by no Anthropic upstream. Send it without them, "
+        "or call a model served by Anthropic.",
+        param=inbound.source[0].split(" ", 1)[0],
+    )
+
+
+def written(body: Json) -> bytes:
+    """``body`` as JSON; a 400 for nesting the parser took and no writer takes
+    (orjson reads 1024 levels, writes 255): the body could never be sent on."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        raise bad_request("The request nests JSON too deeply to be sent on.") from None
+
+
+MESSAGES = dataclasses.replace(CHAT_COMPLETIONS, read=read_messages, route=route_messages)
 
 
 async def messages(request: Request) -> object:

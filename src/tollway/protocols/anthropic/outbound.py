@@ -34,6 +34,16 @@ def request_from_hub(hub: Json) -> Json:
         body["metadata"] = {"user_id": hub["user"]}
     if hub.get("stream") is True:
         body["stream"] = True
+    return _writable(body)
+
+
+def _writable(body: Json) -> Json:
+    """``body``, if a JSON writer takes it: tool arguments parsed from the
+    hub's strings may nest past the 255 levels orjson writes."""
+    try:
+        orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        raise bad_request("The request nests JSON too deeply to be sent to Anthropic.") from None
     return body
 
 

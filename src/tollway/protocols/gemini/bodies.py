@@ -46,6 +46,17 @@ def request_from_hub(hub: Json) -> Json:
     config = generation_from_hub(hub)
     if config:
         body["generationConfig"] = config
+    return _writable(body)
+
+
+def _writable(body: Json) -> Json:
+    """``body``, if a JSON writer takes it: function arguments parsed from the
+    hub's strings, and schemas one level deeper than the hub's, may nest past
+    the 255 levels orjson writes."""
+    try:
+        orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        raise bad_request("The request nests JSON too deeply to be sent to Gemini.") from None
     return body
 
 
