@@ -1,5 +1,8 @@
 """An inbound Messages API request, checked field by field and read as a hub
-request (OpenAI chat completions). The client's payload is never changed."""
+request (OpenAI chat completions). The client's payload is never changed.
+
+What only Anthropic can carry (documents, Anthropic's own tools) is checked
+and read for billing, not translated: native.py."""
 
 from __future__ import annotations
 
@@ -17,6 +20,13 @@ from tollway.protocols.anthropic.checks import (
     text,
     whole,
 )
+from tollway.protocols.anthropic.native import (
+    DOCUMENT,
+    SERVER_BLOCKS,
+    check_anthropic_tool,
+    document_parts,
+    is_custom,
+)
 
 Json = dict[str, Any]
 
@@ -24,8 +34,9 @@ Json = dict[str, Any]
 # enough for every later sum (a hold, a database column) to stay in 32 bits.
 MAX_TOKENS_CEILING = 2**31 - 1
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-USER_BLOCKS = ("text", "image", "tool_result")
-ASSISTANT_BLOCKS = ("text", "tool_use", "thinking", "redacted_thinking")
+USER_BLOCKS = ("text", "image", DOCUMENT, "tool_result")
+ASSISTANT_BLOCKS = ("text", "tool_use", "thinking", "redacted_thinking", *SERVER_BLOCKS)
+RESULT_BLOCKS = ("text", "image", DOCUMENT)
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 
 
@@ -115,7 +126,7 @@ def _user_turn(blocks: list[Any], where: str) -> list[Json]:
     for i, value in enumerate(blocks):
         block = _block(value, f"{where}[{i}]", USER_BLOCKS)
         if block["type"] != "tool_result":
-            parts.append(_part(block, f"{where}[{i}]"))
+            parts.extend(_parts(block, f"{where}[{i}]"))
             continue
         if parts:
             turn.append({"role": "user", "content": parts})
@@ -126,6 +137,13 @@ def _user_turn(blocks: list[Any], where: str) -> list[Json]:
     if shown or parts:
         turn.append({"role": "user", "content": shown + parts})
     return turn
+
+
+def _parts(block: Json, where: str) -> list[Json]:
+    """A text, image or document block as hub content parts."""
+    if block["type"] == DOCUMENT:
+        return document_parts(block, where)
+    return [_part(block, where)]
 
 
 def _part(block: Json, where: str) -> Json:
@@ -168,15 +186,16 @@ def _tool_result(block: Json, where: str) -> tuple[Json, list[Json]]:
     texts: list[Json] = []
     images: list[Json] = []
     for i, value in enumerate(items(content, f"{where}.content")):
-        inner = _block(value, f"{where}.content[{i}]", ("text", "image"))
-        part = _part(inner, f"{where}.content[{i}]")
-        (texts if part["type"] == "text" else images).append(part)
+        inner = _block(value, f"{where}.content[{i}]", RESULT_BLOCKS)
+        for part in _parts(inner, f"{where}.content[{i}]"):
+            (texts if part["type"] == "text" else images).append(part)
     return {"role": "tool", "tool_call_id": call_id, "content": texts or ""}, images
 
 
 def _assistant_turn(blocks: list[Any], where: str) -> Json:
-    """Text joined, tool_use as tool calls; thinking is dropped (the hub has
-    no place for it, and only Anthropic could check its signature)."""
+    """Text joined, tool_use as tool calls; thinking and server tool blocks
+    are dropped (the hub has no place for them, and only Anthropic could
+    check a thinking block's signature)."""
     texts: list[str] = []
     calls: list[Json] = []
     for i, value in enumerate(blocks):
@@ -229,20 +248,21 @@ def _user(value: Any) -> str | None:
 def _tools(tools: Any, choice: Any) -> Json:
     hub: Json = {}
     if tools is not None:
-        hub["tools"] = [_tool(t, f"tools[{i}]") for i, t in enumerate(items(tools, "tools"))]
+        read = [_tool(t, f"tools[{i}]") for i, t in enumerate(items(tools, "tools"))]
+        if any(tool is not None for tool in read):
+            hub["tools"] = [tool for tool in read if tool is not None]
     if choice is not None:
         hub.update(_tool_choice(obj(choice, "tool_choice")))
     return hub
 
 
-def _tool(value: Any, where: str) -> Json:
+def _tool(value: Any, where: str) -> Json | None:
+    """A custom tool as a hub function; one of Anthropic's own tools is
+    checked and left out (None)."""
     tool = obj(value, where)
-    require(
-        tool.get("type") in (None, "custom"),
-        f"'{where}' is an Anthropic server tool ({tool.get('type')!r}), which has no "
-        "OpenAI form; only custom tools (name, description, input_schema) can be sent.",
-        f"{where}.type",
-    )
+    if not is_custom(tool):
+        check_anthropic_tool(tool, where)
+        return None
     function: Json = {"name": text(tool.get("name"), f"{where}.name", empty=False)}
     if tool.get("description") is not None:
         function["description"] = text(tool["description"], f"{where}.description")
