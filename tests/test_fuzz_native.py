@@ -314,6 +314,96 @@ def mutated(
     return build()
 
 
+# --- Well formed: bodies the codecs accept, hostile only where anything goes ---
+# (free text, tool names and arguments, schemas), steering the simulator's
+# answer (tool calls, reasoning, no usage, cache reads) so that answers and
+# streams are translated back as well.
+
+DIRECTIVES = [
+    "", "[sim:tokens=3]", "[sim:tool=f]", "[sim:reasoning=2]", "[sim:no_usage]", "[sim:cached=2]",
+    "[sim:choices=1]", "[sim:cache_write=2]", "[sim:prompt_tokens=7]", "[sim:tokens=0]",
+]  # fmt: skip
+free_text = st.one_of(st.text(max_size=20), st.sampled_from(HOSTILE_TEXT))
+said = st.builds(lambda steer, text: f"{steer} {text}", st.sampled_from(DIRECTIVES), free_text)
+tool_names = st.sampled_from(["f", "get_weather", "a.b-c:d", "x" * 64])
+free_object = st.sampled_from([False] * 5 + [True]).flatmap(
+    lambda deep: (
+        st.just(DEEPISH) if deep else st.dictionaries(st.text(max_size=5), hostile, max_size=3)
+    )
+)
+
+
+@st.composite
+def wellformed_anthropic(draw: st.DrawFn) -> dict[str, Any]:
+    name = draw(tool_names)
+    call = {"type": "tool_use", "id": "toolu_1", "name": name, "input": draw(free_object)}
+    result = {
+        "type": "tool_result",
+        "tool_use_id": "toolu_1",
+        "content": draw(st.one_of(free_text, st.just([{"type": "text", "text": "ok"}]))),
+    }
+    data = draw(st.sampled_from(BAD_BASE64[1:]))
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
+    turns = [{"role": "user", "content": draw(said)}]
+    if draw(st.booleans()):
+        turns += [
+            {"role": "assistant", "content": [{"type": "text", "text": draw(free_text)}, call]},
+            {"role": "user", "content": [result, image, {"type": "text", "text": draw(said)}]},
+        ]
+    body: dict[str, Any] = {"model": draw(st.sampled_from(MODELS)), "messages": turns,
+                            "max_tokens": draw(st.integers(1, 64))}  # fmt: skip
+    if draw(st.booleans()):
+        schema = draw(st.one_of(free_object, st.just({"type": "object", "properties": {}})))
+        body["tools"] = [{"name": name, "description": draw(free_text), "input_schema": schema}]
+        body["tool_choice"] = draw(
+            st.sampled_from(
+                [
+                    {"type": "auto"},
+                    {"type": "any"},
+                    {"type": "tool", "name": name},
+                    {"type": "none"},
+                ]
+            )
+        )
+    optional = {"system": free_text, "temperature": st.floats(0, 1), "top_p": st.floats(0, 1),
+                "stop_sequences": st.lists(free_text.filter(bool), max_size=3),
+                "stream": st.booleans(), "metadata": st.just({"user_id": "u"}),
+                "thinking": st.just({"type": "enabled", "budget_tokens": 1024})}  # fmt: skip
+    body.update(draw(st.fixed_dictionaries({}, optional=optional)))
+    return body
+
+
+@st.composite
+def wellformed_gemini(draw: st.DrawFn) -> dict[str, Any]:
+    name = draw(tool_names)
+    call = {"functionCall": {"name": name, "args": draw(free_object)}}
+    answer = {"functionResponse": {"name": name, "response": draw(free_object)}}
+    image = {"inlineData": {"mimeType": "image/png", "data": draw(st.sampled_from(BAD_BASE64))}}
+    contents = [{"role": "user", "parts": [{"text": draw(said)}]}]
+    if draw(st.booleans()):
+        contents += [
+            {"role": "model", "parts": [{"text": draw(free_text)}, call]},
+            {"role": "user", "parts": [answer, image, {"text": draw(said)}]},
+        ]
+    body: dict[str, Any] = {"contents": contents}
+    if draw(st.booleans()):
+        declaration = {"name": name, "description": draw(free_text)}
+        schema = draw(st.one_of(free_object, st.just({"type": "OBJECT", "properties": {}})))
+        declaration["parametersJsonSchema" if draw(st.booleans()) else "parameters"] = schema
+        body["tools"] = [{"functionDeclarations": [declaration]}]
+        mode = draw(st.sampled_from(["AUTO", "ANY", "NONE", "VALIDATED"]))
+        body["toolConfig"] = {"functionCallingConfig": {"mode": mode}}
+    config = {"maxOutputTokens": st.integers(1, 64), "temperature": st.floats(0, 2),
+              "candidateCount": st.integers(1, 3), "stopSequences": st.lists(
+                  free_text.filter(bool), max_size=5), "seed": st.integers(-(2**31), 2**31 - 1),
+              "responseMimeType": st.just("application/json"),
+              "responseJsonSchema": free_object}  # fmt: skip
+    body["generationConfig"] = draw(st.fixed_dictionaries({}, optional=config))
+    if draw(st.booleans()):
+        body["systemInstruction"] = {"parts": [{"text": draw(free_text)}]}
+    return body
+
+
 # --- In process: every codec's reading, translated for every upstream ---------
 
 
@@ -343,13 +433,16 @@ IN_PROCESS = settings(FUZZ, max_examples=EXAMPLES * 5)
 
 
 @IN_PROCESS
-@given(anthropic_body(st.sampled_from(MODELS)).map(dump), st.sampled_from(MODELS))
+@given(
+    st.one_of(anthropic_body(st.sampled_from(MODELS)), wellformed_anthropic()).map(dump),
+    st.sampled_from(MODELS),
+)
 def test_anthropic_bodies_translate_or_refuse(text: str, model: str) -> None:
     translated("anthropic", text, model)
 
 
 @IN_PROCESS
-@given(gemini_body().map(dump), st.sampled_from(MODELS))
+@given(st.one_of(gemini_body(), wellformed_gemini()).map(dump), st.sampled_from(MODELS))
 def test_gemini_bodies_translate_or_refuse(text: str, model: str) -> None:
     translated("gemini", text, model)
 
@@ -391,10 +484,10 @@ def native_call(draw: st.DrawFn) -> dict[str, Any]:
         )
         if alt is not None:
             params["alt"] = alt
-        body: Any = gemini_body()
+        body: Any = st.one_of(gemini_body(), wellformed_gemini())
     else:
         path = "/v1/messages" if route == "messages" else "/v1/messages/count_tokens"
-        body = anthropic_body(model)
+        body = st.one_of(anthropic_body(model), wellformed_anthropic())
     shape = draw(st.sampled_from(["body"] * 9 + ["bytes"]))
     content = dump(draw(body)) if shape == "body" else draw(st.sampled_from(
         [b"", b"{", b"\xff\xfe", b'{"a": NaN}', b"null", b"[]", b'"x"', b"{}" * 2]))  # fmt: skip

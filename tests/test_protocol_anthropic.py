@@ -20,6 +20,7 @@ from tollway.protocols.anthropic import (
     AnthropicCodec,
     AnthropicReader,
     AnthropicWriter,
+    native_only,
 )
 from tollway.protocols.base import Codec, HubReader, HubWriter, StreamFailed
 from tollway.types import Usage
@@ -1713,3 +1714,106 @@ def test_hostile_bodies_get_a_4xx_or_a_hub_request(body: Any) -> None:
         assert isinstance(hub["messages"], list) and hub["messages"]
         CODEC.request_from_hub(hub)  # what was accepted can be sent on
     assert repr(body) == repr(before)  # unchanged (repr: NaN is never equal to itself)
+
+
+# --- what only Anthropic can carry (native.py) ------------------------------
+
+PDF_SOURCE = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}
+
+
+def _file(**fields: str) -> Json:
+    return {"type": "file", "file": fields}
+
+
+def _text(text: str) -> Json:
+    return {"type": "text", "text": text}
+
+
+def _asking(*blocks: Json, **fields: Any) -> Json:
+    content = [*blocks, {"type": "text", "text": "Summarise."}]
+    return {"model": "claude", "max_tokens": 8, "messages": [{"role": "user", "content": content}],
+            **fields}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("source", "parts"),
+    [
+        (PDF_SOURCE, [_file(file_data="data:application/pdf;base64,JVBERi0x")]),
+        ({"type": "text", "media_type": "text/plain", "data": "plain"}, [_text("plain")]),
+        ({"type": "url", "url": "https://x/a.pdf"}, [_file(file_data="https://x/a.pdf")]),
+        ({"type": "file", "file_id": "file_1"}, [_file(file_id="file_1")]),
+        ({"type": "content", "content": [_text("a")]}, [_text("a")]),
+    ],
+)
+def test_a_document_is_read_as_the_file_or_text_billing_holds(
+    source: Json, parts: list[Json]
+) -> None:
+    hub = CODEC.request_to_hub(_asking({"type": "document", "source": source}))
+    assert hub["messages"] == [
+        {"role": "user", "content": [*parts, {"type": "text", "text": "Summarise."}]}
+    ]
+
+
+def test_native_only_names_documents_and_anthropic_tools_where_they_are() -> None:
+    result = {
+        "type": "tool_result",
+        "tool_use_id": "t",
+        "content": [{"type": "document", "source": PDF_SOURCE}],
+    }
+    body = _asking(
+        {"type": "document", "source": PDF_SOURCE},
+        result,
+        tools=[{"name": "f", "input_schema": {}}, {"type": "web_search_20250305", "name": "s"}],
+    )
+    hub = CODEC.request_to_hub(body)
+    assert [tool["function"]["name"] for tool in hub["tools"]] == ["f"]  # no server tool in the hub
+    assert native_only(body) == [
+        "tools[1] (web_search_20250305)",
+        "messages[0].content[0] (document)",
+        "messages[0].content[1].content[0] (document)",
+    ]
+    assert native_only(_asking()) == []
+
+
+def test_server_tool_blocks_in_an_assistant_turn_are_left_out_of_the_hub() -> None:
+    turn = [{"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}},
+            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+            {"type": "text", "text": "Found it."}]  # fmt: skip
+    body = {"model": "claude", "max_tokens": 8, "messages": [
+        {"role": "user", "content": "Search."}, {"role": "assistant", "content": turn},
+        {"role": "user", "content": "Thanks."}]}  # fmt: skip
+    hub = CODEC.request_to_hub(body)
+    assert hub["messages"][1] == {"role": "assistant", "content": "Found it."}
+    assert native_only(body) == [
+        "messages[1].content[0] (server_tool_use)",
+        "messages[1].content[1] (web_search_tool_result)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("source", "param"),
+    [
+        ({"type": "pdf"}, "messages[0].content[0].source.type"),
+        ({"type": "base64", "media_type": "application/pdf"}, "messages[0].content[0].source.data"),
+        ({"type": "text", "data": 5}, "messages[0].content[0].source.data"),
+        ({"type": "content", "content": []}, "messages[0].content[0].source.content"),
+        ({"type": "file"}, "messages[0].content[0].source.file_id"),
+    ],
+)
+def test_a_bad_document_is_refused_naming_the_field(source: Json, param: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        CODEC.request_to_hub(_asking({"type": "document", "source": source}))
+    assert refused.value.status == 400 and refused.value.param == param
+
+
+def test_arguments_nested_past_what_json_writers_take_are_a_400() -> None:
+    # orjson reads 1024 levels and writes 255: arguments parsed from the hub's
+    # string and put in a body's tool_use block nest past what can be sent.
+    nested = '{"a":' * 254 + "1" + "}" * 254
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": nested}}
+    hub = {"model": "claude", "messages": [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "user", "content": "x"}]}  # fmt: skip
+    with pytest.raises(ApiError) as refused:
+        CODEC.request_from_hub(hub)
+    assert refused.value.status == 400
