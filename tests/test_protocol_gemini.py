@@ -1717,3 +1717,23 @@ def test_hostile_bodies_get_a_4xx_or_a_hub_request(body: Any) -> None:
         CODEC.request_from_hub({**hub, "model": "gemini-3-flash"})
     except ApiError as error:
         assert 400 <= error.status < 500
+
+
+@pytest.mark.parametrize("where", ["arguments", "parameters"])
+def test_a_body_nested_past_what_json_writers_take_is_a_400(where: str) -> None:
+    # orjson reads 1024 levels and writes 255: arguments parsed from the hub's
+    # string, or a schema one level deeper in a body than in the hub, nest
+    # past what can be sent.
+    nested = '{"a":' * 250 + "1" + "}" * 250
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    hub: Json = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]}
+    if where == "arguments":
+        call["function"]["arguments"] = nested
+        hub["messages"].append({"role": "assistant", "content": None, "tool_calls": [call]})
+    else:
+        function = {"name": "f", "parameters": orjson.loads(nested)}
+        hub["tools"] = [{"type": "function", "function": function}]
+    orjson.dumps(hub)  # the hub itself can be written
+    with pytest.raises(ApiError) as refused:
+        CODEC.request_from_hub(hub)
+    assert refused.value.status == 400
