@@ -146,6 +146,40 @@ async def test_a_stream_breaking_mid_way_is_billed_for_what_was_generated(
         assert record["usage_source"] == "estimated"
 
 
+async def test_an_error_event_mid_stream_reaches_the_client_alone_after_the_settlement(
+    database_url: str, catalog_models: list[Model]
+) -> None:
+    """An OpenAI-compatible upstream that reports an error mid-stream: the
+    client gets the upstream's own error event (not a second one of the
+    gateway's), and the call is already settled when it does."""
+    chunk = (
+        b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,'
+        b'"delta":{"content":"hello"},"finish_reason":null}]}\n\n'
+    )
+    error = b'data: {"error":{"message":"model overloaded","type":"server_error"}}\n\n'
+
+    def handler(request: UpstreamRequest) -> MockAnswer:
+        return MockAnswer(200, (chunk, error))
+
+    async with gateway(database_url, catalog_models, handler) as (served, _):
+        mkey, key = await customer(served, "1")
+        body = {"model": "gpt-4o-mini", "stream": True,
+                "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+        async with (
+            served.client(key) as c,
+            c.stream("POST", "/v1/chat/completions", json=body) as got,
+        ):
+            received = b""
+            async for piece in got.aiter_bytes():
+                received += piece
+                if b"model overloaded" in received:
+                    records = await usage_records(served, mkey)  # settled before this arrived
+        assert received.endswith(error) and b"upstream_interrupted" not in received
+        [record] = records
+        assert record["status"] == "upstream_interrupted"
+        assert record["tokens"]["output_tokens"] == 1
+
+
 async def test_a_bug_answers_an_openai_shaped_500_naming_the_request_and_gives_the_hold_back(
     database_url: str, catalog_models: list[Model], monkeypatch: pytest.MonkeyPatch
 ) -> None:

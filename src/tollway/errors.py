@@ -83,6 +83,19 @@ def upstream_error(message: str, status: int = 502, code: str = "upstream_error"
     return ApiError(status, message, code, type="upstream_error")
 
 
+def upstream_answered(status: int, message: str) -> ApiError:
+    """What an upstream's error status means to the client, whatever API the
+    upstream speaks: its refusal of the request or its rate limit passed on,
+    its refusal of the gateway's key and its own failures as 502s."""
+    if status in (400, 404, 409, 413, 422):
+        return ApiError(status, message, "upstream_rejected_request")
+    if status == 429:
+        return ApiError(429, message, "rate_limit_exceeded", "rate_limit_error")
+    if status in (401, 403):
+        return upstream_error("The upstream refused the gateway's credentials for this model.")
+    return upstream_error(f"The upstream failed: {message}")
+
+
 def upstream_interrupted() -> ApiError:
     """What a streaming client is told when the upstream stops mid-stream."""
     return upstream_error(

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from tollway.errors import ApiError, upstream_error
+from tollway.errors import ApiError, upstream_answered
 from tollway.protocols.base import Json, StreamFailed
 from tollway.protocols.sse import SseSplitter
 from tollway.types import Usage
@@ -143,13 +143,7 @@ class OpenAICodec:
 def upstream_failure(status: int, data: bytes) -> ApiError:
     """Map an upstream's error answer to what the client gets."""
     message = _error_message(data) or f"The upstream answered HTTP {status}."
-    if status in (400, 404, 409, 413, 422):
-        return ApiError(status, message, "upstream_rejected_request")
-    if status == 429:
-        return ApiError(429, message, "rate_limit_exceeded", "rate_limit_error")
-    if status in (401, 403):
-        return upstream_error("The upstream refused the gateway's credentials for this model.")
-    return upstream_error(f"The upstream failed: {message}")
+    return upstream_answered(status, message)
 
 
 def _error_message(data: bytes) -> str | None:

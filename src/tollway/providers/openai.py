@@ -127,7 +127,7 @@ class ChatStreamScanner:
     asked for usage on the client's behalf; then the usage chunk (and the
     ``"usage":null`` it made every chunk carry) is cut out, so the client sees
     exactly the stream it asked for. An error event an OpenAI-compatible
-    upstream sends mid-stream passes through as it came.
+    upstream sends mid-stream reaches the client as it came, after the settlement.
 
     It notes what was delivered (``Tally``)."""
 
@@ -158,7 +158,7 @@ class ChatStreamScanner:
         return self._tally.delivered()
 
     def interrupted(self) -> bytes:
-        return INTERRUPTED
+        return b"" if self.failed else INTERRUPTED
 
     def _take(self, event: bytes) -> bool:
         """Note what the event says; False when the client must not see it."""
@@ -173,6 +173,9 @@ class ChatStreamScanner:
         except orjson.JSONDecodeError:
             return True
         if not isinstance(parsed, dict):
+            return True
+        if isinstance(parsed.get("error"), dict):
+            self.failed = True  # passed on to the client once the call is settled
             return True
         self._tally.take(parsed.get("choices"))
         if any(mark in data for mark in _USAGE_MARKS) and isinstance(parsed.get("usage"), dict):
