@@ -1817,3 +1817,12 @@ def test_arguments_nested_past_what_json_writers_take_are_a_400() -> None:
     with pytest.raises(ApiError) as refused:
         CODEC.request_from_hub(hub)
     assert refused.value.status == 400
+
+
+def test_a_streamed_tool_input_nested_past_the_writer_opens_with_no_arguments() -> None:
+    nested = b'{"a":' * 300 + b"1" + b"}" * 300
+    start = b'{"type":"content_block_start","index":0,"content_block":{"type":"tool_use",'
+    event = b"event: content_block_start\ndata: " + start + b'"id":"t","name":"f","input":'
+    [chunk] = AnthropicReader().feed(event + nested + b"}}\n\n")
+    [call] = chunk["choices"][0]["delta"]["tool_calls"]
+    assert call["function"] == {"name": "f", "arguments": ""}

@@ -1737,3 +1737,11 @@ def test_a_body_nested_past_what_json_writers_take_is_a_400(where: str) -> None:
     with pytest.raises(ApiError) as refused:
         CODEC.request_from_hub(hub)
     assert refused.value.status == 400
+
+
+def test_answered_arguments_nested_past_the_writer_read_as_none() -> None:
+    nested = orjson.loads('{"a":' * 300 + "1" + "}" * 300)
+    call = {"functionCall": {"name": "f", "args": nested}}
+    answer = {"candidates": [{"content": {"role": "model", "parts": [call]}}]}
+    [tool_call] = CODEC.answer_to_hub(answer)["choices"][0]["message"]["tool_calls"]
+    assert tool_call["function"] == {"name": "f", "arguments": "{}"}

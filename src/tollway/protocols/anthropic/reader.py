@@ -123,7 +123,10 @@ class AnthropicReader:
         given = block.get("input")
         # The input streams in as JSON deltas after an empty {}; one given
         # whole at the start is passed on as the first arguments.
-        arguments = orjson.dumps(given).decode() if isinstance(given, dict) and given else ""
+        try:
+            arguments = orjson.dumps(given).decode() if isinstance(given, dict) and given else ""
+        except orjson.JSONEncodeError:  # nested past what orjson writes
+            arguments = ""
         function = {"name": block.get("name"), "arguments": arguments}
         return {"index": tool, "id": block.get("id"), "type": "function", "function": function}
 

@@ -82,7 +82,10 @@ def read_candidate(candidate: Json) -> Said:
 def _tool_call(call: Json) -> Json:
     given = call.get("id")
     args = call.get("args")
-    arguments = orjson.dumps(args if isinstance(args, dict) else {}).decode()
+    try:
+        arguments = orjson.dumps(args if isinstance(args, dict) else {}).decode()
+    except orjson.JSONEncodeError:  # nested past what orjson writes
+        arguments = "{}"
     return {
         "id": given if isinstance(given, str) and given else new_id("call_"),
         "type": "function",
