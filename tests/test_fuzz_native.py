@@ -525,9 +525,10 @@ def assert_native_error(protocol: str, got: httpx.Response) -> None:
 
 
 def balance(owner: httpx.Client) -> Any:
-    me = owner.get("/api/me")
-    assert me.status_code == 200, me.text
-    return me.json()["balance_usd"]
+    """The account's balance and its tokens' use, as the API shows them."""
+    me, tokens = owner.get("/api/me"), owner.get("/api/tokens")
+    assert me.status_code == tokens.status_code == 200, (me.text, tokens.text)
+    return me.json()["balance_usd"], [t["used_usd"] for t in tokens.json()["data"]]
 
 
 def fuzz(base_url: str, key: str, management_key: str) -> None:
