@@ -50,7 +50,7 @@ async def openai_tool_turns(served: Served, key: str, stream: bool) -> None:
             call_id, name = (
                 choice.message.tool_calls[0].id,
                 choice.message.tool_calls[0].function.name,
-            )  # type: ignore[union-attr]  # noqa: E501
+            )  # type: ignore[union-attr]
         assert name == "get_weather" and call_id
         messages += [
             {"role": "assistant", "tool_calls": [{"id": call_id, "type": "function",

@@ -28,6 +28,8 @@ USER = "[sim:tokens=7] Say hello to the gateway"
 # The simulator's rule: 3 + (3 + system words) + (3 + user words); 7 words out.
 PROMPT_TOKENS = 3 + (3 + len(SYSTEM.split())) + (3 + len(USER.split()))
 OUTPUT_TOKENS = 7
+
+
 async def via_openai(served: Served, key: str, stream: bool) -> str:
     async with sdk(served, key) as client:
         return await _openai_call(client, stream)

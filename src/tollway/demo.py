@@ -55,7 +55,7 @@ def demo_channels(gw: Gateway, simulator_url: str) -> list[dict[str, Any]]:
     catalog = gw.state.catalog.models
     native = [("simulator-anthropic", "anthropic", "anthropic"),
               ("simulator-gemini", "gemini", "google")]  # fmt: skip
-    made = [{"name": "simulator", "type": "openai", "base_url": simulator_url,
+    made: list[dict[str, Any]] = [{"name": "simulator", "type": "openai", "base_url": simulator_url,
              "api_key": "sim-key", "models": ["*"]}]  # fmt: skip
     for name, kind, provider in native:
         models = [m.id for m in catalog if m.provider == provider and m.kind in CHAT.kinds]
