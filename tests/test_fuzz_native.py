@@ -18,8 +18,6 @@ fuzzed in process too, many more examples a second than a served gateway.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -34,8 +32,8 @@ from tollway.protocols import CODECS
 from tollway.relay.messages import written
 from tollway.simulator import Simulator
 
-from conftest import Served, serve, test_settings
 from fuzzing import EXAMPLES, FUZZ, HOSTILE_INTS, HOSTILE_TEXT, Raw, dump, scalars, values
+from native import gateway
 
 UPSTREAMS = ["openai", "anthropic", "gemini"]
 MODELS = ["claude-sonnet-4-5", "gpt-4o", "gemini-2.5-flash"]
@@ -563,23 +561,6 @@ def fuzz(base_url: str, key: str, management_key: str) -> None:
     finally:
         owner.close()
         caller.close()
-
-
-def channel_url(simulator: Simulator, kind: str) -> str:
-    return simulator.base_url if kind == "openai" else simulator.base_url.removesuffix("/v1")
-
-
-@contextlib.asynccontextmanager
-async def gateway(
-    database_url: str, models: list[Any], simulator: Simulator, kind: str
-) -> AsyncIterator[Served]:
-    """A served gateway whose one channel, of type ``kind``, serves every model."""
-    async with serve(test_settings(database_url), models) as served:
-        channel = {"name": f"sim-{kind}", "type": kind, "base_url": channel_url(simulator, kind),
-                   "api_key": "sim-key", "models": ["*"]}  # fmt: skip
-        got = await served.admin.post("/api/channels", json=channel)
-        assert got.status_code == 201, got.text
-        yield served
 
 
 @pytest.mark.timeout(300)

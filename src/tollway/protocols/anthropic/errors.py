@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from tollway.errors import ApiError, upstream_error
+from tollway.errors import ApiError, upstream_answered, upstream_error
 
 Json = dict[str, Any]
 
@@ -89,10 +89,4 @@ def _described(parsed: Any) -> tuple[str | None, str | None]:
 def client_error(status: int, message: str, kind: str | None = None) -> ApiError:
     if status == 529 or kind == "overloaded_error":
         return upstream_error(message, 503, "upstream_overloaded")
-    if status in (400, 404, 409, 413, 422):
-        return ApiError(status, message, "upstream_rejected_request")
-    if status == 429:
-        return ApiError(429, message, "rate_limit_exceeded", "rate_limit_error")
-    if status in (401, 403):
-        return upstream_error("The upstream refused the gateway's credentials for this model.")
-    return upstream_error(f"The upstream failed: {message}")
+    return upstream_answered(status, message)

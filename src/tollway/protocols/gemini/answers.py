@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 
 from tollway.protocols.gemini.fields import Json
-from tollway.protocols.gemini.usage import openai_usage, usage_from_gemini, usage_metadata
+from tollway.protocols.gemini.usage import usage_from_gemini, usage_metadata
+from tollway.protocols.openai import openai_usage
 from tollway.types import Usage
 
 FILTERED = frozenset(

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from tollway.errors import ApiError, upstream_error
+from tollway.errors import ApiError, upstream_answered, upstream_error
 from tollway.protocols.gemini.fields import Json
 
 # Google's RPC status for each HTTP status the gateway answers with.
@@ -42,15 +42,9 @@ def error_body(error: ApiError) -> bytes:
 def failure(status: int, data: bytes) -> ApiError:
     """What a Gemini upstream's error answer means to any client."""
     message = error_message(data) or f"The upstream answered HTTP {status}."
-    if status in (400, 404, 409, 413, 422):
-        return ApiError(status, message, "upstream_rejected_request")
-    if status == 429:
-        return ApiError(429, message, "rate_limit_exceeded", "rate_limit_error")
-    if status in (401, 403):
-        return upstream_error("The upstream refused the gateway's credentials for this model.")
     if status == 503:
         return upstream_error(message, 503, "upstream_overloaded")
-    return upstream_error(f"The upstream failed: {message}")
+    return upstream_answered(status, message)
 
 
 def error_message(data: bytes) -> str | None:

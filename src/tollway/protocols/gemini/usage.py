@@ -76,22 +76,3 @@ def usage_metadata(usage: Usage) -> Json:
             {"modality": modality, "tokenCount": count} for modality, count in details if count
         ]
     return meta
-
-
-def openai_usage(usage: Usage) -> Json:
-    """Usage in a chat.completion's shape: every input and output token counted."""
-    prompt = usage.input_tokens + usage.image_input_tokens + usage.audio_input_tokens
-    completion = usage.output_tokens + usage.image_output_tokens + usage.audio_output_tokens
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {
-            "cached_tokens": usage.cached_input_tokens,
-            "audio_tokens": usage.audio_input_tokens,
-        },
-        "completion_tokens_details": {
-            "reasoning_tokens": usage.reasoning_tokens,
-            "audio_tokens": usage.audio_output_tokens,
-        },
-    }
