@@ -1,0 +1,161 @@
+"""Sending a call on, channel after channel, until one serves it.
+
+A call tries the channels its route lists, in order, each at most once, up
+to ``max_attempts``. An attempt that fails before anything reached the
+client (see routing/failures.py) moves on to the next channel; the request
+goes out again as the client sent it (renamed for the channel's upstream).
+What the last attempt got is what the client gets when none serves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import orjson
+
+from tollway.errors import ApiError
+from tollway.providers import PROVIDERS, Outbound
+from tollway.providers.base import JSON
+from tollway.routing import key_rejected, retryable
+from tollway.routing import status as channel_status
+from tollway.routing.failures import reason_of
+from tollway.state import Channel
+from tollway.transport import MockAnswer, UpstreamAnswer
+from tollway.upstream import UpstreamError
+
+if TYPE_CHECKING:
+    from tollway.relay.pipeline import Call
+
+ATTEMPTS_HEADER = "x-tollway-attempts"
+
+
+class EmptyStream(UpstreamError):
+    """A stream that answered 200 and broke before its first byte."""
+
+
+async def send(call: Call, outbound: Outbound, timeout_s: float) -> UpstreamAnswer:
+    """The first answer that is not the channel's fault (open: close it), or
+    the last failure when every channel allowed has been tried."""
+    gw = call.gw
+    failure: BaseException | UpstreamAnswer | None = None
+    for channel in call.route.channels[: gw.settings.max_attempts]:  # each at most once
+        call.attempts += 1
+        call.channel, call.provider = channel, PROVIDERS[channel.type]
+        result = await _attempt(call, channel, outbound, timeout_s)
+        if not isinstance(result, Failed):
+            return result
+        failure = result.failure
+    if isinstance(failure, BaseException):
+        raise failure
+    if failure is None:  # (a route always has a channel; a second send may find none left)
+        raise UpstreamError("no channel left to try")
+    return failure
+
+
+@dataclasses.dataclass(slots=True)
+class Failed:
+    failure: BaseException | UpstreamAnswer
+
+
+async def _attempt(
+    call: Call, channel: Channel, outbound: Outbound, timeout_s: float
+) -> UpstreamAnswer | Failed:
+    gw = call.gw
+    key = gw.router.key_for(channel)
+    try:
+        request = call.provider.request(channel.base_url, key.key, renamed(outbound, channel))
+    except ApiError as refusal:  # this channel's API cannot carry the request
+        return Failed(refusal)
+    health = gw.router.health
+    health.begin(channel.id)
+    started = time.perf_counter()
+    try:
+        resp = await gw.upstream.send(request, timeout_s)
+        if outbound.stream and resp.status == 200:
+            resp = await primed(resp)
+    except (UpstreamError, OSError) as exc:
+        health.failure(channel.id, time.perf_counter() - started)
+        gw.spawn(channel_status.note_error(gw, channel.id, f"{exc!r}"))
+        return Failed(exc)
+    latency = time.perf_counter() - started
+    if resp.status == 200:
+        health.success(channel.id, latency)
+        gw.router.served(call.route, channel)
+        return resp
+    try:
+        data = await resp.read()
+    finally:
+        resp.close()
+    answer = MockAnswer(resp.status, (data,), {"content-type": JSON})
+    dead_key = key_rejected(resp.status, data)
+    if not dead_key and not retryable(resp.status):
+        health.success(channel.id, latency)  # it answered: the request was at fault
+        return answer
+    health.failure(channel.id, latency, trip=dead_key)
+    reason = reason_of(resp.status, data)
+    if dead_key:
+        gw.spawn(channel_status.disable_key(gw, channel.id, key.index, reason))
+    else:
+        gw.spawn(channel_status.note_error(gw, channel.id, reason))
+    return Failed(answer)
+
+
+def renamed(outbound: Outbound, channel: Channel) -> Outbound:
+    """``outbound`` naming the model as the channel's upstream knows it."""
+    payload = outbound.payload
+    if not channel.model_mapping or payload is None:
+        return outbound
+    name = payload.get("model")
+    upstream_name = channel.model_mapping.get(name) if isinstance(name, str) else None
+    if upstream_name is None:
+        return outbound
+    payload = {**payload, "model": upstream_name}
+    body = orjson.dumps(payload) if outbound.content_type == JSON else outbound.body
+    native = outbound.native
+    if native is not None and "model" in native:
+        native = {**native, "model": upstream_name}
+    return dataclasses.replace(outbound, payload=payload, body=body, native=native)
+
+
+async def primed(resp: UpstreamAnswer) -> UpstreamAnswer:
+    """A stream whose first chunk has arrived (EmptyStream if it never does)."""
+    chunks = resp.iter_chunks()
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        resp.close()
+        raise EmptyStream("the stream ended before its first byte") from None
+    except BaseException:
+        resp.close()
+        raise
+    return Primed(resp, first, chunks)
+
+
+class Primed:
+    """An answer whose first chunk was read ahead, read on from there."""
+
+    def __init__(self, answer: UpstreamAnswer, first: bytes, rest: AsyncIterator[bytes]) -> None:
+        self._answer = answer
+        self._first = first
+        self._rest = rest
+        self.status = answer.status
+
+    def header(self, name: str) -> str | None:
+        return self._answer.header(name)
+
+    async def read(self) -> bytes:
+        parts = [self._first]
+        async for chunk in self._rest:
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        yield self._first
+        async for chunk in self._rest:
+            yield chunk
+
+    def close(self) -> None:
+        self._answer.close()
