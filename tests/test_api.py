@@ -460,8 +460,13 @@ async def test_channels_crud_hides_keys(served: Served) -> None:
         "api_key": "sk-upstream-secret-1234",
         "models": ["gpt-4o"],
     }
-    created = (await served.admin.post("/api/channels", json=body)).json()
-    assert "secret" not in created["api_key"]
+    got = await served.admin.post("/api/channels", json=body)
+    created = got.json()
+    assert "secret" not in got.text and created["keys"] == [
+        {"hint": "...1234", "enabled": True, "reason": None}
+    ]
+    listed = await served.admin.get("/api/channels")
+    assert "secret" not in listed.text
     bad = await served.admin.post("/api/channels", json={**body, "type": "carrier-pigeon"})
     assert bad.status_code == 400
     bad = await served.admin.post("/api/channels", json={**body, "base_url": "ftp://x"})

@@ -40,6 +40,9 @@ PRICE_BLOCK = st.fixed_dictionaries(
     },
 )
 
+CHANNEL_FIELDS = ["name", "type", "base_url", "api_key", "api_keys", "key_strategy", "models",
+                  "model_mapping", "priority", "weight", "groups", "methods", "enabled",
+                  "status", "cost"]  # fmt: skip
 # Each route's own fields, so the fuzz reaches past "unknown field" checks.
 BODY_FIELDS: dict[str, list[str]] = {
     "POST /models": ["id", "kind", "provider", "aliases", "per_use", "per_call",
@@ -55,10 +58,9 @@ BODY_FIELDS: dict[str, list[str]] = {
     "POST /users": ["username", "password", "role"],
     "PATCH /users/{account_id}": ["enabled", "password"],
     "POST /users/{account_id}/credit": ["amount_usd", "reason"],
-    "POST /channels": ["name", "type", "base_url", "api_key", "models", "priority",
-                       "enabled"],
-    "PATCH /channels/{channel_id}": ["name", "type", "base_url", "api_key", "models",
-                                     "priority", "enabled"],
+    "POST /channels": CHANNEL_FIELDS,
+    "PATCH /channels/{channel_id}": CHANNEL_FIELDS,
+    "POST /channels/{channel_id}/test": ["model"],
 }  # fmt: skip
 QUERY_FIELDS: dict[str, list[str]] = {
     "GET /models": ["billing_mode", "token_id", "kind"],

@@ -30,7 +30,9 @@ from tollway.gateway import Gateway
 from tollway.guard import BodyLimit, ErrorGuard
 from tollway.ledger import Ledger
 from tollway.manage.accounts import ensure_bootstrap_admin
+from tollway.manage.channel_test import probe_forever
 from tollway.relay.fastpath import FastPath
+from tollway.routing import Router
 from tollway.settings import Settings
 from tollway.state import State
 from tollway.transport import Transport
@@ -119,20 +121,25 @@ async def running_gateway(
     state.on_change(ledger.confirm_leases)  # an edit elsewhere may have returned our leases
     counter = TokenCounter()
     upstream = transport or UpstreamPool(settings.upstream_connect_timeout_s)
-    gw = Gateway(settings, engine, state, ledger, upstream, counter)
+    router = Router(settings.channel_cooldown_s, settings.routing_strategy)
+    gw = Gateway(settings, engine, state, ledger, upstream, counter, router)
     await state.start()
     await ledger.start()
     if settings.admin_key:
         await ensure_bootstrap_admin(gw, settings.admin_key)
     reconciler = asyncio.create_task(_reconcile(gw), name="tollway-reconciler")
     videos = asyncio.create_task(reconcile_videos(gw), name="tollway-video-reconciler")
+    tasks = [videos, reconciler]
+    if settings.channel_probe_s:
+        probe = probe_forever(gw, settings.channel_probe_s)
+        tasks.append(asyncio.create_task(probe, name="tollway-channel-probe"))
     # What start-up built lives as long as the process: keep it out of the
     # collector's full passes, which otherwise show up as slow calls.
     gc.freeze()
     try:
         yield gw
     finally:
-        for task in (videos, reconciler):
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

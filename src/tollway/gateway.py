@@ -4,15 +4,21 @@ handed to every endpoint (no globals)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.counting import TokenCounter
 from tollway.ledger import Ledger
+from tollway.routing import Router
 from tollway.settings import Settings
 from tollway.state import State
 from tollway.transport import Transport
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,8 +29,16 @@ class Gateway:
     ledger: Ledger
     upstream: Transport
     counter: TokenCounter
+    router: Router = field(default_factory=Router)
     # Strong references to fire-and-forget tasks, so none is collected mid-way.
     background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background (kept referenced; a failure is logged)."""
+        task = asyncio.ensure_future(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        task.add_done_callback(_logged)
 
     async def spending_lowered(
         self, account_id: int | None = None, token_id: int | None = None
@@ -36,3 +50,8 @@ class Gateway:
         await self.ledger.revoke_leases(account_id, token_id)
         await self.state.reload()
         await self.state.until_seen()
+
+
+def _logged(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background work failed", exc_info=task.exception())

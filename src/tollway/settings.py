@@ -36,6 +36,13 @@ class Settings:
     secret_key: str | None = None
     data_dir: Path | None = None
     secure_cookies: bool = False
+    # Routing across channels: the most channels one call tries; how long a
+    # failing channel is skipped; how often auto-disabled channels are probed
+    # (0: never); how candidates within a priority are ordered.
+    max_attempts: int = 3
+    channel_cooldown_s: int = 30
+    channel_probe_s: int = 0
+    routing_strategy: str = "weighted"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +61,10 @@ class Settings:
             secret_key=env.get("TOLLWAY_SECRET_KEY") or None,
             data_dir=data_dir,
             secure_cookies=env.get("TOLLWAY_SECURE_COOKIES", "").lower() in TRUE_WORDS,
+            max_attempts=max(1, _int(env, "TOLLWAY_MAX_ATTEMPTS", 3)),
+            channel_cooldown_s=_int(env, "TOLLWAY_CHANNEL_COOLDOWN_S", 30),
+            channel_probe_s=_int(env, "TOLLWAY_CHANNEL_PROBE_S", 0),
+            routing_strategy=_strategy(env.get("TOLLWAY_ROUTING_STRATEGY", "weighted")),
         )
 
 
@@ -67,4 +78,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
     if value < 0:
         raise SettingsError(f"{name} cannot be negative")
+    return value
+
+
+ROUTING_STRATEGIES = ("weighted", "cheapest")
+
+
+def _strategy(raw: str) -> str:
+    value = raw.strip().lower() or "weighted"
+    if value not in ROUTING_STRATEGIES:
+        raise SettingsError(
+            f"TOLLWAY_ROUTING_STRATEGY must be one of {', '.join(ROUTING_STRATEGIES)}, got {raw!r}"
+        )
     return value

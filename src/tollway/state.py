@@ -19,26 +19,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tollway.catalog import Catalog
-from tollway.catalog.schema import ModelEntry
-from tollway.db.schema import accounts, channels, model_overrides, processes, state_version, tokens
+from tollway.catalog.schema import ModelEntry, PerCallEntry, PerUseEntry
+from tollway.db.schema import (
+    accounts,
+    channels,
+    groups,
+    model_overrides,
+    processes,
+    state_version,
+    tokens,
+)
 from tollway.keys import hash_key
+from tollway.providers import PROVIDERS
 from tollway.timeutil import aware, utcnow
-from tollway.types import BillingMode, Model
+from tollway.types import BillingMethod, BillingMode, Model
 
 log = logging.getLogger(__name__)
 
 # Bound on cached keys, so a flood of random keys cannot grow memory forever.
 MAX_CACHED_KEYS = 100_000
+DEFAULT_GROUP = "default"
+AUTO_GROUP = "auto"  # a token's group that walks the operator's ordered list
+ALL_METHODS = frozenset(BillingMethod)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,25 +68,66 @@ class TokenInfo:
     models: frozenset[str] | None
     enabled: bool
     account_enabled: bool
+    group: str = DEFAULT_GROUP  # a price group's name, or AUTO_GROUP
+    account_groups: frozenset[str] = frozenset({DEFAULT_GROUP})  # what its tokens may use
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelKey:
+    index: int  # its place in the channel's list of keys
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Channel:
+    """An enabled upstream account, as routing reads it."""
+
     id: int
     name: str
     type: str
     base_url: str
-    api_key: str
+    keys: tuple[ChannelKey, ...]  # the enabled ones
     models: frozenset[str]
-    priority: int
+    priority: int = 0
+    weight: int = 1
+    groups: frozenset[str] = frozenset({DEFAULT_GROUP})
+    methods: frozenset[BillingMethod] = ALL_METHODS
+    model_mapping: dict[str, str] = field(default_factory=dict, compare=False)
+    key_strategy: str = "round_robin"
+    status: str = "enabled"
+    # What the upstream charges the operator: a multiplier on catalog prices,
+    # or its own prices per model id (None: not recorded).
+    cost_multiplier: Fraction | None = None
+    cost_models: dict[str, Model] = field(default_factory=dict, compare=False)
 
     def serves(self, model: Model) -> bool:
         return (
             "*" in self.models or model.id in self.models or bool(self.models & set(model.aliases))
         )
+
+    @property
+    def enabled(self) -> bool:
+        return self.status == "enabled" and bool(self.keys)
+
+    def upstream_model(self, model_id: str) -> str:
+        """The name the upstream knows the model by."""
+        return self.model_mapping.get(model_id, model_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A price group: its tokens see and pay catalog prices x ``multiplier``."""
+
+    name: str
+    multiplier: Fraction
+    text: str  # the multiplier as the operator wrote it ("0.8")
+
+
+def multiplier_of(text: str) -> Fraction:
+    return Fraction(Decimal(text))
 
 
 # A process renews its row this often, and one not heard from for LIVE_S is gone.
@@ -91,9 +148,12 @@ class State:
         self._poll_s = poll_ms / 1000
         self._version = -1
         self._tokens: dict[str, TokenInfo | None] = {}
-        self._routes: dict[str, tuple[Channel, ...]] = {}
+        self._routes: dict[tuple[str, str, BillingMethod, str], tuple[Channel, ...]] = {}
         self.catalog = Catalog(base_models)
-        self.channels: tuple[Channel, ...] = ()
+        self.channels: tuple[Channel, ...] = ()  # the enabled ones, highest priority first
+        self.all_channels: dict[int, Channel] = {}  # enabled or not (a job's channel)
+        self.groups: dict[str, Group] = {DEFAULT_GROUP: Group(DEFAULT_GROUP, Fraction(1), "1")}
+        self.auto_groups: tuple[str, ...] = ()  # what AUTO_GROUP walks, in order
         self._poller: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[], Awaitable[None]]] = []
 
@@ -124,27 +184,25 @@ class State:
         async with self._engine.connect() as conn:
             version, self._version = self._version, await _read_version(conn)
             overrides = (await conn.execute(select(model_overrides.c.data))).scalars().all()
-            rows = (await conn.execute(select(channels).where(channels.c.enabled))).mappings().all()
+            rows = (await conn.execute(select(channels))).mappings().all()
+            group_rows = (await conn.execute(select(groups))).mappings().all()
         self.catalog = Catalog(self._base_models).with_overrides(
             ModelEntry.model_validate(data).to_model() for data in overrides
         )
-        self.channels = tuple(
-            sorted(
-                (
-                    Channel(
-                        r["id"],
-                        r["name"],
-                        r["type"],
-                        r["base_url"].rstrip("/"),
-                        r["api_key"],
-                        frozenset(r["models"]),
-                        r["priority"],
-                    )
-                    for r in rows
-                ),
-                key=lambda c: (-c.priority, c.id),
-            )
+        every = sorted(
+            (channel_of(r, self.catalog) for r in rows), key=lambda c: (-c.priority, c.id)
         )
+        self.all_channels = {c.id: c for c in every}
+        self.channels = tuple(c for c in every if c.enabled)
+        self.groups = {DEFAULT_GROUP: Group(DEFAULT_GROUP, Fraction(1), "1")}
+        for r in group_rows:
+            self.groups[r["name"]] = Group(
+                r["name"], multiplier_of(r["multiplier"]), r["multiplier"]
+            )
+        ranked = sorted(
+            (r["auto_rank"], r["name"]) for r in group_rows if r["auto_rank"] is not None
+        )
+        self.auto_groups = tuple(name for _, name in ranked)
         self._routes = {}
         self._tokens = {}
         if version != self._version:
@@ -163,10 +221,26 @@ class State:
         await conn.execute(update(state_version).values(version=state_version.c.version + 1))
 
     def channels_for(self, model: Model) -> tuple[Channel, ...]:
-        found = self._routes.get(model.id)
+        """Every enabled channel serving ``model``, highest priority first."""
+        return tuple(c for c in self.channels if c.serves(model))
+
+    def candidates(
+        self, model: Model, endpoint: str, method: BillingMethod, group: str
+    ) -> tuple[Channel, ...]:
+        """The enabled channels that serve ``model`` on ``endpoint``, by
+        ``method``, to ``group``: highest priority first (kept until an edit)."""
+        key = (model.id, endpoint, method, group)
+        found = self._routes.get(key)
         if found is None:
-            found = tuple(c for c in self.channels if c.serves(model))
-            self._routes[model.id] = found
+            found = tuple(
+                c
+                for c in self.channels
+                if method in c.methods
+                and group in c.groups
+                and c.serves(model)
+                and endpoint in PROVIDERS[c.type].endpoints
+            )
+            self._routes[key] = found
         return found
 
     async def token_by_key(self, key: str) -> TokenInfo | None:
@@ -181,7 +255,11 @@ class State:
 
     async def _load_token(self, digest: str) -> TokenInfo | None:
         query = (
-            select(tokens, accounts.c.enabled.label("account_enabled"))
+            select(
+                tokens,
+                accounts.c.enabled.label("account_enabled"),
+                accounts.c.groups.label("account_groups"),
+            )
             .join(accounts, accounts.c.id == tokens.c.account_id)
             .where(tokens.c.key_hash == digest, tokens.c.deleted.is_(False))
         )
@@ -199,6 +277,8 @@ class State:
             models=frozenset(row["models"]) if row["models"] else None,
             enabled=row["enabled"],
             account_enabled=row["account_enabled"],
+            group=row["group_name"],
+            account_groups=frozenset(row["account_groups"] or (DEFAULT_GROUP,)),
         )
 
     async def _poll(self) -> None:
@@ -255,3 +335,48 @@ async def _read_version(conn: AsyncConnection) -> int:
         await conn.execute(select(state_version.c.version).where(state_version.c.id == 1))
     ).scalar()
     return int(value or 0)
+
+
+def channel_of(row: Any, catalog: Catalog) -> Channel:
+    """A channel row as routing reads it."""
+    cost = row["cost"] or {}
+    multiplier = cost.get("multiplier")
+    return Channel(
+        id=row["id"],
+        name=row["name"],
+        type=row["type"],
+        base_url=row["base_url"].rstrip("/"),
+        keys=tuple(
+            ChannelKey(i, k["key"]) for i, k in enumerate(row["api_keys"]) if k.get("enabled", True)
+        ),
+        models=frozenset(row["models"]),
+        priority=row["priority"],
+        weight=row["weight"],
+        groups=frozenset(row["groups"]),
+        methods=frozenset(BillingMethod(m) for m in row["methods"]),
+        model_mapping=dict(row["model_mapping"] or {}),
+        key_strategy=row["key_strategy"],
+        status=row["status"],
+        cost_multiplier=multiplier_of(multiplier) if multiplier is not None else None,
+        cost_models=cost_models(cost.get("prices") or {}, catalog),
+    )
+
+
+def cost_models(prices: dict[str, Any], catalog: Catalog) -> dict[str, Model]:
+    """A channel's own prices per model id (the catalog's price shapes), as
+    models to bill the upstream's cost by."""
+    found: dict[str, Model] = {}
+    for model_id, entry in prices.items():
+        model = catalog.get(model_id)
+        if model is not None:
+            found[model.id] = with_prices(model, entry)
+    return found
+
+
+def with_prices(model: Model, entry: dict[str, Any]) -> Model:
+    per_use, per_call = entry.get("per_use"), entry.get("per_call")
+    return dataclasses.replace(
+        model,
+        per_use=PerUseEntry.model_validate(per_use).to_price() if per_use else None,
+        per_call=PerCallEntry.model_validate(per_call).to_price(model.kind) if per_call else None,
+    )

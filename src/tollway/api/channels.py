@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from tollway.api.deps import PathId, admin_account, gateway, json_body
 from tollway.manage import channels as service
+from tollway.manage.channel_test import test_channel
 
 router = APIRouter(dependencies=[Depends(admin_account)])
 
@@ -37,3 +38,10 @@ async def edit(request: Request, channel_id: PathId) -> dict[str, Any]:
 async def remove(request: Request, channel_id: PathId) -> Response:
     await service.delete_channel(gateway(request), channel_id)
     return Response(status_code=204)
+
+
+@router.post("/channels/{channel_id}/test")
+async def test(request: Request, channel_id: PathId) -> dict[str, Any]:
+    """One small call to the channel's upstream; a pass enables it again."""
+    body = await json_body(request)
+    return await test_channel(gateway(request), channel_id, body)

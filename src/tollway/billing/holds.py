@@ -22,9 +22,10 @@ the same area rule elsewhere (``image_estimate_tokens``).
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 from tollway.billing import media
-from tollway.billing.pricing import bill, cache_write_prices, tier_of
+from tollway.billing.pricing import ONE, bill, cache_write_prices, tier_of
 from tollway.billing.shapes import CallShape, ImageShape, PromptParts, variant_key
 from tollway.providers.openai import IMAGE_OUTPUT_TOKENS
 from tollway.types import BillingMethod, Cost, Model, Usage
@@ -124,9 +125,10 @@ def hold_bill(
     method: BillingMethod,
     shape: CallShape,
     default_output_tokens: int = DEFAULT_HOLD_OUTPUT_TOKENS,
+    multiplier: Fraction = ONE,
 ) -> Cost:
     """The bill of the most a call of this shape can use: its hold."""
-    return bill(model, method, hold_usage(shape, model, default_output_tokens))
+    return bill(model, method, hold_usage(shape, model, default_output_tokens), multiplier)
 
 
 def prompt_tokens(shape: CallShape, model: Model) -> int:

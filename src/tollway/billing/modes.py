@@ -107,6 +107,15 @@ def resolve_method(mode: BillingMode, model: Model) -> BillingMethod | Refusal:
     return Refusal(mode, model.id, _ordered(model.methods), working_modes(model))
 
 
+def methods_in_order(mode: BillingMode, model: Model) -> tuple[BillingMethod, ...]:
+    """The methods ``mode`` may bill ``model`` by, preferred first: a priority
+    mode falls back to its second method when no channel serves the first."""
+    if mode is BillingMode.HYBRID:
+        return (model.effective_default_method,) if model.methods else ()
+    preferred, fallback = _PREFERENCE[mode]
+    return tuple(m for m in (preferred, fallback) if m is not None and m in model.methods)
+
+
 def working_modes(model: Model, allow_hybrid: bool = False) -> tuple[BillingMode, ...]:
     """The applicable modes that can call ``model`` (hybrid only when enabled)."""
     return tuple(

@@ -13,6 +13,9 @@ cost never drifts by summing rounded parts.
 A per-use price may have tiers: a call whose prompt passes a tier's size
 pays that tier's prices for all its tokens (``tier_of``).
 
+A price group's multiplier (``multiplier``, exact) scales the whole call
+before that one rounding; the lines keep the catalog's unit prices.
+
 Per-call lines are price x items (x seconds for per-second prices). A model
 whose per-call price depends on size and quality holds the whole table; a
 call is priced at its variant's entry, and the line's name says which one
@@ -21,6 +24,8 @@ does not list is an ``UnpricedVariant``, never a default price.
 """
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 from tollway.types import (
     TOKENS_PER_MTOK,
@@ -100,15 +105,21 @@ def _fill_variant(price: PerCallPrice, variant: str) -> str:
     return f"{size or default_size}/{quality or default_quality}"
 
 
-def bill(model: Model, method: BillingMethod, usage: Usage) -> Cost:
-    """What ``usage`` costs on ``model`` by ``method``: the total, rounded once,
-    and its lines. A PricingError when the model has no price for it."""
+ONE = Fraction(1)
+
+
+def bill(model: Model, method: BillingMethod, usage: Usage, multiplier: Fraction = ONE) -> Cost:
+    """What ``usage`` costs on ``model`` by ``method`` at a group's
+    ``multiplier``: the total, rounded once, and its lines. A PricingError
+    when the model has no price for it."""
+    if multiplier < 0:
+        raise PricingError("a price multiplier cannot be negative")
     if method is BillingMethod.PER_CALL:
-        return _per_call_cost(model, usage)
-    return _per_use_cost(model, usage)
+        return _per_call_cost(model, usage, multiplier)
+    return _per_use_cost(model, usage, multiplier)
 
 
-def _per_call_cost(model: Model, usage: Usage) -> Cost:
+def _per_call_cost(model: Model, usage: Usage, multiplier: Fraction) -> Cost:
     if model.per_call is None:
         raise PricingError(f"model '{model.id}' has no per-call price")
     if usage.items < 0 or usage.seconds < 0:
@@ -124,7 +135,8 @@ def _per_call_cost(model: Model, usage: Usage) -> Cost:
         quantity = usage.items * usage.seconds
     name = UNIT_LINES[unit] + (f":{key}" if key else "")
     line = CostLine(name, quantity, unit_nano, 1)
-    return Cost(BillingMethod.PER_CALL, quantity * unit_nano, (line,))
+    total = _scaled(quantity * unit_nano, 1, multiplier)
+    return Cost(BillingMethod.PER_CALL, total, (line,))
 
 
 def per_use_lines(price: PerUsePrice, usage: Usage) -> list[CostLine]:
@@ -187,12 +199,20 @@ def cache_write_prices(price: PerUsePrice) -> tuple[int, int]:
     return five, hour
 
 
-def _per_use_cost(model: Model, usage: Usage) -> Cost:
+def _per_use_cost(model: Model, usage: Usage, multiplier: Fraction) -> Cost:
     if model.per_use is None:
         raise PricingError(f"model '{model.id}' has no per-use price")
     lines = per_use_lines(model.per_use, usage)
     numerator = sum(line.quantity * line.unit_price_nano for line in lines)
-    return Cost(BillingMethod.PER_USE, _divide_half_up(numerator, TOKENS_PER_MTOK), tuple(lines))
+    total = _scaled(numerator, TOKENS_PER_MTOK, multiplier)
+    return Cost(BillingMethod.PER_USE, total, tuple(lines))
+
+
+def _scaled(numerator: int, denominator: int, multiplier: Fraction) -> int:
+    """numerator / denominator x multiplier, rounded half up once."""
+    if multiplier == ONE:  # the usual case: no group price
+        return _divide_half_up(numerator, denominator)
+    return _divide_half_up(numerator * multiplier.numerator, denominator * multiplier.denominator)
 
 
 def _divide_half_up(numerator: int, denominator: int) -> int:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from tollway.cli.support import run, stdout, table, when, yes_no
+from tollway.cli.support import run, stdout, table, when
 
 if TYPE_CHECKING:
     from tollway.gateway import Gateway
@@ -89,10 +89,10 @@ def _channels_table(found: list[dict[str, Any]], title: str) -> Table:
         "name",
         "type",
         "base url",
-        "api key",
+        "keys",
         "models",
         "priority",
-        "enabled",
+        "status",
         "created (UTC)",
         right=("id", "priority"),
     )
@@ -102,10 +102,15 @@ def _channels_table(found: list[dict[str, Any]], title: str) -> Table:
             c["name"],
             c["type"],
             c["base_url"],
-            c["api_key"],
+            _keys(c["keys"]),
             ", ".join(c["models"]),
             str(c["priority"]),
-            yes_no(c["enabled"]),
+            c["status"] + (f" ({c['status_reason']})" if c["status_reason"] else ""),
             when(c["created_at"]),
         )
     return shown
+
+
+def _keys(keys: list[dict[str, Any]]) -> str:
+    enabled = sum(1 for k in keys if k["enabled"])
+    return ", ".join(k["hint"] for k in keys) + (f" ({enabled} on)" if enabled < len(keys) else "")

@@ -45,6 +45,8 @@ accounts = Table(
     Column("balance_nano", Money, nullable=False, default=0),
     Column("held_nano", Money, nullable=False, default=0),
     Column("enabled", Boolean, nullable=False, default=True),
+    # The price groups its tokens may use (null: only "default").
+    Column("groups", JSON),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -81,6 +83,7 @@ tokens = Table(
     Column("held_nano", Money, nullable=False, default=0),
     Column("expires_at", DateTime(timezone=True)),
     Column("models", JSON),
+    Column("group_name", String(64), nullable=False, default="default"),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -98,6 +101,12 @@ model_overrides = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# An upstream account: where calls for which models, billing methods and
+# groups may be forwarded. ``api_keys`` is a list of {"key", "enabled", "reason"}
+# (each key disabled on its own); ``status`` is enabled | disabled |
+# auto_disabled (every key rejected by the upstream); ``cost`` what the
+# upstream charges the operator: {"multiplier": "0.8"} of catalog prices, or
+# {"prices": {model id: model prices}} (null: not recorded).
 channels = Table(
     "channels",
     metadata,
@@ -105,10 +114,34 @@ channels = Table(
     Column("name", String(200), nullable=False),
     Column("type", String(32), nullable=False),
     Column("base_url", String(500), nullable=False),
-    Column("api_key", Text, nullable=False),
+    Column("api_keys", JSON, nullable=False),
+    Column("key_strategy", String(16), nullable=False, default="round_robin"),
     Column("models", JSON, nullable=False),
+    Column("model_mapping", JSON, nullable=False),
     Column("priority", Integer, nullable=False, default=0),
-    Column("enabled", Boolean, nullable=False, default=True),
+    Column("weight", Integer, nullable=False, default=1),
+    Column("groups", JSON, nullable=False),
+    Column("methods", JSON, nullable=False),
+    Column("status", String(16), nullable=False, default="enabled"),
+    Column("status_reason", Text),
+    Column("last_error", Text),
+    Column("last_error_at", DateTime(timezone=True)),
+    Column("cost", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True)),
+)
+
+# Price groups: every price a token of the group sees or pays is the catalog
+# price x ``multiplier`` (a decimal string). ``default`` (x1) always exists.
+# Groups with an ``auto_rank`` form, in its order, what a token of group
+# ``auto`` walks: the first with a channel for the call wins.
+groups = Table(
+    "groups",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("multiplier", String(40), nullable=False),
+    Column("description", Text),
+    Column("auto_rank", Integer),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -194,7 +227,13 @@ usage_records = Table(
     Column("usage_source", String(16), nullable=False),
     # ok | upstream_error | client_disconnected
     Column("status", String(32), nullable=False),
-    Column("channel_id", Integer),
+    Column("channel_id", Integer),  # the channel that served (or was tried last)
+    Column("attempts", Integer, nullable=False, default=1),
+    # The price group and its multiplier the call was billed at.
+    Column("group_name", String(64)),
+    Column("multiplier", String(40)),
+    # What the serving channel's upstream charges the operator for it.
+    Column("upstream_cost_nano", Money),
     Column("duration_ms", Integer),
     Column("detail", Text),
     # charged more than its hold (an upstream that reported more than asked for)
@@ -226,6 +265,8 @@ video_jobs = Table(
     Column("remixed_from", String(64)),  # the source job's gateway id
     Column("request_id", String(64), nullable=False, unique=True),
     Column("hold_nano", Money, nullable=False),
+    Column("group_name", String(64)),
+    Column("multiplier", String(40)),  # the group's, when the job was made
     # queued | in_progress | completed | failed | cancelled | expired
     Column("state", String(16), nullable=False),
     Column("error", JSON),

@@ -152,6 +152,10 @@ def usage_row(batch: Batch, r: UsageRecord) -> dict[str, Any]:
         "duration_ms": r.duration_ms,
         "detail": r.detail,
         "exceeded_hold": r.exceeded_hold,
+        "attempts": r.attempts,
+        "group_name": r.group_name,
+        "multiplier": r.multiplier,
+        "upstream_cost_nano": r.upstream_cost_nano,
     }
     for name in TOKEN_COLUMNS:
         row[name] = getattr(u, name)

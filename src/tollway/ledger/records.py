@@ -95,3 +95,7 @@ class UsageRecord:
     # The upstream reported more than was held (a misbehaving provider): the
     # full cost is charged all the same.
     exceeded_hold: bool = False
+    attempts: int = 1  # channels tried (the last one served, or failed)
+    group_name: str | None = None  # the price group, and its multiplier as written
+    multiplier: str | None = None
+    upstream_cost_nano: int | None = None  # what the channel's upstream charges for it

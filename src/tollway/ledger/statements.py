@@ -66,7 +66,9 @@ INSERT_LEDGER = """INSERT INTO ledger (created_at, account_id, token_id, request
 amount_nano, reason) VALUES (:now, :account_id, :token_id, :request_id, :kind, :amount, :reason)"""
 INSERT_USAGE = f"""INSERT INTO usage_records (request_id, created_at, account_id, token_id, model,
 endpoint, billing_mode, method, {", ".join(TOKEN_COLUMNS)}, items, unit_prices, cost_nano,
-usage_source, status, channel_id, duration_ms, detail, exceeded_hold) VALUES (:request_id, :now,
+usage_source, status, channel_id, duration_ms, detail, exceeded_hold, attempts, group_name,
+multiplier, upstream_cost_nano) VALUES (:request_id, :now,
 :account_id, :token_id, :model, :endpoint, :billing_mode, :method,
 {", ".join(":" + c for c in TOKEN_COLUMNS)}, :items, :unit_prices, :cost_nano, :usage_source,
-:status, :channel_id, :duration_ms, :detail, :exceeded_hold)"""
+:status, :channel_id, :duration_ms, :detail, :exceeded_hold, :attempts, :group_name, :multiplier,
+:upstream_cost_nano)"""

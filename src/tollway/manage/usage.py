@@ -39,7 +39,16 @@ def usage_view(row: Any) -> dict[str, Any]:
         "duration_ms": row["duration_ms"],
         "detail": row["detail"],
         "exceeded_hold": row["exceeded_hold"],
+        "channel_id": row["channel_id"],
+        "attempts": row["attempts"],
+        "group": row["group_name"],
+        "multiplier": row["multiplier"],
+        "upstream_cost_usd": _usd(row["upstream_cost_nano"]),
     }
+
+
+def _usd(nano: int | None) -> str | None:
+    return nano_to_usd(nano) if nano is not None else None
 
 
 def cost_nano(record: dict[str, Any]) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import orjson
@@ -22,8 +22,8 @@ from tollway.providers.base import JSON
 from tollway.routing import key_rejected, retryable
 from tollway.routing import status as channel_status
 from tollway.routing.failures import reason_of
-from tollway.state import Channel
-from tollway.transport import MockAnswer, UpstreamAnswer
+from tollway.state import Channel, ChannelKey
+from tollway.transport import UpstreamAnswer
 from tollway.upstream import UpstreamError
 
 if TYPE_CHECKING:
@@ -38,16 +38,23 @@ class EmptyStream(UpstreamError):
 
 async def send(call: Call, outbound: Outbound, timeout_s: float) -> UpstreamAnswer:
     """The first answer that is not the channel's fault (open: close it), or
-    the last failure when every channel allowed has been tried."""
-    gw = call.gw
+    the last failure when every channel allowed has been tried. A key the
+    upstream rejects is retried on the same channel with its next key."""
     failure: BaseException | UpstreamAnswer | None = None
-    for channel in call.route.channels[: gw.settings.max_attempts]:  # each at most once
-        call.attempts += 1
+    left = call.gw.settings.max_attempts
+    for channel in call.route.channels:  # each at most once
         call.channel, call.provider = channel, PROVIDERS[channel.type]
-        result = await _attempt(call, channel, outbound, timeout_s)
-        if not isinstance(result, Failed):
-            return result
-        failure = result.failure
+        for key in _keys(call, channel):
+            if left == 0:
+                break
+            left -= 1
+            call.attempts += 1
+            result = await _attempt(call, channel, key, outbound, timeout_s)
+            if not isinstance(result, Failed):
+                return result
+            failure = result.failure
+            if not result.dead_key:
+                break
     if isinstance(failure, BaseException):
         raise failure
     if failure is None:  # (a route always has a channel; a second send may find none left)
@@ -55,16 +62,25 @@ async def send(call: Call, outbound: Outbound, timeout_s: float) -> UpstreamAnsw
     return failure
 
 
+def _keys(call: Call, channel: Channel) -> Iterator[ChannelKey]:
+    """The key the router picks, then (after a rejection) the channel's others."""
+    first = call.gw.router.key_for(channel)
+    yield first
+    for key in channel.keys:
+        if key.index != first.index:
+            yield key
+
+
 @dataclasses.dataclass(slots=True)
 class Failed:
     failure: BaseException | UpstreamAnswer
+    dead_key: bool = False
 
 
 async def _attempt(
-    call: Call, channel: Channel, outbound: Outbound, timeout_s: float
+    call: Call, channel: Channel, key: ChannelKey, outbound: Outbound, timeout_s: float
 ) -> UpstreamAnswer | Failed:
     gw = call.gw
-    key = gw.router.key_for(channel)
     try:
         request = call.provider.request(channel.base_url, key.key, renamed(outbound, channel))
     except ApiError as refusal:  # this channel's API cannot carry the request
@@ -74,8 +90,10 @@ async def _attempt(
     started = time.perf_counter()
     try:
         resp = await gw.upstream.send(request, timeout_s)
-        if outbound.stream and resp.status == 200:
-            resp = await primed(resp)
+        if resp.status == 200:  # what reaches the client first has arrived
+            resp = await (primed(resp) if outbound.stream else buffered(resp))
+        else:
+            resp = await buffered(resp)
     except (UpstreamError, OSError) as exc:
         health.failure(channel.id, time.perf_counter() - started)
         gw.spawn(channel_status.note_error(gw, channel.id, f"{exc!r}"))
@@ -85,22 +103,20 @@ async def _attempt(
         health.success(channel.id, latency)
         gw.router.served(call.route, channel)
         return resp
-    try:
-        data = await resp.read()
-    finally:
-        resp.close()
-    answer = MockAnswer(resp.status, (data,), {"content-type": JSON})
+    data = await resp.read()
     dead_key = key_rejected(resp.status, data)
     if not dead_key and not retryable(resp.status):
         health.success(channel.id, latency)  # it answered: the request was at fault
-        return answer
-    health.failure(channel.id, latency, trip=dead_key)
+        return resp
     reason = reason_of(resp.status, data)
     if dead_key:
         gw.spawn(channel_status.disable_key(gw, channel.id, key.index, reason))
+        if len(channel.keys) == 1:
+            health.failure(channel.id, latency, trip=True)  # out until the state reloads
     else:
+        health.failure(channel.id, latency)
         gw.spawn(channel_status.note_error(gw, channel.id, reason))
-    return Failed(answer)
+    return Failed(resp, dead_key)
 
 
 def renamed(outbound: Outbound, channel: Channel) -> Outbound:
@@ -132,6 +148,37 @@ async def primed(resp: UpstreamAnswer) -> UpstreamAnswer:
         resp.close()
         raise
     return Primed(resp, first, chunks)
+
+
+async def buffered(resp: UpstreamAnswer) -> UpstreamAnswer:
+    """A whole answer read to its end (an upstream cut mid-body fails here,
+    where the next channel can still serve the call)."""
+    try:
+        data = await resp.read()
+    finally:
+        resp.close()
+    return Buffered(resp, data)
+
+
+class Buffered:
+    """An answer read whole, readable again."""
+
+    def __init__(self, answer: UpstreamAnswer, data: bytes) -> None:
+        self._answer = answer
+        self._data = data
+        self.status = answer.status
+
+    def header(self, name: str) -> str | None:
+        return self._answer.header(name)
+
+    async def read(self) -> bytes:
+        return self._data
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        yield self._data
+
+    def close(self) -> None:
+        pass
 
 
 class Primed:

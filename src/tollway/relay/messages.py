@@ -14,6 +14,7 @@ channels, and refused (400, before any hold) when the model has none.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import orjson
 from starlette.requests import Request
@@ -24,12 +25,10 @@ from tollway.errors import bad_request
 from tollway.gateway import Gateway
 from tollway.protocols import CODECS, Json
 from tollway.protocols.anthropic import native_only
-from tollway.providers import PROVIDERS, Provider
 from tollway.relay.chat import CHAT_COMPLETIONS
 from tollway.relay.inbound import authenticate, read_json
-from tollway.relay.pipeline import Inbound, resolve_model, route, run
+from tollway.relay.pipeline import Inbound, resolve_model, run
 from tollway.state import Channel, TokenInfo
-from tollway.types import Model
 
 PROTOCOL = "anthropic"
 ANTHROPIC = CODECS[PROTOCOL]
@@ -43,20 +42,17 @@ async def read_messages(request: Request, gw: Gateway, token: TokenInfo) -> Inbo
     return Inbound(hub, written(hub), untranslated, protocol=PROTOCOL, native=native)
 
 
-def route_messages(
-    gw: Gateway, model: Model, inbound: Inbound, endpoint: str
-) -> tuple[Channel, Provider]:
-    """The usual route, unless the request holds what only Anthropic can
-    carry: then the first of the model's Anthropic channels, or a 400."""
-    channel, provider = route(gw, model, inbound, endpoint)
-    if not inbound.source or channel.type == PROTOCOL:
-        return channel, provider
-    for other in gw.state.channels_for(model):
-        if other.type == PROTOCOL:
-            return other, PROVIDERS[PROTOCOL]
+def anthropic_only(inbound: Inbound, candidates: Sequence[Channel]) -> Sequence[Channel]:
+    """Every candidate, unless the request holds what only Anthropic can
+    carry: then the Anthropic channels, or a 400 when there are none."""
+    if not inbound.source:
+        return candidates
+    found = [c for c in candidates if c.type == PROTOCOL]
+    if found:
+        return found
     raise bad_request(
         f"This request holds what only Anthropic's API can take: {', '.join(inbound.source)}; "
-        f"model '{model.id}' is served here by no Anthropic upstream. Send it without them, "
+        f"the model is served here by no Anthropic upstream. Send it without them, "
         "or call a model served by Anthropic.",
         param=inbound.source[0].split(" ", 1)[0],
     )
@@ -71,7 +67,7 @@ def written(body: Json) -> bytes:
         raise bad_request("The request nests JSON too deeply to be sent on.") from None
 
 
-MESSAGES = dataclasses.replace(CHAT_COMPLETIONS, read=read_messages, route=route_messages)
+MESSAGES = dataclasses.replace(CHAT_COMPLETIONS, read=read_messages, narrow=anthropic_only)
 
 
 async def messages(request: Request) -> object:

@@ -1,8 +1,10 @@
 """The life of one metered call, the same for every metered endpoint.
 
-    authenticate -> read -> resolve the model -> decide the billing method
-    -> shape the request (pure) -> bill its hold -> pick the upstream -> hold
-    -> forward through the provider -> usage -> bill -> settle and record
+    authenticate -> read -> resolve the model -> the billing methods the
+    token's mode allows -> shape the request (pure) -> route (the method and
+    price group some channel serves, its channels in order) -> bill the hold
+    -> hold -> forward through the provider, failing over to the next
+    channel (relay/failover.py) -> usage -> bill -> settle and record
 
 ``run`` is that lifecycle; an endpoint is a ``Metered`` recipe saying how it
 reads its request, what billing reads of it (its shape) and how it forwards
@@ -17,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +29,7 @@ import orjson
 from starlette.requests import Request
 
 from tollway.billing.holds import hold_bill
-from tollway.billing.modes import Refusal, resolve_method
+from tollway.billing.modes import methods_in_order, resolve_method
 from tollway.billing.pricing import PricingError, UnpricedVariant, bill
 from tollway.billing.shapes import CallShape
 from tollway.endpoints import MeteredEndpoint, wrong_endpoint
@@ -41,8 +44,13 @@ from tollway.gateway import Gateway
 from tollway.keys import new_request_id
 from tollway.ledger import InsufficientFunds, UsageRecord, UsageStatus
 from tollway.providers import PROVIDERS, Outbound, Provider
+from tollway.relay import failover
 from tollway.relay.inbound import REQUEST_ID_HEADER, REQUEST_ID_SCOPE, authenticate, read_json
+from tollway.routing.costs import upstream_cost
+from tollway.routing.router import Route
+from tollway.routing.sticky import sticky_key
 from tollway.state import Channel, TokenInfo
+from tollway.transport import UpstreamAnswer
 from tollway.types import MAX_NANO, BillingMethod, Model, Usage, nano_to_usd
 
 BILLING_METHOD_HEADER = "x-tollway-billing-method"
@@ -74,7 +82,8 @@ class Inbound:
 Reader = Callable[[Request, Gateway, TokenInfo], Awaitable[Inbound]]
 Shaper = Callable[[Inbound, Model], CallShape]
 Forwarder = Callable[["Call", Inbound, Request], Awaitable[Any]]
-Router = Callable[[Gateway, Model, Inbound, str], tuple[Channel, Provider]]
+# A recipe's narrowing of a call's candidate channels (an ApiError: none can).
+Narrower = Callable[[Inbound, Sequence[Channel]], Sequence[Channel]]
 
 
 async def read_json_inbound(request: Request, gw: Gateway, token: TokenInfo) -> Inbound:
@@ -92,7 +101,7 @@ class Metered:
     forward: Forwarder
     read: Reader = read_json_inbound
     method: Callable[[TokenInfo, Model], BillingMethod] | None = None  # default: decide
-    route: Router | None = None  # default: the model's first channel serving the endpoint
+    narrow: Narrower | None = None  # default: every channel serving the call
     outlives_request: bool = False  # a hold handed to a job that settles it later
 
 
@@ -103,10 +112,10 @@ async def run(metered: Metered, request: Request) -> Any:
     inbound = await metered.read(request, gw, token)
     try:
         model = resolve_model(gw, token, inbound.payload.get("model"), metered.endpoint)
-        method = (metered.method or decide)(token, model)
+        methods = (metered.method(token, model),) if metered.method else decide(token, model)
         inbound.as_sent(model)
         shape = metered.shape(inbound, model)
-        call = await open_call(gw, token, model, method, metered, inbound, shape)
+        call = await open_call(gw, token, model, methods, metered, inbound, shape)
         request.scope[REQUEST_ID_SCOPE] = call.request_id
         return await metered.forward(call, inbound, request)
     finally:
@@ -142,25 +151,13 @@ def allowed(token: TokenInfo, model: Model) -> bool:
     return model.id in token.models or any(a in token.models for a in model.aliases)
 
 
-def decide(token: TokenInfo, model: Model) -> BillingMethod:
-    decision = resolve_method(token.billing_mode, model)
-    if isinstance(decision, Refusal):
-        raise forbidden(decision.message, "billing_mode_mismatch")
-    return decision
-
-
-def route(gw: Gateway, model: Model, inbound: Inbound, endpoint: str) -> tuple[Channel, Provider]:
-    """The first of the model's channels whose provider serves the endpoint."""
-    for channel in gw.state.channels_for(model):
-        provider = PROVIDERS.get(channel.type)
-        if provider is not None and endpoint in provider.endpoints:
-            return channel, provider
-    raise ApiError(
-        503,
-        f"No upstream channel serves model '{model.id}' right now.",
-        "model_not_available",
-        "upstream_error",
-    )
+def decide(token: TokenInfo, model: Model) -> tuple[BillingMethod, ...]:
+    """The methods the token's mode may bill the model by, preferred first."""
+    methods = methods_in_order(token.billing_mode, model)
+    if not methods:
+        refusal = resolve_method(token.billing_mode, model)
+        raise forbidden(getattr(refusal, "message", "refused"), "billing_mode_mismatch")
+    return methods
 
 
 @dataclass
@@ -171,18 +168,31 @@ class Call:
     gw: Gateway
     token: TokenInfo
     model: Model
-    method: BillingMethod
     endpoint: str
-    channel: Channel
-    provider: Provider
+    route: Route
     hold_nano: int
     shape: CallShape
     request_id: str = field(default_factory=new_request_id)
     started: float = field(default_factory=time.perf_counter)
     closed: bool = False
+    attempts: int = 0  # channels tried so far (failover.send counts them)
+    # The channel of the last attempt (the one that served, once one has).
+    channel: Channel = field(init=False)
+    provider: Provider = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.channel = self.route.channels[0]
+        self.provider = PROVIDERS[self.channel.type]
+
+    @property
+    def method(self) -> BillingMethod:
+        return self.route.method
 
     def headers(self) -> dict[str, str]:
-        return {BILLING_METHOD_HEADER: self.method.value, REQUEST_ID_HEADER: self.request_id}
+        headers = {BILLING_METHOD_HEADER: self.method.value, REQUEST_ID_HEADER: self.request_id}
+        if self.attempts > 1:
+            headers[failover.ATTEMPTS_HEADER] = str(self.attempts)
+        return headers
 
     def outbound(self, inbound: Inbound, stream: bool = False) -> Outbound:
         return Outbound(
@@ -195,12 +205,10 @@ class Call:
             held_output_tokens=self.gw.settings.hold_output_tokens,
         )
 
-    def send(self, outbound: Outbound, timeout_s: float | None = None) -> Awaitable[Any]:
-        """Send ``outbound`` through the provider to this call's channel."""
-        channel = self.channel
-        upstream = self.provider.request(channel.base_url, channel.api_key, outbound)
+    def send(self, outbound: Outbound, timeout_s: float | None = None) -> Awaitable[UpstreamAnswer]:
+        """Send ``outbound`` on through the call's channels until one serves it."""
         timeout = self.gw.settings.upstream_timeout_s if timeout_s is None else timeout_s
-        return self.gw.upstream.send(upstream, timeout)
+        return failover.send(self, outbound, timeout)
 
     def record(
         self,
@@ -209,7 +217,9 @@ class Call:
         unit_prices: dict[str, str],
         status: UsageStatus,
         detail: str | None = None,
+        upstream_cost_nano: int | None = None,
     ) -> UsageRecord:
+        group = self.route.group
         return UsageRecord(
             request_id=self.request_id,
             account_id=self.token.account_id,
@@ -225,6 +235,10 @@ class Call:
             channel_id=self.channel.id,
             duration_ms=int((time.perf_counter() - self.started) * 1000),
             detail=detail,
+            attempts=max(self.attempts, 1),
+            group_name=group.name,
+            multiplier=group.text,
+            upstream_cost_nano=upstream_cost_nano,
         )
 
     async def settle(
@@ -232,13 +246,16 @@ class Call:
     ) -> int:
         """Charge the real cost (once), in full even beyond the hold (then the
         record is flagged); returns it in nano-USD."""
-        cost = bill(self.model, self.method, usage)
+        cost = bill(self.model, self.method, usage, self.route.group.multiplier)
         prices = {line.name: nano_to_usd(line.unit_price_nano) for line in cost.lines}
         self.closed = True
         cost_nano = cost.total_nano
         if cost_nano > MAX_NANO:  # past any balance and a 64-bit column: the most there is
             cost_nano, detail = MAX_NANO, f"reported cost ${nano_to_usd(cost.total_nano)}"
-        record = self.record(usage, cost_nano, prices, status, detail)
+        paid = upstream_cost(self.channel, self.model, self.method, usage)
+        if paid is not None:
+            paid = min(paid, MAX_NANO)
+        record = self.record(usage, cost_nano, prices, status, detail, paid)
         record.exceeded_hold = cost_nano > self.hold_nano
         # No shield needed: the step is queued before the first await, and the
         # writer applies it whether or not this caller is still waiting.
@@ -262,15 +279,26 @@ async def open_call(
     gw: Gateway,
     token: TokenInfo,
     model: Model,
-    method: BillingMethod,
+    methods: Sequence[BillingMethod],
     metered: Metered,
     inbound: Inbound,
     shape: CallShape,
 ) -> Call:
-    """Bill the hold, pick the upstream, and hold (or refuse with a 402)."""
-    amount = _hold_amount(gw, model, method, shape)
-    channel, provider = (metered.route or route)(gw, model, inbound, metered.upstream)
-    call = Call(gw, token, model, method, metered.upstream, channel, provider, amount, shape)
+    """Route the call, bill its hold, and hold (or refuse with a 402)."""
+    narrow = None
+    if metered.narrow is not None:
+        narrow = functools.partial(metered.narrow, inbound)
+    route = gw.router.route(
+        gw.state,
+        token,
+        model,
+        metered.upstream,
+        methods,
+        sticky_key(inbound.payload, inbound.native),
+        narrow,
+    )
+    amount = _hold_amount(gw, model, route, shape)
+    call = Call(gw, token, model, metered.upstream, route, amount, shape)
     if metered.outlives_request:
         short = await gw.ledger.hold(
             call.request_id, token.account_id, token.id, amount, outlives_request=True
@@ -286,20 +314,23 @@ async def open_call(
     try:
         short = await asyncio.shield(held)
     except asyncio.CancelledError:  # the client left while the hold was being made
-        _background(gw, _give_back(call, held))
+        gw.spawn(_give_back(call, held))
         raise
     if isinstance(short, InsufficientFunds):
         raise _no_funds(short, model, shape)
     return call
 
 
-def _hold_amount(gw: Gateway, model: Model, method: BillingMethod, shape: CallShape) -> int:
+def _hold_amount(gw: Gateway, model: Model, route: Route, shape: CallShape) -> int:
     try:
-        return hold_bill(model, method, shape, gw.settings.hold_output_tokens).total_nano
+        hold = hold_bill(
+            model, route.method, shape, gw.settings.hold_output_tokens, route.group.multiplier
+        )
     except UnpricedVariant as exc:  # a size or quality the model's price table lacks
         raise bad_request(str(exc), param=exc.param) from None
     except PricingError as exc:
         raise bad_request(str(exc), param="model") from None
+    return hold.total_nano
 
 
 async def _give_back(call: Call, held: asyncio.Future[InsufficientFunds | None]) -> None:
@@ -309,12 +340,6 @@ async def _give_back(call: Call, held: asyncio.Future[InsufficientFunds | None])
             await call.release(
                 UsageStatus.CLIENT_DISCONNECTED, "the client left before the call was sent"
             )
-
-
-def _background(gw: Gateway, work: Coroutine[Any, Any, None]) -> None:
-    task = asyncio.ensure_future(work)
-    gw.background.add(task)
-    task.add_done_callback(gw.background.discard)
 
 
 def _no_funds(short: InsufficientFunds, model: Model, shape: CallShape) -> ApiError:

@@ -97,7 +97,7 @@ def _quoted(text: str) -> str:
 
 
 def video_method(token: TokenInfo, model: Model) -> BillingMethod:
-    method = decide(token, model)
+    method = decide(token, model)[0]
     if method is BillingMethod.PER_USE:
         raise forbidden(
             f"This token's billing mode ({token.billing_mode.value}) bills model '{model.id}' "

@@ -24,6 +24,7 @@ keys can see it, and to every other key it does not exist (404).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import replace
 
 import orjson
@@ -36,7 +37,7 @@ from tollway.endpoints import REMIX, VIDEOS
 from tollway.errors import bad_request, upstream_error
 from tollway.gateway import Gateway
 from tollway.ledger import UsageStatus
-from tollway.providers import PROVIDERS, Outbound, Provider
+from tollway.providers import Outbound
 from tollway.relay.forward import released_on_failure
 from tollway.relay.inbound import read_json
 from tollway.relay.pipeline import (
@@ -59,7 +60,6 @@ from tollway.videos.jobs import FINAL, JobState, VideoJob, new_video_id, upstrea
 from tollway.videos.lifecycle import Refreshed, apply_upstream
 from tollway.videos.store import insert_job
 from tollway.videos.upstream import (
-    job_channel,
     parse_object,
     read_answer,
     send,
@@ -126,15 +126,13 @@ def _remix_shape(inbound: Inbound, model: Model) -> CallShape:
     return CallShape(body_bytes=0, video=VideoShape(source.seconds, source.size))
 
 
-def _source_channel(
-    gw: Gateway, model: Model, inbound: Inbound, endpoint: str
-) -> tuple[Channel, Provider]:
+def _source_channel(inbound: Inbound, candidates: Sequence[Channel]) -> Sequence[Channel]:
     """A remix is made where its source video lives."""
     source: VideoJob = inbound.source
-    channel = job_channel(gw, source.channel_id)
-    if channel is None:
+    found = [c for c in candidates if c.id == source.channel_id]
+    if not found:
         raise channel_gone(source)
-    return channel, PROVIDERS[channel.type]
+    return found
 
 
 async def _forward_remix(call: Call, inbound: Inbound, request: Request) -> Response:
@@ -151,7 +149,7 @@ REMIX_VIDEO = Metered(
     _forward_remix,
     read=_read_remix,
     method=video_method,
-    route=_source_channel,
+    narrow=_source_channel,
     outlives_request=True,
 )
 

@@ -28,6 +28,8 @@ class SimulatorConfig:
     chunk_delay_ms: int = 0
     error_rate: float = 0.0
     drop_rate: float = 0.0
+    # Streams answered 200 whose connection is cut before their first byte.
+    empty_stream_rate: float = 0.0
     seed: int = 0
     default_completion_tokens: int = 16
     embedding_dimensions: int = 8
@@ -62,7 +64,7 @@ _INT_FIELDS: dict[str, int | None] = {
     "video_queue_ms": 0,
     "video_render_ms": 0,
 }
-_RATE_FIELDS = frozenset({"error_rate", "drop_rate", "video_failure_rate"})
+_RATE_FIELDS = frozenset({"error_rate", "drop_rate", "empty_stream_rate", "video_failure_rate"})
 FIELD_NAMES = frozenset(f.name for f in fields(SimulatorConfig))
 
 

@@ -114,6 +114,9 @@ async def stream_reply(
     resp = web.StreamResponse(headers=SSE_HEADERS)
     try:
         await resp.prepare(request)
+        if state.roll(state.config.empty_stream_rate):  # 200, then nothing at all
+            abort_connection(request)
+            return resp
         for index in range(len(reply.choices)):
             await resp.write(framer.role(index))
         if not await _write_content(resp, framer, reply, delay, drop_after):

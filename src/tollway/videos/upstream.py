@@ -18,11 +18,12 @@ from tollway.videos.jobs import (
 
 
 def job_channel(gw: Gateway, channel_id: int) -> Channel | None:
-    """The channel a job lives on (an upstream job exists on that one only)."""
-    for channel in gw.state.channels:
-        if channel.id == channel_id and channel.type in PROVIDERS:
-            return channel
-    return None
+    """The channel a job lives on (an upstream job exists on that one only),
+    while it has a key to call it with; disabled for new calls or not."""
+    channel = gw.state.all_channels.get(channel_id)
+    if channel is None or not channel.keys or channel.type not in PROVIDERS:
+        return None
+    return channel
 
 
 def send(
@@ -37,7 +38,8 @@ def send(
     """One request to the channel's upstream, through its provider; the
     answer is open (close it)."""
     outbound = Outbound("videos", body, method=method, path=path, content_type=content_type)
-    request = PROVIDERS[channel.type].request(channel.base_url, channel.api_key, outbound)
+    key = gw.router.key_for(channel).key
+    request = PROVIDERS[channel.type].request(channel.base_url, key, outbound)
     timeout = gw.settings.upstream_timeout_s if timeout_s is None else timeout_s
     return gw.upstream.send(request, timeout)
 

@@ -1,0 +1,195 @@
+"""Routing's pure parts: the order candidates are tried in (priority, weights,
+cheapest, sticky, cooling last), the breaker with a fake clock, key turns,
+sticky routes, and which failures move a call on."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from fractions import Fraction
+
+import pytest
+
+from tollway.routing import Health, StickyRoutes, key_rejected, ordered, retryable
+from tollway.routing.failures import reason_of
+from tollway.routing.plan import weighted_order
+from tollway.routing.router import Router
+from tollway.routing.sticky import MAX_KEY_CHARS, sticky_key
+from tollway.state import Channel, ChannelKey
+
+
+def channel(
+    id_: int, priority: int = 0, weight: int = 1, keys: int = 1, **extra: object
+) -> Channel:
+    return Channel(
+        id=id_,
+        name=f"c{id_}",
+        type="openai",
+        base_url="http://127.0.0.1:1/v1",
+        keys=tuple(ChannelKey(i, f"k{id_}-{i}") for i in range(keys)),
+        models=frozenset({"*"}),
+        priority=priority,
+        weight=weight,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_weighted_choice_follows_the_weights() -> None:
+    rng = random.Random(7)
+    tier = [channel(1, weight=1), channel(2, weight=3), channel(3, weight=6)]
+    firsts = Counter(weighted_order(tier, rng)[0].id for _ in range(20_000))
+    for id_, share in ((1, 0.1), (2, 0.3), (3, 0.6)):
+        assert abs(firsts[id_] / 20_000 - share) < 0.02, firsts
+
+
+def test_weight_zero_comes_after_the_others_in_its_tier() -> None:
+    rng = random.Random(1)
+    tier = [channel(1, weight=0), channel(2, weight=1), channel(3, weight=1)]
+    for _ in range(200):
+        assert weighted_order(tier, rng)[-1].id == 1
+
+
+def test_priorities_fall_through_and_every_channel_comes_once() -> None:
+    rng = random.Random(3)
+    candidates = [channel(1, 10), channel(2, 10), channel(3, 5), channel(4, 0)]
+    for _ in range(100):
+        order = ordered(candidates, rng)
+        assert sorted(c.id for c in order) == [1, 2, 3, 4]
+        assert {c.id for c in order[:2]} == {1, 2}
+        assert [c.id for c in order[2:]] == [3, 4]
+
+
+def test_a_sticky_channel_comes_first_and_cooling_ones_last() -> None:
+    rng = random.Random(5)
+    candidates = [channel(1, 10), channel(2, 10), channel(3, 0)]
+    order = ordered(candidates, rng, sticky=3)
+    assert order[0].id == 3
+    order = ordered(candidates, rng, cooling=lambda c: c.id == 1)
+    assert order[-1].id == 1 and {c.id for c in order[:2]} == {2, 3}
+
+
+def test_cheapest_first_within_a_priority_only() -> None:
+    rng = random.Random(9)
+    costs = {1: 50, 2: 10, 3: None, 4: 1}
+    candidates = [channel(1, 1), channel(2, 1), channel(3, 1), channel(4, 0)]
+    order = ordered(candidates, rng, cost_of=lambda c: costs[c.id])
+    assert [c.id for c in order] == [2, 1, 3, 4]  # unknown cost last in its tier
+
+
+def test_breaker_trips_after_failures_in_a_row_and_a_trial_decides() -> None:
+    clock = Clock()
+    health = Health(cooldown_s=30, clock=clock)
+    for _ in range(2):
+        health.failure(1, 0.01)
+    assert not health.cooling(1)
+    health.failure(1, 0.01)
+    assert health.cooling(1)
+    clock.now += 29
+    assert health.cooling(1)
+    clock.now += 2  # the cooldown is over: one trial
+    assert not health.cooling(1)
+    health.begin(1)
+    assert health.cooling(1), "while the trial is out, others are preferred"
+    health.failure(1, 0.01)  # the trial failed: another cooldown
+    assert health.cooling(1)
+    clock.now += 31
+    health.begin(1)
+    health.success(1, 0.02)
+    assert not health.cooling(1)
+    assert health.view(1)["breaker"] == "closed"
+
+
+def test_breaker_trips_on_a_high_error_rate() -> None:
+    clock = Clock()
+    health = Health(cooldown_s=10, clock=clock)
+    for ok in (True, False, True, False, False, True, False):
+        (health.success if ok else health.failure)(2, 0.1)
+        clock.now += 1
+    assert health.cooling(2)
+    view = health.view(2)
+    assert view["recent_calls"] == 7 and view["error_rate"] == round(4 / 7, 3)
+    assert view["latency_p50_ms"] == 100.0
+
+
+def test_a_dead_key_trips_at_once_and_a_test_forgets() -> None:
+    health = Health(cooldown_s=30, clock=Clock())
+    health.failure(3, 0.0, trip=True)
+    assert health.cooling(3)
+    health.forget(3)
+    assert not health.cooling(3)
+
+
+def test_keys_turn_round_robin_or_at_random() -> None:
+    router = Router(rng=random.Random(2))
+    three = channel(1, keys=3)
+    assert [router.key_for(three).index for _ in range(6)] == [0, 1, 2, 0, 1, 2]
+    randomly = channel(2, keys=3, key_strategy="random")
+    assert {router.key_for(randomly).index for _ in range(200)} == {0, 1, 2}
+
+
+def test_sticky_routes_expire_and_stay_bounded() -> None:
+    clock = Clock()
+    routes = StickyRoutes(max_routes=3, ttl_s=60, clock=clock)
+    for i in range(5):
+        routes.put(("m", "default", f"user{i}"), i)
+    assert len(routes) == 3 and routes.get(("m", "default", "user0")) is None
+    assert routes.get(("m", "default", "user4")) == 4
+    clock.now += 61
+    assert routes.get(("m", "default", "user4")) is None
+
+
+def test_sticky_key_reads_the_cache_key_user_or_anthropic_user_id() -> None:
+    assert sticky_key({"prompt_cache_key": "p", "user": "u"}, None) == "p"
+    assert sticky_key({"user": "u"}, None) == "u"
+    assert sticky_key({}, {"metadata": {"user_id": "a"}}) == "a"
+    assert sticky_key({"user": 5}, {"metadata": "x"}) is None
+    assert len(sticky_key({"user": "x" * 10_000}, None) or "") <= MAX_KEY_CHARS
+
+
+@pytest.mark.parametrize(
+    ("status", "retried"),
+    [
+        (401, True),
+        (403, True),
+        (408, True),
+        (429, True),
+        (500, True),
+        (529, True),
+        (400, False),
+        (404, False),
+        (413, False),
+        (422, False),
+    ],
+)
+def test_which_statuses_move_a_call_on(status: int, retried: bool) -> None:
+    assert retryable(status) is retried
+
+
+def test_dead_keys_are_known_by_status_or_by_the_upstreams_words() -> None:
+    assert key_rejected(401, b"{}")
+    anthropic = b'{"type":"error","error":{"type":"invalid_request_error",'
+    anthropic += b'"message":"Your credit balance is too low to access the Anthropic API."}}'
+    assert key_rejected(400, anthropic)
+    openai = b'{"error":{"message":"You exceeded your current quota","code":"insufficient_quota"}}'
+    assert key_rejected(429, openai)
+    gemini = b'[{"error":{"code":400,"message":"API key not valid. Please pass a valid API key."}}]'
+    assert key_rejected(400, gemini)
+    assert not key_rejected(429, b'{"error":{"message":"Rate limit reached"}}')
+    assert not key_rejected(400, b'{"error":{"message":"max_tokens is too large"}}')
+    assert reason_of(400, gemini) == "HTTP 400: API key not valid. Please pass a valid API key."
+    assert reason_of(502, b"<html>bad gateway</html>") == "HTTP 502: <html>bad gateway</html>"
+
+
+def test_group_multiplier_is_a_fraction_of_the_decimal_written() -> None:
+    from tollway.state import multiplier_of
+
+    assert multiplier_of("0.8") == Fraction(4, 5)
+    assert multiplier_of("1.333333333") == Fraction(1333333333, 10**9)
