@@ -70,6 +70,7 @@ QUERY_FIELDS: dict[str, list[str]] = {
     "PATCH /tokens/{token_id}": ["account_id"],
     "DELETE /tokens/{token_id}": ["account_id"],
     "GET /usage": ["token_id", "model", "since", "until", "account_id", "limit", "cursor"],
+    "GET /usage/margins": ["by", "since", "until"],
 }
 
 

@@ -250,6 +250,20 @@ async def test_cheapest_goes_to_the_cheaper_upstream_and_records_its_cost(
             revenue = Decimal(record["cost_usd"])
             paid = Decimal(record["upstream_cost_usd"])
             assert abs(paid - revenue / 2) <= Decimal("0.000000001")
+        records = await usage_records(served, mkey)
+        revenue = sum(Decimal(r["cost_usd"]) for r in records)
+        paid = sum(Decimal(r["upstream_cost_usd"]) for r in records)
+        got = await served.admin.get("/api/usage/margins", params={"by": "channel"})
+        (row,) = got.json()["data"]
+        assert row["channel"] == cheap["id"] and row["channel_name"] == "cheap"
+        assert (row["calls"], row["calls_with_cost"]) == (5, 5)
+        assert Decimal(row["revenue_usd"]) == revenue
+        assert Decimal(row["upstream_cost_usd"]) == paid
+        assert Decimal(row["margin_usd"]) == revenue - paid
+        by_model = (await served.admin.get("/api/usage/margins")).json()["data"]
+        assert [r["model"] for r in by_model] == [MODEL]
+        bad = await served.admin.get("/api/usage/margins", params={"by": "weather"})
+        assert bad.status_code == 400
 
 
 async def test_a_channel_that_keeps_failing_cools_down(
@@ -267,3 +281,25 @@ async def test_a_channel_that_keeps_failing_cools_down(
     assert calls(sims[0]) == 3
     seen = await channel(gateway, 1)
     assert seen["health"]["breaker"] == "open" and seen["health"]["cooling_until"]
+
+
+async def test_the_probe_enables_a_channel_whose_upstream_came_back(
+    database_url: str, catalog_models: list[Model], sims: list[Simulator]
+) -> None:
+    async with serve(test_settings(database_url, channel_probe_s=1), catalog_models) as served:
+        sims[0].update_config(api_key="another-key")
+        bad = await add(served, sims[0], "revoked", priority=10)
+        await add(served, sims[1], "good")
+        _, key = await customer(served, "1")
+        await chat(served, key)
+        for _ in range(50):
+            if (await channel(served, bad["id"]))["status"] == "auto_disabled":
+                break
+            await asyncio.sleep(0.05)
+        assert (await channel(served, bad["id"]))["status"] == "auto_disabled"
+        sims[0].update_config(api_key="sim-key")
+        for _ in range(60):  # probed every second
+            if (await channel(served, bad["id"]))["status"] == "enabled":
+                break
+            await asyncio.sleep(0.1)
+        assert (await channel(served, bad["id"]))["status"] == "enabled"

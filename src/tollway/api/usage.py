@@ -5,12 +5,20 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
-from tollway.api.deps import Caller, QueryId, QueryText, gateway, optional_time, target_account
+from tollway.api.deps import (
+    Caller,
+    QueryId,
+    QueryText,
+    admin_account,
+    gateway,
+    optional_time,
+    target_account,
+)
 from tollway.errors import bad_request
 from tollway.manage.checks import can_exist
-from tollway.manage.usage import MAX_PAGE, list_usage
+from tollway.manage.usage import MARGIN_KEYS, MAX_PAGE, list_usage, margins
 
 router = APIRouter()
 CURSOR = re.compile(r"[0-9]{1,10}")
@@ -41,3 +49,19 @@ async def usage(
         limit=limit,
         cursor=int(cursor) if cursor else None,
     )
+
+
+@router.get("/usage/margins", dependencies=[Depends(admin_account)])
+async def usage_margins(
+    request: Request,
+    by: QueryText = "model",
+    since: QueryText = None,
+    until: QueryText = None,
+) -> dict[str, Any]:
+    """Revenue, what the upstreams charged, and the margin, by model or channel (admin)."""
+    if by not in MARGIN_KEYS:
+        raise bad_request(f"'by' must be one of: {', '.join(MARGIN_KEYS)}.", param="by")
+    rows = await margins(
+        gateway(request), by, optional_time(since, "since"), optional_time(until, "until")
+    )
+    return {"data": rows}

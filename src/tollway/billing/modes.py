@@ -112,8 +112,7 @@ def methods_in_order(mode: BillingMode, model: Model) -> tuple[BillingMethod, ..
     mode falls back to its second method when no channel serves the first."""
     if mode is BillingMode.HYBRID:
         return (model.effective_default_method,) if model.methods else ()
-    preferred, fallback = _PREFERENCE[mode]
-    return tuple(m for m in (preferred, fallback) if m is not None and m in model.methods)
+    return _IN_ORDER[mode][model.per_use is not None, model.per_call is not None]
 
 
 def working_modes(model: Model, allow_hybrid: bool = False) -> tuple[BillingMode, ...]:
@@ -136,6 +135,23 @@ _PREFERENCE: dict[BillingMode, tuple[BillingMethod, BillingMethod | None]] = {
     BillingMode.PAY_PER_USE_PRIORITY: (BillingMethod.PER_USE, BillingMethod.PER_CALL),
     BillingMode.PAY_PER_CALL_PRIORITY: (BillingMethod.PER_CALL, BillingMethod.PER_USE),
 }
+
+
+def _in_order(mode: BillingMode) -> dict[tuple[bool, bool], tuple[BillingMethod, ...]]:
+    """For each (priced per use, priced per call): the mode's methods in order."""
+    preferred, fallback = _PREFERENCE[mode]
+    table = {}
+    for per_use in (False, True):
+        for per_call in (False, True):
+            priced = {BillingMethod.PER_USE: per_use, BillingMethod.PER_CALL: per_call}
+            table[per_use, per_call] = tuple(
+                m for m in (preferred, fallback) if m is not None and priced[m]
+            )
+    return table
+
+
+# Worked out once: this is on every call's path.
+_IN_ORDER = {mode: _in_order(mode) for mode in _PREFERENCE}
 
 
 def _method_for(mode: BillingMode, model: Model) -> BillingMethod | None:

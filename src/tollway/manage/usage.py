@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from tollway.db.schema import usage_records
 from tollway.gateway import Gateway
@@ -120,3 +120,55 @@ async def spend_by_day(
     async with gw.engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return [(aware(at).date(), name, cost) for at, name, cost in rows]  # type: ignore[union-attr]
+
+
+MARGIN_KEYS = ("model", "channel")
+
+
+async def margins(
+    gw: Gateway,
+    by: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Revenue, upstream cost and margin of the calls billed, by model or by
+    channel. The margin counts only calls whose channel records its cost."""
+    c = usage_records.c
+    key = c.model if by == "model" else c.channel_id
+    known = c.upstream_cost_nano.is_not(None)
+    query = (
+        select(
+            key.label("key"),
+            func.count().label("calls"),
+            func.coalesce(func.sum(c.cost_nano), 0).label("revenue"),
+            func.count(c.upstream_cost_nano).label("costed"),
+            func.coalesce(func.sum(c.upstream_cost_nano), 0).label("cost"),
+            func.coalesce(func.sum(case((known, c.cost_nano), else_=0)), 0).label("costed_revenue"),
+        )
+        .where(c.cost_nano > 0)
+        .group_by(key)
+        .order_by(func.sum(c.cost_nano).desc())
+    )
+    if since is not None:
+        query = query.where(c.created_at >= since)
+    if until is not None:
+        query = query.where(c.created_at < until)
+    async with gw.engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [_margin_row(by, gw, r) for r in rows]
+
+
+def _margin_row(by: str, gw: Gateway, row: Any) -> dict[str, Any]:
+    revenue, cost, costed_revenue = (int(row[k]) for k in ("revenue", "cost", "costed_revenue"))
+    found: dict[str, Any] = {by: row["key"]}
+    if by == "channel":
+        channel = gw.state.all_channels.get(row["key"]) if row["key"] is not None else None
+        found["channel_name"] = channel.name if channel is not None else None
+    found.update(
+        calls=int(row["calls"]),
+        revenue_usd=nano_to_usd(revenue),
+        calls_with_cost=int(row["costed"]),
+        upstream_cost_usd=nano_to_usd(cost),
+        margin_usd=nano_to_usd(costed_revenue - cost),
+    )
+    return found

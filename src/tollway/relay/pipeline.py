@@ -176,17 +176,15 @@ class Call:
     started: float = field(default_factory=time.perf_counter)
     closed: bool = False
     attempts: int = 0  # channels tried so far (failover.send counts them)
+    method: BillingMethod = field(init=False)  # the route's
     # The channel of the last attempt (the one that served, once one has).
     channel: Channel = field(init=False)
     provider: Provider = field(init=False)
 
     def __post_init__(self) -> None:
+        self.method = self.route.method
         self.channel = self.route.channels[0]
         self.provider = PROVIDERS[self.channel.type]
-
-    @property
-    def method(self) -> BillingMethod:
-        return self.route.method
 
     def headers(self) -> dict[str, str]:
         headers = {BILLING_METHOD_HEADER: self.method.value, REQUEST_ID_HEADER: self.request_id}
