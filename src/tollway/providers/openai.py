@@ -14,7 +14,9 @@ from tollway.providers.base import INTERRUPTED, Answer, NotJson, Outbound, Strea
 from tollway.transport import UpstreamRequest
 from tollway.types import Usage
 
-ENDPOINTS = frozenset({"chat/completions", "embeddings", "images/generations", "videos"})
+ENDPOINTS = frozenset(
+    {"chat/completions", "embeddings", "images/generations", "videos", "videos/remix"}
+)
 IMAGES_PREFIX = "images/"
 
 # gpt-image-1's output tokens per image, by quality and size, as OpenAI

@@ -186,6 +186,8 @@ def new_job(call: Call, video: VideoShape, remixed_from: str | None = None) -> V
         request_id=call.request_id,
         hold_nano=call.hold_nano,
         created_at=utcnow(),
+        group_name=call.route.group.name,
+        multiplier=call.route.group.text,
         remixed_from=remixed_from,
     )
 

@@ -77,6 +77,8 @@ class VideoJob:
     remixed_from: str | None = None
     closed_at: datetime | None = None
     cost_nano: int | None = None
+    group_name: str | None = None  # the price group it was asked in, and its
+    multiplier: str | None = None  # multiplier then (None: default, x1)
 
     @property
     def open(self) -> bool:

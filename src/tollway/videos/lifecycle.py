@@ -20,6 +20,8 @@ from tollway.billing.videos import video_usage
 from tollway.db.schema import video_jobs
 from tollway.gateway import Gateway
 from tollway.ledger import LedgerError, Settlement, UsageRecord, UsageStatus
+from tollway.routing.costs import upstream_cost
+from tollway.state import multiplier_of
 from tollway.timeutil import utcnow
 from tollway.types import Usage, nano_to_usd, parse_count
 from tollway.upstream import UpstreamError
@@ -159,7 +161,7 @@ def settlement_record(gw: Gateway, job: VideoJob) -> UsageRecord:
     try:
         if model is None:
             raise PricingError(f"model '{job.model}' is no longer in the catalog")
-        cost = bill(model, job.method, usage)
+        cost = bill(model, job.method, usage, multiplier_of(job.multiplier or "1"))
         cost_nano = cost.total_nano
         prices = {line.name: nano_to_usd(line.unit_price_nano) for line in cost.lines}
     except PricingError as exc:
@@ -168,7 +170,11 @@ def settlement_record(gw: Gateway, job: VideoJob) -> UsageRecord:
     if cost_nano > job.hold_nano:
         cost_nano = job.hold_nano
         detail += "; capped at its hold (the price when it was asked for)"
-    return usage_record(job, usage, cost_nano, prices, UsageStatus.OK, detail)
+    record = usage_record(job, usage, cost_nano, prices, UsageStatus.OK, detail)
+    channel = gw.state.all_channels.get(job.channel_id)
+    if channel is not None and model is not None:
+        record.upstream_cost_nano = upstream_cost(channel, model, job.method, usage)
+    return record
 
 
 def release_record(job: VideoJob) -> UsageRecord:
@@ -205,6 +211,8 @@ def usage_record(
         channel_id=job.channel_id,
         duration_ms=max(0, int(elapsed.total_seconds() * 1000)),
         detail=detail,
+        group_name=job.group_name,
+        multiplier=job.multiplier,
     )
 
 

@@ -46,6 +46,8 @@ async def insert_job(gw: Gateway, job: VideoJob) -> None:
         "remixed_from": job.remixed_from,
         "request_id": job.request_id,
         "hold_nano": job.hold_nano,
+        "group_name": job.group_name,
+        "multiplier": job.multiplier,
         "state": job.state.value,
         "error": job.error,
         "upstream_object": job.upstream or {},
@@ -125,4 +127,6 @@ def job_from_row(row: Row[Any]) -> VideoJob:
         remixed_from=r["remixed_from"],
         closed_at=aware(r["closed_at"]),
         cost_nano=r["cost_nano"],
+        group_name=r["group_name"],
+        multiplier=r["multiplier"],
     )
