@@ -303,3 +303,25 @@ async def test_the_probe_enables_a_channel_whose_upstream_came_back(
                 break
             await asyncio.sleep(0.1)
         assert (await channel(served, bad["id"]))["status"] == "enabled"
+
+
+async def test_a_request_one_channels_api_cannot_carry_goes_to_another_or_is_refused(
+    gateway: Served, sims: list[Simulator]
+) -> None:
+    root = sims[0].base_url.removesuffix("/v1")
+    anthropic = await add(gateway, sims[0], "claude", type="anthropic", base_url=root, priority=5)
+    mkey, key = await customer(gateway, "1")
+    two = {"model": "claude-haiku-4-5", "messages": HELLO, "n": 2, "max_tokens": 20}
+    async with gateway.client(key) as client:
+        refused = await client.post("/v1/chat/completions", json=two)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "n"
+    (record,) = await usage_records(gateway, mkey)
+    assert record["status"] == "refused" and record["cost_usd"] == "0"
+    assert record["channel_id"] == anthropic["id"]
+    assert (await gateway.me_at_rest(mkey))["balance_usd"] == "1"
+    await add(gateway, sims[1], "openai-compatible")  # priority 0: tried after
+    async with gateway.client(key) as client:
+        served = await client.post("/v1/chat/completions", json=two)
+    assert served.status_code == 200 and len(served.json()["choices"]) == 2
+    assert "x-tollway-attempts" not in served.headers  # one upstream was asked
+    assert calls(sims[0]) == 0  # the Anthropic channel was never sent it

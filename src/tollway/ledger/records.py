@@ -63,6 +63,8 @@ class UsageStatus(StrEnum):
     # The gateway stopped the call (or a video was cancelled).
     CANCELLED = "cancelled"
     GATEWAY_ERROR = "gateway_error"
+    # No channel's API could carry the request as asked (a 4xx after the hold).
+    REFUSED = "refused"
     VIDEO_FAILED = "video_failed"
     VIDEO_EXPIRED = "video_expired"
     # A video given up at the job's maximum age.

@@ -23,7 +23,7 @@ from tollway.routing import key_rejected, retryable
 from tollway.routing import status as channel_status
 from tollway.routing.failures import reason_of
 from tollway.state import Channel, ChannelKey
-from tollway.transport import UpstreamAnswer
+from tollway.transport import UpstreamAnswer, UpstreamRequest
 from tollway.upstream import UpstreamError
 
 if TYPE_CHECKING:
@@ -45,11 +45,18 @@ async def send(call: Call, outbound: Outbound, timeout_s: float) -> UpstreamAnsw
     for channel in call.route.channels:  # each at most once
         call.channel, call.provider = channel, PROVIDERS[channel.type]
         for key in _keys(call, channel):
+            try:
+                request = call.provider.request(
+                    channel.base_url, key.key, renamed(outbound, channel)
+                )
+            except ApiError as refusal:  # this channel's API cannot carry the request
+                failure = refusal
+                break
             if left == 0:
                 break
             left -= 1
             call.attempts += 1
-            result = await _attempt(call, channel, key, outbound, timeout_s)
+            result = await _attempt(call, channel, key, request, outbound.stream, timeout_s)
             if not isinstance(result, Failed):
                 return result
             failure = result.failure
@@ -78,20 +85,21 @@ class Failed:
 
 
 async def _attempt(
-    call: Call, channel: Channel, key: ChannelKey, outbound: Outbound, timeout_s: float
+    call: Call,
+    channel: Channel,
+    key: ChannelKey,
+    request: UpstreamRequest,
+    stream: bool,
+    timeout_s: float,
 ) -> UpstreamAnswer | Failed:
     gw = call.gw
-    try:
-        request = call.provider.request(channel.base_url, key.key, renamed(outbound, channel))
-    except ApiError as refusal:  # this channel's API cannot carry the request
-        return Failed(refusal)
     health = gw.router.health
     health.begin(channel.id)
     started = time.perf_counter()
     try:
         resp = await gw.upstream.send(request, timeout_s)
         if resp.status == 200:  # what reaches the client first has arrived
-            resp = await (primed(resp) if outbound.stream else buffered(resp))
+            resp = await (primed(resp) if stream else buffered(resp))
         else:
             resp = await buffered(resp)
     except (UpstreamError, OSError) as exc:

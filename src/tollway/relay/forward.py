@@ -101,6 +101,9 @@ async def released_on_failure(call: Call) -> AsyncIterator[None]:
     except (UpstreamError, OSError) as exc:
         await call.release(UsageStatus.UPSTREAM_ERROR, f"upstream request failed: {exc!r}")
         raise transport_error(exc) from exc
+    except ApiError as exc:  # no channel's API can carry the request as asked
+        await call.release(UsageStatus.REFUSED, exc.message[:1000])
+        raise
     except Exception as exc:  # a bug: still give the money back before it surfaces
         await call.release(UsageStatus.GATEWAY_ERROR, f"gateway failed: {exc!r}")
         raise
