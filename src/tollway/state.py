@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tollway.billing.pricing import ONE
 from tollway.catalog import Catalog
 from tollway.catalog.schema import ModelEntry, PerCallEntry, PerUseEntry
 from tollway.db.schema import (
@@ -127,7 +128,9 @@ class Group:
 
 
 def multiplier_of(text: str) -> Fraction:
-    return Fraction(Decimal(text))
+    """A multiplier as written ("0.8"), exactly (x1 is billing's ONE itself)."""
+    value = Fraction(Decimal(text))
+    return ONE if value == ONE else value
 
 
 # A process renews its row this often, and one not heard from for LIVE_S is gone.
@@ -152,7 +155,7 @@ class State:
         self.catalog = Catalog(base_models)
         self.channels: tuple[Channel, ...] = ()  # the enabled ones, highest priority first
         self.all_channels: dict[int, Channel] = {}  # enabled or not (a job's channel)
-        self.groups: dict[str, Group] = {DEFAULT_GROUP: Group(DEFAULT_GROUP, Fraction(1), "1")}
+        self.groups: dict[str, Group] = {DEFAULT_GROUP: Group(DEFAULT_GROUP, ONE, "1")}
         self.auto_groups: tuple[str, ...] = ()  # what AUTO_GROUP walks, in order
         self._poller: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[], Awaitable[None]]] = []
@@ -194,7 +197,7 @@ class State:
         )
         self.all_channels = {c.id: c for c in every}
         self.channels = tuple(c for c in every if c.enabled)
-        self.groups = {DEFAULT_GROUP: Group(DEFAULT_GROUP, Fraction(1), "1")}
+        self.groups = {DEFAULT_GROUP: Group(DEFAULT_GROUP, ONE, "1")}
         for r in group_rows:
             self.groups[r["name"]] = Group(
                 r["name"], multiplier_of(r["multiplier"]), r["multiplier"]

@@ -112,7 +112,7 @@ def bill(model: Model, method: BillingMethod, usage: Usage, multiplier: Fraction
     """What ``usage`` costs on ``model`` by ``method`` at a group's
     ``multiplier``: the total, rounded once, and its lines. A PricingError
     when the model has no price for it."""
-    if multiplier < 0:
+    if multiplier is not ONE and multiplier < 0:
         raise PricingError("a price multiplier cannot be negative")
     if method is BillingMethod.PER_CALL:
         return _per_call_cost(model, usage, multiplier)
@@ -210,7 +210,7 @@ def _per_use_cost(model: Model, usage: Usage, multiplier: Fraction) -> Cost:
 
 def _scaled(numerator: int, denominator: int, multiplier: Fraction) -> int:
     """numerator / denominator x multiplier, rounded half up once."""
-    if multiplier == ONE:  # the usual case: no group price
+    if multiplier is ONE or multiplier == 1:  # the usual case: no group price
         return _divide_half_up(numerator, denominator)
     return _divide_half_up(numerator * multiplier.numerator, denominator * multiplier.denominator)
 

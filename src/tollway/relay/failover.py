@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 import orjson
@@ -44,11 +44,10 @@ async def send(call: Call, outbound: Outbound, timeout_s: float) -> UpstreamAnsw
     left = call.gw.settings.max_attempts
     for channel in call.route.channels:  # each at most once
         call.channel, call.provider = channel, PROVIDERS[channel.type]
+        sent = renamed(outbound, channel) if channel.model_mapping else outbound
         for key in _keys(call, channel):
             try:
-                request = call.provider.request(
-                    channel.base_url, key.key, renamed(outbound, channel)
-                )
+                request = call.provider.request(channel.base_url, key.key, sent)
             except ApiError as refusal:  # this channel's API cannot carry the request
                 failure = refusal
                 break
@@ -69,13 +68,12 @@ async def send(call: Call, outbound: Outbound, timeout_s: float) -> UpstreamAnsw
     return failure
 
 
-def _keys(call: Call, channel: Channel) -> Iterator[ChannelKey]:
+def _keys(call: Call, channel: Channel) -> Sequence[ChannelKey]:
     """The key the router picks, then (after a rejection) the channel's others."""
+    if len(channel.keys) == 1:
+        return channel.keys
     first = call.gw.router.key_for(channel)
-    yield first
-    for key in channel.keys:
-        if key.index != first.index:
-            yield key
+    return [first, *(key for key in channel.keys if key.index != first.index)]
 
 
 @dataclasses.dataclass(slots=True)
@@ -109,7 +107,8 @@ async def _attempt(
     latency = time.perf_counter() - started
     if resp.status == 200:
         health.success(channel.id, latency)
-        gw.router.served(call.route, channel)
+        if call.route.sticky is not None:
+            gw.router.served(call.route, channel)
         return resp
     data = await resp.read()
     dead_key = key_rejected(resp.status, data)

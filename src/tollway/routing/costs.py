@@ -16,6 +16,8 @@ def upstream_cost(
     channel: Channel, model: Model, method: BillingMethod, usage: Usage
 ) -> int | None:
     """The upstream's cost of ``usage`` in nano-USD, if the channel records it."""
+    if channel.cost_multiplier is None and not channel.cost_models:
+        return None
     own = channel.cost_models.get(model.id)
     try:
         if own is not None:
