@@ -573,9 +573,15 @@ async def test_admin_channels_and_prices(web: Served) -> None:
                 "name": "backup",
                 "type": "openai",
                 "base_url": "http://127.0.0.1:9/v1",
-                "api_key": "sk-upstream-secret",
+                "api_keys": "sk-upstream-secret",
+                "key_strategy": "round_robin",
                 "models": "gpt-4o",
+                "model_mapping": "",
                 "priority": "-1",
+                "weight": "1",
+                "groups": "default",
+                "methods": "per_use",
+                "cost_multiplier": "",
             },
         )
         assert got.status_code == 303

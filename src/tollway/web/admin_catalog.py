@@ -1,4 +1,4 @@
-"""Admin: upstream channels, and the catalog's models and prices."""
+"""Admin: the catalog's models and prices (channels: web/channels.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from tollway.errors import ApiError
-from tollway.manage import channels as channel_service
 from tollway.manage import models as model_service
 from tollway.types import BillingMethod, ModelKind
 from tollway.web import forms
@@ -24,71 +23,11 @@ PRICE_FIELDS = model_service.PER_USE_FIELDS
 
 def routes() -> list[Route]:
     return [
-        Route("/admin/channels", channels_page, methods=["GET"]),
-        Route("/admin/channels", create_channel, methods=["POST"]),
-        Route("/admin/channels/{channel_id:int}/enabled", channel_enabled, methods=["POST"]),
-        Route("/admin/channels/{channel_id:int}/delete", delete_channel, methods=["POST"]),
         Route("/admin/models", prices_page, methods=["GET"]),
         Route("/admin/models", create_model, methods=["POST"]),
         Route("/admin/models/{name:path}", model_page, methods=["GET"]),
         Route("/admin/models/{name:path}", save_model, methods=["POST"]),
     ]
-
-
-async def _channels(
-    request: Request, values: dict[str, str], status: int = 200, error: str | None = None
-) -> Response:
-    context = {
-        "channels": await channel_service.list_channels(gateway(request)),
-        "types": channel_service.channel_types(),
-        "form": values,
-        "error": error,
-    }
-    return render(request, "admin_channels.html", context, status=status)
-
-
-def _blank_channel() -> dict[str, str]:
-    return {"name": "", "type": "openai", "base_url": "", "api_key": "", "models": "*",
-            "priority": "0"}  # fmt: skip
-
-
-@admin_page
-async def channels_page(request: Request) -> Response:
-    return await _channels(request, _blank_channel())
-
-
-@admin_page
-async def create_channel(request: Request) -> Response:
-    form = form_of(request)
-    values = {name: field(form, name) for name in _blank_channel()}
-    try:
-        fields: dict[str, Any] = {k: values[k] for k in ("name", "type", "base_url", "api_key")}
-        fields["models"] = forms.model_names(values["models"]) or []
-        fields["priority"] = forms.whole_number(values["priority"], "Priority", "priority", 0)
-        made = await channel_service.create_channel(gateway(request), fields)
-    except ApiError as exc:
-        return await _channels(request, {**values, "api_key": ""}, 400, exc.message)
-    flash(request, f"Added channel “{made['name']}”; it serves the next call.")
-    return RedirectResponse("/admin/channels", status_code=303)
-
-
-@admin_page
-async def channel_enabled(request: Request) -> Response:
-    enabled = field(form_of(request), "enabled") == "1"
-    view = await channel_service.update_channel(
-        gateway(request), request.path_params["channel_id"], {"enabled": enabled}
-    )
-    flash(request, f"Channel “{view['name']}” is {'enabled' if enabled else 'disabled'}.")
-    return RedirectResponse("/admin/channels", status_code=303)
-
-
-@admin_page
-async def delete_channel(request: Request) -> Response:
-    gw = gateway(request)
-    view = await channel_service.get_channel(gw, request.path_params["channel_id"])
-    await channel_service.delete_channel(gw, view["id"])
-    flash(request, f"Deleted channel “{view['name']}”.")
-    return RedirectResponse("/admin/channels", status_code=303)
 
 
 @admin_page
