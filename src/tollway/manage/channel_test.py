@@ -21,12 +21,14 @@ from tollway.manage.channels import channel_row
 from tollway.providers import PROVIDERS, Outbound
 from tollway.routing.failures import reason_of
 from tollway.routing.status import AUTO_DISABLED, enable_again
-from tollway.types import Model, ModelKind
+from tollway.types import MAX_NANO, Model, ModelKind
 from tollway.upstream import UpstreamError
 
 log = logging.getLogger(__name__)
 
-TEST_TIMEOUT_S = 30
+TEST_TIMEOUT_S = 15
+# The catalog's provider name for the models a channel type's upstream makes.
+FAMILY = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
 CHAT_KINDS = (ModelKind.TEXT, ModelKind.MULTIMODAL)
 
 
@@ -63,13 +65,23 @@ def _test_model(gw: Gateway, row: Any, name: Any) -> Model:
             raise bad_request("A test calls a chat or embedding model.", param="model")
         return model
     served = set(row["models"])
+    endpoints = PROVIDERS[row["type"]].endpoints
     for kinds in (CHAT_KINDS, (ModelKind.EMBEDDING,)):
-        for model in catalog:
-            if model.kind in kinds and ("*" in served or model.id in served):
-                endpoint = _endpoint(model)
-                if endpoint in PROVIDERS[row["type"]].endpoints:
-                    return model
+        testable = [
+            m
+            for m in catalog
+            if m.kind in kinds
+            and ("*" in served or m.id in served)
+            and _endpoint(m) in endpoints
+        ]
+        if testable:  # the upstream's own family first, then the cheapest
+            family = FAMILY.get(row["type"])
+            return min(testable, key=lambda m: (m.provider != family, _input_price(m), m.id))
     raise bad_request("The channel serves no chat or embedding model to test with.", param="model")
+
+
+def _input_price(model: Model) -> int:
+    return model.per_use.input_mtok if model.per_use is not None else MAX_NANO
 
 
 def _endpoint(model: Model) -> str:
