@@ -1,4 +1,5 @@
-"""/api/me and the admin's /api/users (create, list, credit/debit, edit)."""
+"""/api/me and the admin's /api/users (create, list, credit/debit, edit: enabled,
+password, price groups)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Request
 from tollway.api.deps import Admin, Caller, PathId, gateway, json_body, money_nano
 from tollway.errors import bad_request
 from tollway.manage import accounts as service
+from tollway.manage.groups import check_member_groups
 
 router = APIRouter()
 MIN_PASSWORD_CHARS = 8
@@ -56,9 +58,10 @@ async def read_user(request: Request, account_id: PathId, _: Admin) -> dict[str,
 
 @router.patch("/users/{account_id}")
 async def edit_user(request: Request, account_id: PathId, _: Admin) -> dict[str, Any]:
+    """Any of enabled, password, groups: all checked before any is applied."""
     gw = gateway(request)
     body = await json_body(request)
-    unknown = set(body) - {"enabled", "password"}
+    unknown = set(body) - {"enabled", "password", "groups"}
     if unknown:
         raise bad_request(f"Cannot change: {', '.join(sorted(unknown))}.")
     if "password" in body:
@@ -68,10 +71,15 @@ async def edit_user(request: Request, account_id: PathId, _: Admin) -> dict[str,
                 f"'password' must be a string of at most {MAX_PASSWORD_CHARS} characters.",
                 param="password",
             )
+    if "enabled" in body and not isinstance(body["enabled"], bool):
+        raise bad_request("'enabled' must be true or false.", param="enabled")
+    if "groups" in body:
+        check_member_groups(gw, body["groups"])
+    if "password" in body:
         await service.set_password(gw, account_id, body["password"])
+    if "groups" in body:
+        await service.set_groups(gw, account_id, body["groups"])
     if "enabled" in body:
-        if not isinstance(body["enabled"], bool):
-            raise bad_request("'enabled' must be true or false.", param="enabled")
         return await service.set_enabled(gw, account_id, body["enabled"])
     return await service.account_view(gw, account_id)
 

@@ -22,7 +22,16 @@ from tollway.manage import tokens as service
 from tollway.manage.accounts import Account, account_view
 
 router = APIRouter()
-FIELDS = {"name", "billing_mode", "quota_usd", "expires_at", "models", "enabled", "account_id"}
+FIELDS = {
+    "name",
+    "billing_mode",
+    "quota_usd",
+    "expires_at",
+    "models",
+    "group",
+    "enabled",
+    "account_id",
+}
 
 
 def _scope(caller: Account, account_id: int | None) -> int | None:
@@ -66,6 +75,7 @@ async def create(
         quota_nano=changes.get("quota_nano"),
         expires_at=changes.get("expires_at"),
         models=changes.get("models"),
+        group=changes.get("group"),
     )
 
 

@@ -7,7 +7,7 @@ commands into the root (``tollway serve``). The root lists them in the order
 they are added below.
 
 Operator commands (accounts, tokens, billing modes, models and prices, usage,
-channels) act on the database directly, through the same services as the
+channels, price groups) act on the database directly, through the same services as the
 management API; a running server picks the changes up within its state poll
 interval.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from tollway.cli import accounts, catalog, channels, modes, prices, run, tokens, usage
+from tollway.cli import accounts, catalog, channels, groups, modes, prices, run, tokens, usage
 from tollway.cli.support import FailsCleanly
 
 app = typer.Typer(
@@ -34,6 +34,7 @@ app.add_typer(tokens.group)
 app.add_typer(catalog.group)
 app.add_typer(prices.group)
 app.add_typer(channels.group)
+app.add_typer(groups.group)
 
 
 def main() -> None:

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 MIN_PASSWORD_CHARS = 8
 
 group = typer.Typer(
-    name="user", help="Accounts: create, list, credit or debit.", no_args_is_help=True
+    name="user",
+    help="Accounts: create, list, credit or debit, price groups.",
+    no_args_is_help=True,
 )
 
 
@@ -65,6 +67,27 @@ def list_users() -> None:
 
 
 # A negative amount ("-5") must reach the command as an argument, not an option.
+@group.command("set-groups")
+def set_groups(
+    user: Annotated[str, typer.Argument(help="The account's username or id.")],
+    groups: Annotated[list[str], typer.Argument(help="The price groups its tokens may use.")],
+) -> None:
+    """Set the price groups an account's tokens may use (see `tollway group list`)."""
+
+    async def work(gw: Gateway) -> dict[str, Any]:
+        from tollway.manage.accounts import set_groups
+
+        account = await find_account(gw, user)
+        return await set_groups(gw, account["id"], groups)
+
+    account = run(work)
+    stdout().print(
+        f"Account {account['username']!r} (id {account['id']}) may use the groups: "
+        f"{', '.join(account['groups'])}.",
+        highlight=False,
+    )
+
+
 @group.command("credit", context_settings={"ignore_unknown_options": True})
 def credit_user(
     user: Annotated[str, typer.Argument(help="The account's username or id.")],
@@ -108,6 +131,7 @@ def _accounts_table(accounts: list[dict[str, Any]]) -> Table:
         *money,
         "enabled",
         "created (UTC)",
+        "groups",
         right=("id", *money),
     )
     for a in accounts:
@@ -120,5 +144,6 @@ def _accounts_table(accounts: list[dict[str, Any]]) -> Table:
             a["available_usd"],
             yes_no(a["enabled"]),
             when(a["created_at"]),
+            ", ".join(a["groups"]),
         )
     return shown

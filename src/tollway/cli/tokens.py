@@ -28,7 +28,7 @@ TokenId = Annotated[int, typer.Argument(help="The token's id (see `tollway token
 
 group = typer.Typer(
     name="token",
-    help="API keys: create, list, change mode, disable, delete.",
+    help="API keys: create, list, change mode or price group, disable, delete.",
     no_args_is_help=True,
 )
 
@@ -50,6 +50,10 @@ def create_token(
         list[str] | None,
         typer.Option("--model", help="Allow only this model (repeat for more)."),
     ] = None,
+    price_group: Annotated[
+        str | None,
+        typer.Option("--group", help="Price group, one of the user's, or auto (default: default)."),
+    ] = None,
 ) -> None:
     """Create an API key; prints the key (shown once) and the token."""
     quota_nano = None if quota is None else parse_usd(quota, "--quota")
@@ -60,7 +64,7 @@ def create_token(
 
         owner = await find_account(gw, user)
         token = await service.create_token(
-            gw, owner["id"], name, mode, quota_nano, expires_at, models or None
+            gw, owner["id"], name, mode, quota_nano, expires_at, models or None, price_group
         )
         return token, owner["username"]
 
@@ -101,6 +105,20 @@ def set_mode(
     stdout().print(
         f"Token {token_id} ({token['name']!r}) now bills by "
         f"{mode_label(token['billing_mode'])}, from its next call.",
+        highlight=False,
+    )
+
+
+@group.command("set-group")
+def set_group(
+    token_id: TokenId,
+    group_name: Annotated[str, typer.Argument(help="One of its user's groups, or auto.")],
+) -> None:
+    """Move a token to another price group; it applies from the next call."""
+    token = _update(token_id, {"group": group_name})
+    stdout().print(
+        f"Token {token_id} ({token['name']!r}) is now priced in group {token['group']!r}, "
+        "from its next call.",
         highlight=False,
     )
 
@@ -157,6 +175,7 @@ def tokens_table(
         "models",
         "enabled",
         "last used (UTC)",
+        "group",
         right=("id", "quota USD", "used USD"),
     )
     for t in found:
@@ -172,5 +191,6 @@ def tokens_table(
             ", ".join(t["models"]) if t["models"] else "all",
             yes_no(t["enabled"]),
             when(t["last_used_at"]),
+            t["group"],
         )
     return shown

@@ -16,6 +16,8 @@ from tollway.gateway import Gateway
 from tollway.keys import MANAGEMENT_KEY_PREFIX, display_prefix, hash_key, new_key
 from tollway.ledger import BalanceOutOfRange
 from tollway.manage import checks
+from tollway.manage.groups import check_member_groups
+from tollway.state import DEFAULT_GROUP
 from tollway.timeutil import iso, utcnow
 from tollway.types import MAX_NANO, MAX_USD, nano_to_usd
 
@@ -209,6 +211,7 @@ def _view(row: Any) -> dict[str, Any]:
         "held_usd": nano_to_usd(row["held_nano"] - spent),
         "available_usd": nano_to_usd(row["balance_nano"] - row["held_nano"]),
         "enabled": row["enabled"],
+        "groups": row["groups"] or [DEFAULT_GROUP],  # the price groups its tokens may use
         "created_at": iso(row["created_at"]),
     }
 
@@ -235,6 +238,21 @@ async def set_enabled(gw: Gateway, account_id: int, enabled: bool) -> dict[str, 
         await gw.spending_lowered(account_id)
     else:
         await gw.state.reload()
+    return await account_view(gw, account_id)
+
+
+async def set_groups(gw: Gateway, account_id: int, names: Any) -> dict[str, Any]:
+    """Set the price groups the account's tokens may use (checked by
+    ``check_member_groups``). A token left in a group its account no longer
+    has is refused (403 ``group_not_allowed``) until moved; the edit answers
+    once every process has taken it in."""
+    names = check_member_groups(gw, names)
+    await account_view(gw, account_id)  # 404 for an account that does not exist
+    async with gw.engine.begin() as conn:
+        await conn.execute(update(accounts).where(accounts.c.id == account_id).values(groups=names))
+        await gw.state.changed(conn)
+    await gw.state.reload()
+    await gw.state.until_seen()
     return await account_view(gw, account_id)
 
 

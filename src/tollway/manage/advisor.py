@@ -1,5 +1,7 @@
 """The billing-mode advisor: replay a token's recent calls under each billing
 mode at today's prices, and recommend the mode that fits how the token is used.
+Today's prices are the token's: its price group's multiplier applies (for a
+token of group ``auto``, that of the group each call went to).
 
 ``advise_token`` reads the token's usage records; the rest is pure: usage
 records and a model lookup in, outcomes and advice out.
@@ -11,14 +13,18 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from tollway.billing.modes import MODE_INFO, MODE_ORDER, Refusal, resolve_method
-from tollway.billing.pricing import PricingError
+from tollway.billing.pricing import ONE, PricingError
+from tollway.errors import ApiError
 from tollway.gateway import Gateway
+from tollway.manage.groups import token_info
 from tollway.manage.models import call_cost_nano
 from tollway.manage.tokens import get_token
 from tollway.manage.usage import MAX_PAGE, cost_nano, list_usage
+from tollway.state import AUTO_GROUP, Group, TokenInfo
 from tollway.types import (
     TOKEN_CLASSES,
     BillingMethod,
@@ -34,6 +40,12 @@ MEDIA_KINDS = frozenset({ModelKind.IMAGE, ModelKind.VIDEO})
 # few enough to replay while the page loads.
 MAX_CALLS = 5 * MAX_PAGE
 Lookup = Callable[[str], Model | None]
+# What a usage record's call is priced at, x the catalog: its group's multiplier.
+MultiplierOf = Callable[[dict[str, Any]], Fraction]
+
+
+def _at_catalog_prices(_: dict[str, Any]) -> Fraction:
+    return ONE
 
 
 @dataclass
@@ -84,7 +96,7 @@ async def advise_token(gw: Gateway, account_id: int, token_id: int) -> Report:
     token = await get_token(gw, account_id, token_id)
     records = await recent_calls(gw, account_id, token_id)
     lookup = gw.state.catalog.get
-    outcomes = replay(records, lookup)
+    outcomes = replay(records, lookup, multipliers(gw, await token_info(gw, token)))
     shape = profile(records, lookup)
     return Report(
         token=token,
@@ -130,26 +142,51 @@ def billed(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if r["status"] != "upstream_error"]
 
 
-def replay(records: list[dict[str, Any]], lookup: Lookup) -> list[Outcome]:
+def multipliers(gw: Gateway, token: TokenInfo) -> MultiplierOf:
+    """Today's multiplier of the group each of the token's calls is priced in:
+    the token's group; for ``auto``, the group the call went to, else the
+    first of the list the token walks."""
+    state = gw.state
+    try:
+        walked: list[Group] = gw.router.groups_of(state, token)
+    except ApiError:  # its group is not its account's now: its own group's price
+        walked = [state.groups[token.group]] if token.group in state.groups else []
+    fallback = walked[0].multiplier if walked else ONE
+
+    def multiplier_of(record: dict[str, Any]) -> Fraction:
+        went_to = state.groups.get(record.get("group") or "")
+        if token.group == AUTO_GROUP and went_to is not None:
+            return went_to.multiplier
+        return fallback
+
+    return multiplier_of
+
+
+def replay(
+    records: list[dict[str, Any]],
+    lookup: Lookup,
+    multiplier_of: MultiplierOf = _at_catalog_prices,
+) -> list[Outcome]:
     outcomes = [Outcome(mode) for mode in MODE_ORDER]
     for record in records:
         model = lookup(record["model"])
         if model is None:
             continue
         usage = usage_of(record)
+        multiplier = multiplier_of(record)
         for outcome in outcomes:
-            _replay_one(outcome, model, usage)
+            _replay_one(outcome, model, usage, multiplier)
     return outcomes
 
 
-def _replay_one(outcome: Outcome, model: Model, usage: Usage) -> None:
+def _replay_one(outcome: Outcome, model: Model, usage: Usage, multiplier: Fraction) -> None:
     decision = resolve_method(outcome.mode, model)
     if isinstance(decision, Refusal):
         outcome.refused_calls += 1
         outcome.refused_models[model.id] += 1
         return
     try:
-        outcome.cost_nano += call_cost_nano(model, decision, usage)
+        outcome.cost_nano += call_cost_nano(model, decision, usage, multiplier)
     except PricingError:
         outcome.refused_calls += 1
         outcome.refused_models[model.id] += 1

@@ -3,16 +3,22 @@
 An edit is stored as a whole model entry (the data files' shape) in
 ``model_overrides``; it replaces the shipped entry with the same id and
 applies to the next call.
+
+Seen through a token (``model_view`` with its price ``group``), every price
+is the catalog's x the group's multiplier, each rounded half up once to a
+whole nano-USD (``tollway.billing.groups``).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import delete, select
 
+from tollway.billing.groups import scaled_model
 from tollway.billing.holds import (
     IMAGE_TABLE_SIZES,
     IMAGE_TABLE_TIERS,
@@ -27,11 +33,12 @@ from tollway.billing.modes import (
     resolve_method,
     working_modes,
 )
-from tollway.billing.pricing import bill
+from tollway.billing.pricing import ONE, bill
 from tollway.catalog.schema import ModelEntry
 from tollway.db.schema import model_overrides
 from tollway.errors import ApiError, bad_request, model_not_found
 from tollway.gateway import Gateway
+from tollway.state import Group
 from tollway.timeutil import utcnow
 from tollway.types import (
     BillingMethod,
@@ -107,14 +114,17 @@ def per_call_entry(price: PerCallPrice) -> dict[str, Any]:
     return block
 
 
-def call_cost_nano(model: Model, method: BillingMethod, usage: Usage) -> int:
-    """What a call with this usage costs at the catalog's prices today. The one
-    place manage/ asks billing for a price (the advisor's replay, the image
-    tables): PricingError when the model has no price for it."""
-    return bill(model, method, usage).total_nano
+def call_cost_nano(
+    model: Model, method: BillingMethod, usage: Usage, multiplier: Fraction = ONE
+) -> int:
+    """What a call with this usage costs at the catalog's prices today, x a
+    price group's ``multiplier``. The one place manage/ asks billing for a
+    price (the advisor's replay, the image tables): PricingError when the
+    model has no price for it."""
+    return bill(model, method, usage, multiplier).total_nano
 
 
-def image_estimates(model: Model) -> list[dict[str, Any]] | None:
+def image_estimates(model: Model, multiplier: Fraction = ONE) -> list[dict[str, Any]] | None:
     """A token-billed image model's size/quality table: output tokens and cost
     per image as billed without usage, and as held before the call."""
     if model.kind is not ModelKind.IMAGE or model.per_use is None:
@@ -122,7 +132,7 @@ def image_estimates(model: Model) -> list[dict[str, Any]] | None:
 
     def usd(tokens: int) -> str:
         usage = Usage(image_output_tokens=tokens)
-        return nano_to_usd(call_cost_nano(model, BillingMethod.PER_USE, usage))
+        return nano_to_usd(call_cost_nano(model, BillingMethod.PER_USE, usage, multiplier))
 
     rows = []
     for size in IMAGE_TABLE_SIZES:
@@ -143,12 +153,20 @@ def image_estimates(model: Model) -> list[dict[str, Any]] | None:
 
 
 def model_view(
-    model: Model, mode: BillingMode | None = None, allow_hybrid: bool = False
+    model: Model,
+    mode: BillingMode | None = None,
+    allow_hybrid: bool = False,
+    group: Group | None = None,
 ) -> dict[str, Any]:
-    view = model_entry(model)
+    """A model as the API shows it; through a billing ``mode``, how it would
+    be billed; in a token's price ``group``, at the group's prices."""
+    multiplier = ONE if group is None else group.multiplier
+    view = model_entry(scaled_model(model, multiplier))
     view.setdefault("per_use", None)
     view.setdefault("per_call", None)
-    view["image_estimates"] = image_estimates(model)
+    if group is not None:
+        view["group"], view["multiplier"] = group.name, group.text
+    view["image_estimates"] = image_estimates(model, multiplier)
     view["methods"] = sorted(m.value for m in model.methods)
     view["default_method"] = model.effective_default_method.value
     view["modes"] = [m.value for m in working_modes(model, allow_hybrid)]

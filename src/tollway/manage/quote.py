@@ -6,25 +6,31 @@ Image calls are quoted from their body (``prompt``, ``n``, ``size``,
 ``quality``) or from the fields ``n``, ``size``, ``quality``: per call, the
 price of that size/quality x n; by tokens, the hold's estimate of the image
 output tokens (about 5,000 a 1024x1024 high/HD image) x n.
+
+A token's quote is priced in its price group: the cost x the group's
+multiplier, rounded once as the call's bill is, and the lines' unit prices
+and costs x the multiplier, exact (they add up to the cost before that one
+rounding). A quote by billing mode alone is at catalog prices.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import orjson
 
+from tollway.billing.groups import exact_usd
 from tollway.billing.holds import hold_usage, image_hold_tokens
 from tollway.billing.images import image_request, image_shape
 from tollway.billing.modes import Refusal, resolve_method
-from tollway.billing.pricing import UNIT_LINES, PricingError, bill
+from tollway.billing.pricing import ONE, UNIT_LINES, PricingError, bill
 from tollway.billing.shapes import CallShape, chat_shape, embeddings_shape
 from tollway.billing.videos import video_shape
 from tollway.endpoints import VIDEOS, check_quoted, quoted_endpoint
 from tollway.errors import bad_request
+from tollway.state import Group
 from tollway.types import (
-    NANO_PER_USD,
     TOKEN_CLASSES,
     BillingMode,
     Cost,
@@ -93,43 +99,59 @@ def request_shape(body: dict[str, Any], model: Model) -> CallShape:
     return chat_shape(body, body_bytes)
 
 
-def quote(model: Model, mode: BillingMode, usage: Usage) -> dict[str, Any]:
+def quote(
+    model: Model, mode: BillingMode, usage: Usage, group: Group | None = None
+) -> dict[str, Any]:
+    """What ``usage`` costs on ``model`` through ``mode``, in a token's price
+    ``group`` (None: at catalog prices), or the refusal the call would get."""
     decision = resolve_method(mode, model)
-    base: dict[str, Any] = {"model": model.id, "billing_mode": mode.value}
+    multiplier = ONE if group is None else group.multiplier
+    base: dict[str, Any] = {
+        "model": model.id,
+        "billing_mode": mode.value,
+        "group": None if group is None else group.name,
+        "multiplier": "1" if group is None else group.text,
+    }
     if isinstance(decision, Refusal):
-        return {
-            **base,
-            "method": None,
-            "cost_usd": None,
-            "breakdown": [],
-            "refused": {
-                "code": "billing_mode_mismatch",
-                "message": decision.message,
-                "working_modes": [m.value for m in decision.working_modes],
-            },
-        }
+        working = [m.value for m in decision.working_modes]
+        return refused(base, "billing_mode_mismatch", decision.message, working)
     try:
-        cost = bill(model, decision, usage)
+        cost = bill(model, decision, usage, multiplier)
     except PricingError as exc:
         raise bad_request(str(exc)) from exc
     return {
         **base,
         "method": decision.value,
         "cost_usd": nano_to_usd(cost.total_nano),
-        "breakdown": breakdown(cost),
+        "breakdown": breakdown(cost, multiplier),
         "usage_source": usage.source.value,
         "refused": None,
     }
 
 
-def breakdown(cost: Cost) -> list[dict[str, Any]]:
+def refused(
+    base: dict[str, Any], code: str, message: str, working_modes: list[str] | None = None
+) -> dict[str, Any]:
+    """A quote of a call that would be refused: no method, no cost, and why."""
+    return {
+        **base,
+        "method": None,
+        "cost_usd": None,
+        "breakdown": [],
+        "refused": {"code": code, "message": message, "working_modes": working_modes or []},
+    }
+
+
+def breakdown(cost: Cost, multiplier: Fraction = ONE) -> list[dict[str, Any]]:
     return [
         {
             "name": line.name,
             "quantity": line.quantity,
-            "unit_price_usd": nano_to_usd(line.unit_price_nano),
+            "unit_price_usd": exact_usd(line.unit_price_nano * multiplier),
             "per": "1M tokens" if line.per > 1 else _unit_of(line.name),
-            "cost_usd": _exact_usd(line.cost_nano),
+            "cost_usd": exact_usd(
+                Fraction(line.quantity * line.unit_price_nano, line.per) * multiplier
+            ),
         }
         for line in cost.lines
     ]
@@ -140,8 +162,3 @@ def _unit_of(line_name: str) -> str:
     kind = line_name.partition(":")[0]
     units = {name: unit.value for unit, name in UNIT_LINES.items()}
     return units.get(kind, "item")
-
-
-def _exact_usd(nano: Decimal) -> str:
-    """A line's exact cost, which may be finer than a nano-USD."""
-    return f"{(nano / NANO_PER_USD).normalize():f}"

@@ -1,4 +1,5 @@
-"""API keys ("tokens"): created with a billing mode, shown once, hashed at rest."""
+"""API keys ("tokens"): created with a billing mode and a price group, shown
+once, hashed at rest."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from tollway.errors import bad_request, not_found
 from tollway.gateway import Gateway
 from tollway.keys import display_prefix, hash_key, new_key
 from tollway.manage import checks
+from tollway.manage.groups import account_groups
+from tollway.state import AUTO_GROUP, DEFAULT_GROUP
 from tollway.timeutil import aware, iso, utcnow
 from tollway.types import DEFAULT_BILLING_MODE, MAX_NANO, MAX_USD, BillingMode, Model, nano_to_usd
 
@@ -83,6 +86,34 @@ def check_name(name: Any) -> str:
     return checks.text(name, "name")
 
 
+async def check_group(gw: Gateway, value: Any, account_id: int) -> str:
+    """A token's price group: one its account may use, or ``auto`` when the
+    operator's auto list holds one of them. None: ``default``, or the
+    account's first group when ``default`` is not one of them."""
+    allowed = await account_groups(gw, account_id)
+    if value is None:
+        return DEFAULT_GROUP if DEFAULT_GROUP in allowed else allowed[0]
+    name = checks.text(value, "group")
+    if name == AUTO_GROUP:
+        if not any(g in allowed for g in gw.state.auto_groups):
+            raise bad_request(
+                f"No group of this account ({', '.join(sorted(allowed))[:200]}) is in the "
+                f"operator's auto list, so a token cannot use '{AUTO_GROUP}'.",
+                param="group",
+                code="group_not_allowed",
+            )
+        return name
+    if name not in gw.state.groups:
+        raise bad_request(f"No group {name[:100]!r}.", param="group", code="group_not_found")
+    if name not in allowed:
+        raise bad_request(
+            f"This account may use the groups {', '.join(sorted(allowed))[:200]}, not {name!r}.",
+            param="group",
+            code="group_not_allowed",
+        )
+    return name
+
+
 async def create_token(
     gw: Gateway,
     account_id: int,
@@ -91,6 +122,7 @@ async def create_token(
     quota_nano: int | None = None,
     expires_at: datetime | None = None,
     models: Any = None,
+    group: Any = None,
 ) -> dict[str, Any]:
     mode = (
         DEFAULT_BILLING_MODE
@@ -110,6 +142,7 @@ async def create_token(
         "held_nano": 0,
         "expires_at": _check_time(expires_at),
         "models": check_models(gw, models),
+        "group_name": await check_group(gw, group, account_id),
         "enabled": True,
         "deleted": False,
         "created_at": now,
@@ -154,6 +187,7 @@ def token_view(row: Any) -> dict[str, Any]:
         "remaining_usd": nano_to_usd(max(quota - used, 0)) if quota is not None else None,
         "expires_at": iso(row["expires_at"]),
         "models": row["models"],
+        "group": row["group_name"],
         "enabled": row["enabled"],
         "created_at": iso(row["created_at"]),
         "last_used_at": iso(_latest(row["last_used_at"], row["lease_used_at"])),
@@ -196,15 +230,19 @@ async def get_token(gw: Gateway, account_id: int | None, token_id: int) -> dict[
 async def update_token(
     gw: Gateway, account_id: int | None, token_id: int, changes: dict[str, Any]
 ) -> dict[str, Any]:
-    """Apply a PATCH: any of name, billing_mode, quota_nano, expires_at, models, enabled."""
+    """Apply a PATCH: any of name, billing_mode, quota_nano, expires_at, models,
+    group, enabled."""
     values = _checked_changes(gw, changes)
-    await get_token(gw, account_id, token_id)  # 404 unless it is theirs
+    token = await get_token(gw, account_id, token_id)  # 404 unless it is theirs
+    if "group_name" in values:
+        values["group_name"] = await check_group(gw, values["group_name"], token["account_id"])
     if values:
         values["updated_at"] = utcnow()
         async with gw.engine.begin() as conn:
             await conn.execute(update(tokens).where(tokens.c.id == token_id).values(values))
             await gw.state.changed(conn)
-        if values.keys() & {"quota_nano", "enabled"}:  # binds the next call on every process
+        # binds the next call on every process (a group may price it higher)
+        if values.keys() & {"quota_nano", "enabled", "group_name"}:
             await gw.spending_lowered(token_id=token_id)
         else:
             await gw.state.reload()
@@ -212,18 +250,20 @@ async def update_token(
 
 
 def _checked_changes(gw: Gateway, changes: dict[str, Any]) -> dict[str, Any]:
-    checks = {
+    checkers = {
         "name": check_name,
         "billing_mode": lambda v: check_mode(v, gw.settings.allow_hybrid).value,
         "quota_nano": check_quota,
         "expires_at": _check_time,
         "models": lambda v: check_models(gw, v),
+        "group": lambda v: checks.text(v, "group"),  # and its account's: update_token
         "enabled": _check_bool,
     }
-    unknown = set(changes) - set(checks)
+    unknown = set(changes) - set(checkers)
     if unknown:
         raise bad_request(f"Cannot change: {', '.join(sorted(unknown))}.")
-    return {field: checks[field](value) for field, value in changes.items()}
+    columns = {"group": "group_name"}
+    return {columns.get(f, f): checkers[f](value) for f, value in changes.items()}
 
 
 def _check_time(value: Any) -> datetime | None:
