@@ -325,3 +325,55 @@ async def test_a_request_one_channels_api_cannot_carry_goes_to_another_or_is_ref
     assert served.status_code == 200 and len(served.json()["choices"]) == 2
     assert "x-tollway-attempts" not in served.headers  # one upstream was asked
     assert calls(sims[0]) == 0  # the Anthropic channel was never sent it
+
+
+async def test_a_group_at_0_8_holds_charges_and_quotes_exactly_0_8(
+    gateway: Served, sims: list[Simulator]
+) -> None:
+    await add(gateway, sims[0], "everyone", groups=["default"])
+    got = await gateway.admin.post("/api/groups", json={"name": "wholesale", "multiplier": "0.8"})
+    assert got.status_code == 201, got.text
+    await add(gateway, sims[1], "wholesale", groups=["wholesale"])
+    body = {"model": MODEL, "messages": HELLO, "max_tokens": 1000}
+    # What the call holds, quoted for a default token and a wholesale one.
+    list_price = await customer(gateway, "1")
+    wholesale_account = await gateway.new_account("0")
+    edit = {"groups": ["default", "wholesale"]}
+    got = await gateway.admin.patch(f"/api/users/{wholesale_account['id']}", json=edit)
+    assert got.status_code == 200, got.text
+    mkey = wholesale_account["management_key"]
+    token = await gateway.new_token(mkey, group="wholesale")
+    holds = []
+    for key in (list_price[0], mkey):
+        async with gateway.client(key) as c:
+            own = (await c.get("/api/tokens")).json()["data"][0]["id"]
+            quote = await c.post("/api/quote", json={"model": MODEL, "token_id": own,
+                                                     "request": body})  # fmt: skip
+        assert quote.status_code == 200, quote.text
+        holds.append(Decimal(quote.json()["cost_usd"]))
+    full, scaled = holds
+    assert scaled == (full * Decimal("0.8")).quantize(Decimal("0.000000001"))
+    # Credit exactly the wholesale hold: it fits at 0.8, and would not at 1.
+    got = await gateway.admin.post(
+        f"/api/users/{wholesale_account['id']}/credit",
+        json={"amount_usd": str(scaled), "reason": "exactly the hold"},
+    )
+    assert got.status_code == 200
+    at_list_price = await gateway.new_token(mkey, group="default")
+    async with gateway.client(at_list_price["key"]) as c:
+        short = await c.post("/v1/chat/completions", json=body)
+    assert short.status_code == 402, short.text  # the same hold at x1 does not fit
+    async with gateway.client(token["key"]) as c:
+        answer = await c.post("/v1/chat/completions", json=body)
+    assert answer.status_code == 200, answer.text
+    assert calls(sims[1]) == 1 and calls(sims[0]) == 0  # the group's own channel
+    (record,) = await usage_records(gateway, mkey)
+    assert (record["group"], record["multiplier"]) == ("wholesale", "0.8")
+    nano = sum(
+        Decimal(record["tokens"][name]) * Decimal(price) * 1000
+        for name, price in record["unit_prices_usd"].items()
+    )  # USD per 1M tokens x 10**9 / 10**6: nano-USD, exact, before the one rounding
+    exact = nano * Decimal("0.8")
+    charged = int(exact.to_integral_value(rounding="ROUND_HALF_UP"))
+    assert Decimal(record["cost_usd"]) == Decimal(charged) / 10**9
+    assert Decimal(answer.headers["x-tollway-cost-usd"]) == Decimal(record["cost_usd"])

@@ -70,9 +70,7 @@ def _test_model(gw: Gateway, row: Any, name: Any) -> Model:
         testable = [
             m
             for m in catalog
-            if m.kind in kinds
-            and ("*" in served or m.id in served)
-            and _endpoint(m) in endpoints
+            if m.kind in kinds and ("*" in served or m.id in served) and _endpoint(m) in endpoints
         ]
         if testable:  # the upstream's own family first, then the cheapest
             family = FAMILY.get(row["type"])

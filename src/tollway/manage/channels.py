@@ -10,9 +10,7 @@ its keys again. ``health`` is this process's view of its recent calls.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,7 +31,6 @@ from tollway.types import BillingMethod
 MAX_PRIORITY = 1_000_000
 MAX_WEIGHT = 1_000_000
 MAX_KEYS = 100
-MAX_COST_MULTIPLIER = Decimal(1000)
 KEY_STRATEGIES = ("round_robin", "random")
 STATUSES = ("enabled", "disabled")  # what an admin may set (auto_disabled is routing's)
 METHODS = tuple(m.value for m in BillingMethod)
@@ -57,7 +54,11 @@ FIELDS = frozenset(
     }
 )
 REQUIRED = ("name", "type", "base_url", "models")
-DECIMAL = re.compile(r"^\d{1,4}(\.\d{1,9})?$")
+
+
+def group_names(gw: Gateway) -> list[str]:
+    """The price groups a channel may serve, ``default`` first."""
+    return sorted(gw.state.groups, key=lambda g: (g != DEFAULT_GROUP, g))
 
 
 def channel_types() -> list[str]:
@@ -191,11 +192,11 @@ def _cost(gw: Gateway, value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict) or len(value) != 1 or not {"multiplier", "prices"} & set(value):
         raise bad_request(
-            "'cost' must be null, {\"multiplier\": \"0.7\"} or {\"prices\": {model: prices}}.",
+            '\'cost\' must be null, {"multiplier": "0.7"} or {"prices": {model: prices}}.',
             param="cost",
         )
     if "multiplier" in value:
-        return {"multiplier": cost_multiplier(value["multiplier"])}
+        return {"multiplier": checks.multiplier(value["multiplier"], "cost.multiplier")}
     prices = value["prices"]
     if not isinstance(prices, dict) or not 1 <= len(prices) <= checks.MAX_LIST_ITEMS:
         raise bad_request("'cost.prices' must be an object of model ids to prices.", param="cost")
@@ -228,26 +229,6 @@ def _model_prices(entry: Any, model_id: str) -> dict[str, Any]:
             f"'cost.prices.{model_id}': {where}: {problem['msg']}"[:300], param="cost"
         ) from None
     return checked
-
-
-def cost_multiplier(value: Any) -> str:
-    """A multiplier as a decimal string (never through a float): more than 0,
-    at most 1000, at most 9 decimals."""
-    text = value if isinstance(value, str) else None
-    if isinstance(value, int | Decimal) and not isinstance(value, bool):
-        text = str(value)  # (a JSON number is read as a Decimal, never a float)
-    if text is None or not DECIMAL.match(text.strip()):
-        raise bad_request(
-            "'cost.multiplier' must be a decimal string such as \"0.7\" (up to 9 decimals).",
-            param="cost",
-        )
-    try:
-        number = Decimal(text.strip())
-    except InvalidOperation:  # (the pattern admits none; kept for safety)
-        raise bad_request("'cost.multiplier' is not a number.", param="cost") from None
-    if not 0 < number <= MAX_COST_MULTIPLIER:
-        raise bad_request("'cost.multiplier' must be more than 0 and at most 1000.", param="cost")
-    return format(number.normalize(), "f")
 
 
 def channel_view(gw: Gateway, row: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from tollway.errors import bad_request
-from tollway.types import MAX_ID
+from tollway.types import MAX_ID, NANO_PER_USD, MoneyError, nano_to_usd, usd_to_nano
 
 # A name or a label: usernames, token, channel and model names, reasons.
 MAX_NAME_CHARS = 200
@@ -20,6 +20,8 @@ MAX_NAME_CHARS = 200
 MAX_TEXT_CHARS = 4000
 # Lists of names (a token's model allowlist, a channel's models).
 MAX_LIST_ITEMS = 1000
+# A price multiplier (a group's, a channel's upstream cost).
+MAX_MULTIPLIER = 1000
 
 
 def text(value: Any, param: str, max_chars: int = MAX_NAME_CHARS, blank: bool = False) -> str:
@@ -58,3 +60,20 @@ def can_exist(row_id_: int) -> bool:
     """Whether a row could have this id (a bigger one is simply not found, and
     is never sent to the database, whose id columns it would overflow)."""
     return 0 < row_id_ <= MAX_ID
+
+
+def multiplier(value: Any, param: str = "multiplier") -> str:
+    """A multiplier as its normal decimal string ("0.80" -> "0.8"): a decimal
+    string or a JSON number (read as a Decimal), more than 0 and at most 1000,
+    at most 9 decimals. Parsed by the money parser, so never through a float."""
+    problem = (
+        f"'{param}' must be a decimal such as \"0.8\": more than 0, at most "
+        f"{MAX_MULTIPLIER}, at most 9 decimal places."
+    )
+    try:
+        nano = usd_to_nano(value)  # (x 10**9, exactly: the same plain-decimal rules)
+    except MoneyError:
+        raise bad_request(problem, param=param) from None
+    if not 0 < nano <= MAX_MULTIPLIER * NANO_PER_USD:
+        raise bad_request(problem, param=param)
+    return nano_to_usd(nano)

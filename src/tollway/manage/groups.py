@@ -29,17 +29,12 @@ from tollway.manage import checks
 from tollway.state import AUTO_GROUP, DEFAULT_GROUP, Group, TokenInfo
 from tollway.timeutil import iso, utcnow
 from tollway.types import (
-    NANO_PER_USD,
     BillingMethod,
     BillingMode,
     Model,
-    MoneyError,
-    nano_to_usd,
-    usd_to_nano,
 )
 
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-MAX_MULTIPLIER = 1000
 MAX_AUTO_RANK = 1_000_000
 MAX_ACCOUNT_GROUPS = 100
 FIELDS = frozenset({"name", "multiplier", "description", "auto_rank"})
@@ -61,23 +56,6 @@ def check_name(value: Any) -> str:
             param="name",
         )
     return value
-
-
-def check_multiplier(value: Any, param: str = "multiplier") -> str:
-    """A multiplier as its normal decimal string ("0.80" -> "0.8"): a decimal
-    string or a JSON number (read as a Decimal), more than 0 and at most 1000,
-    at most 9 decimals. Parsed by the money parser, so never through a float."""
-    problem = (
-        f"'{param}' must be a decimal such as \"0.8\": more than 0, at most "
-        f"{MAX_MULTIPLIER}, at most 9 decimal places."
-    )
-    try:
-        nano = usd_to_nano(value)  # (x 10**9, exactly: the same plain-decimal rules)
-    except MoneyError:
-        raise bad_request(problem, param=param) from None
-    if not 0 < nano <= MAX_MULTIPLIER * NANO_PER_USD:
-        raise bad_request(problem, param=param)
-    return nano_to_usd(nano)
 
 
 def check_auto_rank(value: Any) -> int | None:
@@ -132,7 +110,7 @@ def _checked(fields: Any, partial: bool) -> dict[str, Any]:
             )
     check = {
         "name": check_name,
-        "multiplier": check_multiplier,
+        "multiplier": checks.multiplier,
         "description": check_description,
         "auto_rank": check_auto_rank,
     }

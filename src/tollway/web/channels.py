@@ -19,7 +19,6 @@ from tollway.errors import ApiError, bad_request
 from tollway.gateway import Gateway
 from tollway.manage import channels as service
 from tollway.manage.channel_test import test_channel
-from tollway.state import DEFAULT_GROUP
 from tollway.web import forms
 from tollway.web.render import render
 from tollway.web.session import admin_page, field, flash, form_of, gateway
@@ -45,7 +44,7 @@ def blank_form() -> dict[str, Any]:
     return {
         "name": "", "type": "openai", "base_url": "", "api_keys": "",
         "key_strategy": "round_robin", "models": "*", "model_mapping": "", "priority": "0",
-        "weight": "1", "groups": [DEFAULT_GROUP], "methods": list(service.METHODS),
+        "weight": "1", "groups": [service.DEFAULT_GROUP], "methods": list(service.METHODS),
         "cost_multiplier": "",
     }  # fmt: skip
 
@@ -114,12 +113,12 @@ def model_mapping(text: str) -> dict[str, str]:
 
 def choices(gw: Gateway, values: dict[str, Any]) -> dict[str, Any]:
     """What the form's selects and checkboxes offer."""
-    known = sorted(gw.state.groups, key=lambda g: (g != DEFAULT_GROUP, g))
+    known = service.group_names(gw)
     return {
         "types": service.channel_types(),
         "strategies": service.KEY_STRATEGIES,
         "methods": service.METHODS,
-        "groups": known + [g for g in values["groups"] if g not in gw.state.groups],
+        "groups": known + [g for g in values["groups"] if g not in known],
     }
 
 
