@@ -124,3 +124,39 @@ async def test_killing_a_channels_upstream_mid_load_loses_no_call(
                 break
             await asyncio.sleep(0.1)
         assert Decimal(me["balance_usd"]) == Decimal("5") - charged
+
+
+@pytest.mark.timeout(120)
+async def test_a_rejected_key_auto_disables_its_channel_until_a_test_passes(
+    simulators: list[tuple[str, subprocess.Popen[bytes]]], tmp_path: Path
+) -> None:
+    (good, _), (revoked, _), _ = simulators
+    root = revoked.removesuffix("/v1")
+    assert httpx.post(f"{root}/_sim/config", json={"api_key": "rotated"}).status_code == 200
+    env = {"TOLLWAY_DATA_DIR": str(tmp_path / "data")}
+    with gateways(env, tmp_path) as (base,), admin(base) as op:
+        body = {"name": "revoked", "type": "openai", "base_url": revoked, "api_key": "old-key",
+                "models": ["*"], "priority": 10}  # fmt: skip
+        bad = op.post("/api/channels", json=body).json()
+        body = {**body, "name": "good", "base_url": good, "api_key": "sim-key", "priority": 0}
+        assert op.post("/api/channels", json=body).status_code == 201
+        user = op.post("/api/users", json={"username": "keys"}).json()
+        op.post(f"/api/users/{user['id']}/credit", json={"amount_usd": "1", "reason": "t"})
+        headers = {"Authorization": f"Bearer {user['management_key']}"}
+        key = httpx.post(f"{base}/api/tokens", json={"name": "t"}, headers=headers).json()["key"]
+        async with openai.AsyncOpenAI(base_url=base + "/v1", api_key=key, max_retries=0) as c:
+            raw = await c.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
+        assert raw.headers["x-tollway-attempts"] == "2"
+        for _ in range(50):
+            seen = op.get(f"/api/channels/{bad['id']}").json()
+            if seen["status"] == "auto_disabled":
+                break
+            await asyncio.sleep(0.1)
+        assert seen["status"] == "auto_disabled" and "Incorrect API key" in seen["status_reason"]
+        failed = op.post(f"/api/channels/{bad['id']}/test", json={}).json()
+        assert failed["ok"] is False and failed["status_code"] == 401
+        # The operator fixes the upstream account: the key works again.
+        assert httpx.post(f"{root}/_sim/config", json={"api_key": "old-key"}).status_code == 200
+        passed = op.post(f"/api/channels/{bad['id']}/test", json={}).json()
+        assert passed["ok"] is True and passed["enabled_again"] is True
+        assert op.get(f"/api/channels/{bad['id']}").json()["status"] == "enabled"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from typing import ClassVar
 from fractions import Fraction
 
 import pytest
@@ -193,3 +194,40 @@ def test_group_multiplier_is_a_fraction_of_the_decimal_written() -> None:
 
     assert multiplier_of("0.8") == Fraction(4, 5)
     assert multiplier_of("1.333333333") == Fraction(1333333333, 10**9)
+
+
+def test_auto_takes_the_first_group_with_a_channel_not_cooling() -> None:
+    from tollway.routing.router import Router
+    from tollway.state import Group, TokenInfo
+    from tollway.types import BillingMethod, BillingMode, Model, ModelKind
+
+    vip, default = channel(1, groups=frozenset({"vip"})), channel(2)
+    by_group = {"vip": (vip,), "default": (default,)}
+
+    class Groups:
+        groups: ClassVar[dict[str, Group]] = {
+            "vip": Group("vip", Fraction(9, 10), "0.9"),
+            "default": Group("default", Fraction(1), "1"),
+        }
+        auto_groups = ("vip", "default")
+
+        def candidates(
+            self, model: object, endpoint: str, method: object, group: str
+        ) -> tuple[Channel, ...]:
+            return by_group[group]
+
+    token = TokenInfo(1, 1, "t", BillingMode.PAY_PER_USE, None, None, None, True, True,
+                      group="auto", account_groups=frozenset({"vip", "default"}))  # fmt: skip
+    model = Model("m", ModelKind.TEXT, "openai")
+    clock = Clock()
+    router = Router(health=Health(30, clock=clock))
+    state: object = Groups()
+    route = router.route(state, token, model, "chat/completions", (BillingMethod.PER_USE,))  # type: ignore[arg-type]
+    assert route.group.name == "vip" and route.channels == [vip]
+    for _ in range(3):
+        router.health.failure(vip.id, 0.1)
+    route = router.route(state, token, model, "chat/completions", (BillingMethod.PER_USE,))  # type: ignore[arg-type]
+    assert route.group.name == "default" and route.channels == [default]
+    clock.now += 31  # the vip channel's cooldown is over: its trial may come
+    route = router.route(state, token, model, "chat/completions", (BillingMethod.PER_USE,))  # type: ignore[arg-type]
+    assert route.group.name == "vip"

@@ -86,9 +86,9 @@ class Router:
                 if not candidates:
                     continue
                 route = Route(method, group, list(candidates))
-                if len(candidates) == 1:  # the usual case: nothing to order
-                    return route
                 if not self._all_cooling(candidates):
+                    if len(candidates) == 1:  # the usual case: nothing to order
+                        return route
                     return self._ordered(route, model, sticky_key)
                 best = best or route
         if best is not None:
