@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import ClassVar
 from fractions import Fraction
+from typing import ClassVar
 
 import pytest
 
