@@ -86,9 +86,10 @@ class Router:
                 if not candidates:
                     continue
                 route = Route(method, group, list(candidates))
-                if not self._all_cooling(candidates):
-                    if len(candidates) == 1:  # the usual case: nothing to order
+                if len(candidates) == 1:  # the usual case: nothing to order
+                    if not self.health.cooling(candidates[0].id):
                         return route
+                elif not self._all_cooling(candidates):
                     return self._ordered(route, model, sticky_key)
                 best = best or route
         if best is not None:
