@@ -150,3 +150,29 @@ async def test_count_tokens_takes_a_document_and_a_server_tool(
             )
         assert counted.input_tokens > 0
         assert await usage_records(served, mkey) == []
+
+
+async def test_anthropic_beta_reaches_an_anthropic_upstream_and_bad_ones_are_refused(
+    database_url: str, catalog_models: list[Any], simulator: Simulator
+) -> None:
+    async with gateway(database_url, catalog_models, simulator, "anthropic") as served:
+        mkey, key = await customer(served, "1")
+        beta = "prompt-caching-2024-07-31, context-1m-2025-08-07"
+        async with claude(served, key) as client:
+            got = await client.messages.create(
+                model=MODEL,
+                max_tokens=50,
+                messages=[{"role": "user", "content": "[sim:tokens=3] hi"}],
+                extra_headers={"anthropic-beta": beta},
+            )
+            assert got.content
+            assert simulator.stats.recent[-1]["anthropic_beta"] == beta
+            with pytest.raises(anthropic.BadRequestError) as refused:
+                await client.messages.create(
+                    model=MODEL,
+                    max_tokens=50,
+                    messages=[{"role": "user", "content": "hi"}],
+                    extra_headers={"anthropic-beta": "bad beta; DROP"},
+                )
+        assert refused.value.body["type"] == "error"  # type: ignore[index]
+        assert len(await usage_records(served, mkey)) == 1

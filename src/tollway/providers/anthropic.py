@@ -32,6 +32,8 @@ class AnthropicProvider:
             "anthropic-version": API_VERSION,
             "Content-Type": JSON,
         }
+        if call.anthropic_beta is not None and call.client == ANTHROPIC.name:
+            headers["anthropic-beta"] = call.anthropic_beta
         body = orjson.dumps(messages_body(call))
         return UpstreamRequest("POST", f"{base_url}{MESSAGES_PATH}", headers, body)
 

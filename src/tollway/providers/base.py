@@ -42,6 +42,9 @@ class Outbound:
     # request as sent (model renamed), which an upstream of that protocol gets as is.
     client: str = "openai"
     native: dict[str, Any] | None = None
+    # The beta features an Anthropic client named (``anthropic-beta``), passed
+    # on when the upstream is Anthropic's too.
+    anthropic_beta: str | None = None
     # The output tokens the hold allows a choice when the request names no
     # max_tokens: what an upstream that requires one is sent.
     held_output_tokens: int | None = None

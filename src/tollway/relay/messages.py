@@ -14,6 +14,7 @@ channels, and refused (400, before any hold) when the model has none.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 
 import orjson
@@ -31,6 +32,8 @@ from tollway.relay.pipeline import Inbound, resolve_model, run
 from tollway.state import Channel, TokenInfo
 
 PROTOCOL = "anthropic"
+BETAS = re.compile(r"[A-Za-z0-9._-]+(\s*,\s*[A-Za-z0-9._-]+)*")
+MAX_BETA_CHARS = 1000
 ANTHROPIC = CODECS[PROTOCOL]
 
 
@@ -39,7 +42,22 @@ async def read_messages(request: Request, gw: Gateway, token: TokenInfo) -> Inbo
     hub = ANTHROPIC.request_to_hub(native)
     written(native)  # an Anthropic channel is sent it as it came
     untranslated = native_only(native)  # what the route must keep to Anthropic
-    return Inbound(hub, written(hub), untranslated, protocol=PROTOCOL, native=native)
+    inbound = Inbound(hub, written(hub), untranslated, protocol=PROTOCOL, native=native)
+    inbound.anthropic_beta = betas(request.headers.get("anthropic-beta"))
+    return inbound
+
+
+def betas(value: str | None) -> str | None:
+    """The ``anthropic-beta`` header's feature names, or a 400 for one that
+    could not be a list of them."""
+    if value is None:
+        return None
+    if len(value) > MAX_BETA_CHARS or not BETAS.fullmatch(value):
+        raise bad_request(
+            "'anthropic-beta' must be comma-separated beta names (letters, digits, '-', '_', '.').",
+            param="anthropic-beta",
+        )
+    return value
 
 
 def anthropic_only(inbound: Inbound, candidates: Sequence[Channel]) -> Sequence[Channel]:

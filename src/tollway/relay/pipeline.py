@@ -70,6 +70,7 @@ class Inbound:
     # the client sent it (``payload`` is then its translation to the hub).
     protocol: str = "openai"
     native: dict[str, Any] | None = None
+    anthropic_beta: str | None = None  # the client's anthropic-beta header, checked
 
     def as_sent(self, model: Model) -> None:
         """Name the model by its id, not an alias the upstream may not know."""
@@ -200,6 +201,7 @@ class Call:
             stream=stream,
             client=inbound.protocol,
             native=inbound.native,
+            anthropic_beta=inbound.anthropic_beta,
             held_output_tokens=self.gw.settings.hold_output_tokens,
         )
 

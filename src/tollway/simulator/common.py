@@ -166,9 +166,11 @@ async def read_json(request: web.Request, *, record: bool = True) -> dict[str, A
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     if record:
-        request.app[STATE].stats.recent.append(
-            {"method": request.method, "path": request.path, "body": body}
-        )
+        entry = {"method": request.method, "path": request.path, "body": body}
+        beta = request.headers.get("anthropic-beta")
+        if beta is not None:
+            entry["anthropic_beta"] = beta
+        request.app[STATE].stats.recent.append(entry)
     return body
 
 
