@@ -112,3 +112,23 @@ async def test_each_protocol_gets_its_own_error_shapes_and_pays_nothing(
         [record] = await usage_records(served, mkey)
         assert record["status"] == "upstream_error" and record["cost_usd"] == "0"
         assert await served.balance_usd(mkey) == "10"
+
+
+async def test_an_unknown_path_answers_in_the_callers_shape(
+    database_url: str, catalog_models: list[Any], simulator: Simulator
+) -> None:
+    async with gateway(database_url, catalog_models, simulator, "openai") as served:
+        _, key = await customer(served, "1")
+        async with served.client(key) as c:
+            gemini_404 = await c.post(
+                "/v1beta/models/gemini-2.5-flash%0A:generateContent", json={"contents": []}
+            )
+            claude_404 = await c.post("/v1/nowhere", json={}, headers={"anthropic-version": "1"})
+            openai_405 = await c.get("/v1/chat/completions")
+    assert gemini_404.status_code == 404
+    assert gemini_404.json()["error"]["status"] == "NOT_FOUND"
+    assert claude_404.status_code == 404 and claude_404.json()["type"] == "error"
+    assert claude_404.json()["error"]["type"] == "not_found_error"
+    assert (
+        openai_405.status_code == 405 and openai_405.json()["error"]["code"] == "method_not_allowed"
+    )

@@ -31,7 +31,7 @@ from tollway.guard import BodyLimit, ErrorGuard
 from tollway.ledger import Ledger
 from tollway.manage.accounts import ensure_bootstrap_admin
 from tollway.manage.channel_test import probe_forever
-from tollway.relay.fastpath import FastPath
+from tollway.relay.fastpath import FastPath, errors_of_caller
 from tollway.routing import Router
 from tollway.settings import Settings
 from tollway.state import State
@@ -167,12 +167,15 @@ async def health(request: Request) -> Response:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return ApiError(
-        404, f"No such endpoint: {request.method} {request.url.path}", "not_found"
-    ).response()
+    path = request.url.path[:200]
+    return errors_of_caller(
+        ApiError(404, f"No such endpoint: {request.method} {path}", "not_found"), request
+    )
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
-    return ApiError(
-        405, f"{request.method} is not allowed on {request.url.path}", "method_not_allowed"
-    ).response()
+    path = request.url.path[:200]
+    return errors_of_caller(
+        ApiError(405, f"{request.method} is not allowed on {path}", "method_not_allowed"),
+        request,
+    )

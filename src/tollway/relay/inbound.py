@@ -63,6 +63,8 @@ def caller_protocol(request: Request) -> str:
     anthropic SDKs, Claude Code), ``x-goog-api-key``/``x-goog-api-client``
     (google-genai); anything else is an OpenAI client."""
     headers = request.headers
+    if request.url.path.startswith("/v1beta/"):  # only Gemini's API lives there
+        return "gemini"
     if "anthropic-version" in headers:
         return "anthropic"
     if "x-goog-api-key" in headers or "x-goog-api-client" in headers:
