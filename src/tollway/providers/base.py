@@ -22,9 +22,10 @@ JSON = "application/json"
 INTERRUPTED = b"data: " + upstream_interrupted().body() + b"\n\n"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per call, and frozen __init__ costs 3x
 class Outbound:
-    """A call as the gateway sends it on, whatever the upstream speaks.
+    """A call as the gateway sends it on, whatever the upstream speaks
+    (treat it as read-only: ``dataclasses.replace`` makes a changed copy).
 
     ``endpoint`` is the OpenAI-style endpoint the call is for (what a
     provider's ``endpoints`` lists); ``path`` the resource below the base URL

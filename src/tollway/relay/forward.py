@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.responses import Response
@@ -88,25 +88,37 @@ async def _post(call: Call, outbound: Outbound) -> bytes:
     return data
 
 
-@contextlib.asynccontextmanager
-async def released_on_failure(call: Call) -> AsyncIterator[None]:
-    """Whatever stops the upstream request gives the hold back."""
-    try:
-        yield
-    except asyncio.CancelledError:
-        await call.release(
-            UsageStatus.CANCELLED, "the gateway stopped the call before the upstream answered"
-        )
-        raise
-    except (UpstreamError, OSError) as exc:
-        await call.release(UsageStatus.UPSTREAM_ERROR, f"upstream request failed: {exc!r}")
-        raise transport_error(exc) from exc
-    except ApiError as exc:  # no channel's API can carry the request as asked
-        await call.release(UsageStatus.REFUSED, exc.message[:1000])
-        raise
-    except Exception as exc:  # a bug: still give the money back before it surfaces
-        await call.release(UsageStatus.GATEWAY_ERROR, f"gateway failed: {exc!r}")
-        raise
+class released_on_failure:
+    """Whatever stops the upstream request gives the hold back.
+
+    A class, not ``contextlib.asynccontextmanager``: it runs on every call,
+    and a generator-based one costs a generator and its frames each time."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:  # (never swallows: the exception goes on, or becomes the client's error)
+        if exc is None:
+            return
+        call = self.call
+        if isinstance(exc, asyncio.CancelledError):
+            await call.release(
+                UsageStatus.CANCELLED, "the gateway stopped the call before the upstream answered"
+            )
+        elif isinstance(exc, UpstreamError | OSError):
+            await call.release(UsageStatus.UPSTREAM_ERROR, f"upstream request failed: {exc!r}")
+            raise transport_error(exc) from exc
+        elif isinstance(exc, ApiError):  # no channel's API can carry the request as asked
+            await call.release(UsageStatus.REFUSED, exc.message[:1000])
+        elif isinstance(exc, Exception):  # a bug: still give the money back before it surfaces
+            await call.release(UsageStatus.GATEWAY_ERROR, f"gateway failed: {exc!r}")
 
 
 def transport_error(exc: Exception) -> ApiError:
