@@ -231,3 +231,26 @@ def test_auto_takes_the_first_group_with_a_channel_not_cooling() -> None:
     clock.now += 31  # the vip channel's cooldown is over: its trial may come
     route = router.route(state, token, model, "chat/completions", (BillingMethod.PER_USE,))  # type: ignore[arg-type]
     assert route.group.name == "vip"
+
+
+def test_a_channels_cost_by_its_multiplier_or_its_own_prices() -> None:
+    from tollway.catalog import load_catalog_files
+    from tollway.routing.costs import upstream_cost
+    from tollway.state import with_prices
+    from tollway.types import BillingMethod, Usage
+
+    model = next(m for m in load_catalog_files() if m.id == "gpt-4o-mini")
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    assert upstream_cost(channel(1), model, BillingMethod.PER_USE, usage) is None
+    half = channel(2, cost_multiplier=Fraction(1, 2))
+    list_price = model.per_use.input_mtok + model.per_use.output_mtok  # type: ignore[union-attr]
+    assert upstream_cost(half, model, BillingMethod.PER_USE, usage) == list_price // 2
+    own = with_prices(model, {"per_use": {"input_mtok": "0.1", "output_mtok": "0.2"},
+                              "per_call": {"price": "0.001"}})  # fmt: skip
+    priced = channel(3, cost_models={model.id: own})
+    assert upstream_cost(priced, model, BillingMethod.PER_USE, usage) == 300_000_000
+    one_call = Usage(items=2)
+    assert upstream_cost(priced, model, BillingMethod.PER_CALL, one_call) == 2_000_000
+    per_use_only = channel(4, cost_models={model.id: with_prices(model, {"per_use": {
+        "input_mtok": "1", "output_mtok": "1"}})})  # fmt: skip
+    assert upstream_cost(per_use_only, model, BillingMethod.PER_CALL, one_call) is None
