@@ -1,5 +1,5 @@
 """Admin: accounts (create, credit/debit with a reason, enable/disable, set a
-password)."""
+password, the price groups its tokens may use)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from tollway.errors import ApiError, bad_request
 from tollway.manage import accounts as service
+from tollway.manage.groups import list_groups
 from tollway.types import nano_to_usd
 from tollway.web import forms
 from tollway.web.render import NO_STORE, render
@@ -24,12 +25,17 @@ def routes() -> list[Route]:
         Route("/admin/accounts/{account_id:int}/credit", credit, methods=["POST"]),
         Route("/admin/accounts/{account_id:int}/enabled", set_enabled, methods=["POST"]),
         Route("/admin/accounts/{account_id:int}/password", set_password, methods=["POST"]),
+        Route("/admin/accounts/{account_id:int}/groups", set_groups, methods=["POST"]),
     ]
 
 
 async def _accounts(request: Request, status: int = 200, error: str | None = None) -> Response:
     gw = gateway(request)
-    context = {"accounts": await service.list_accounts(gw), "error": error}
+    context = {
+        "accounts": await service.list_accounts(gw),
+        "groups": await list_groups(gw),
+        "error": error,
+    }
     return render(request, "admin_accounts.html", context, status=status)
 
 
@@ -93,4 +99,21 @@ async def set_password(request: Request) -> Response:
         flash(request, exc.message, "error")
     else:
         flash(request, f"Password set for {view['username']}; their other sessions end.")
+    return RedirectResponse("/admin/accounts", status_code=303)
+
+
+@admin_page
+async def set_groups(request: Request) -> Response:
+    """The checked groups, as PATCH /api/users/{id} {groups} sets them."""
+    account_id: int = request.path_params["account_id"]
+    gw = gateway(request)
+    view = await service.account_view(gw, account_id)
+    names = [n.strip() for n in form_of(request).getlist("groups") if isinstance(n, str)]
+    try:
+        done = await service.set_groups(gw, account_id, [n for n in names if n])
+    except ApiError as exc:
+        flash(request, f"Groups of {view['username']} not changed: {exc.message}", "error")
+    else:
+        groups = ", ".join(done["groups"])
+        flash(request, f"{view['username']} may use the price groups {groups}.")
     return RedirectResponse("/admin/accounts", status_code=303)

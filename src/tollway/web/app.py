@@ -24,7 +24,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tollway.errors import ApiError, internal_error
 from tollway.guard import BodyLimit, ErrorGuard
 from tollway.settings import Settings
-from tollway.web import admin, admin_catalog, advisor, auth, catalog, channels, tokens, usage
+from tollway.web import (
+    admin,
+    admin_catalog,
+    advisor,
+    auth,
+    catalog,
+    channels,
+    groups,
+    margins,
+    tokens,
+    usage,
+)
 from tollway.web.render import render
 from tollway.web.session import ROOT_APP, flash
 from tollway.web.throttle import Throttle
@@ -63,6 +74,8 @@ def create_web(
         *admin.routes(),
         *admin_catalog.routes(),
         *channels.routes(),
+        *groups.routes(),
+        *margins.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [

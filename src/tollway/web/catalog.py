@@ -1,6 +1,8 @@
 """Models and prices: the catalog, searchable and filterable by kind; through
 a billing mode (or one of the account's tokens), which models it can call,
-billed how, at what price, and why the others are refused."""
+billed how, at what price, and why the others are refused. Through a token,
+the prices are the token's: the catalog's x its price group's multiplier
+(``model_view`` with the group ``call_group`` finds, as /api/models?token_id)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tollway.billing.modes import MODE_INFO, MODE_ORDER
-from tollway.errors import bad_request
-from tollway.manage.models import NOT_IN_ALLOWLIST, list_models, modes_view
+from tollway.billing.modes import MODE_INFO, MODE_ORDER, Refusal, resolve_method
+from tollway.errors import ApiError, bad_request
+from tollway.gateway import Gateway
+from tollway.manage.groups import AUTO_GROUP, call_group, get_group, token_info
+from tollway.manage.models import (
+    NOT_IN_ALLOWLIST,
+    find_models,
+    list_models,
+    model_view,
+    modes_view,
+)
 from tollway.manage.tokens import get_token, list_tokens
-from tollway.types import BillingMode, ModelKind
+from tollway.types import BillingMethod, BillingMode, Model, ModelKind
 from tollway.web import forms
 from tollway.web.render import render
 from tollway.web.session import account_of, gateway, page
@@ -58,14 +68,60 @@ def _why(view: dict[str, Any]) -> str:
     return f"Sold {methods} only; callable with {modes}."
 
 
+async def token_views(
+    gw: Gateway, token: dict[str, Any], query: str, kind: str
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The models found as ``token`` sees them: billed through its mode (models
+    outside its allowlist refused), each priced in the group a call to it would
+    be billed in: the token's, or for ``auto`` the first of the auto list with
+    a channel for it. When its group is refused (its account no longer has
+    it), catalog prices and the refusal's message."""
+    info = await token_info(gw, token)
+    mode = info.billing_mode
+    models = find_models(gw, query, kind)
+    views = list_models(gw, query, kind, mode, token["models"])
+    try:
+        groups = [call_group(gw, info, m, _method(mode, m)) for m in models]
+    except ApiError as exc:
+        return views, exc.message
+    allow_hybrid = gw.settings.allow_hybrid
+    return [
+        {**model_view(model, mode, allow_hybrid, group), "billing": view["billing"]}
+        for model, group, view in zip(models, groups, views, strict=True)
+    ], None
+
+
+def _method(mode: BillingMode, model: Model) -> BillingMethod | None:
+    """The method a call of ``mode`` to ``model`` is billed by (None: refused)."""
+    decision = resolve_method(mode, model)
+    return None if isinstance(decision, Refusal) else decision
+
+
+async def price_groups(
+    gw: Gateway, views: list[dict[str, Any]], token: dict[str, Any] | None
+) -> list[tuple[str, str]]:
+    """The (group, multiplier) pairs the views are priced in, in order of first
+    use: one for a token of a group, possibly more for ``auto``; a token's own
+    group when no model is shown."""
+    pairs = list(dict.fromkeys((v["group"], v["multiplier"]) for v in views if "group" in v))
+    if not pairs and token is not None and token["group"] != AUTO_GROUP:
+        group = await get_group(gw, token["group"])
+        pairs = [(group["name"], group["multiplier"])]
+    return pairs
+
+
 @page
 async def models_page(request: Request) -> Response:
     gw = gateway(request)
     params = request.query_params
     query, kind, only = params.get("q", "").strip(), params.get("kind", ""), params.get("only", "")
     mode, token = await _mode(request)
-    allowlist = token["models"] if token else None
-    views = [_with_why(v) for v in list_models(gw, query, kind, mode, allowlist)]
+    refused_group = None
+    if token is not None:
+        found, refused_group = await token_views(gw, token, query, kind)
+    else:
+        found = list_models(gw, query, kind, mode)
+    views = [_with_why(v) for v in found]
     if mode is not None and only == "callable":
         views = [v for v in views if v["billing"]["method"]]
     elif mode is not None and only == "refused":
@@ -89,5 +145,7 @@ async def models_page(request: Request) -> Response:
         },
         "mode": mode.value if mode else None,
         "token": token,
+        "price_groups": await price_groups(gw, views, token),
+        "refused_group": refused_group,
     }
     return render(request, "models.html", context)

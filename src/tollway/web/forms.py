@@ -7,7 +7,7 @@ show its message next to the form they re-render.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from tollway.errors import bad_request
 from tollway.manage.checks import can_exist
@@ -49,6 +49,17 @@ def optional_time(text: str, label: str, param: str) -> datetime | None:
     except (ValueError, OverflowError) as exc:  # Overflow: past year 9999 once in UTC
         message = f"{label}: enter a date and time such as 2030-01-31T18:00."
         raise bad_request(message, param) from exc
+
+
+def optional_date(text: str, label: str, param: str) -> date | None:
+    """A ``date`` input's value (a UTC day); blank means none."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise bad_request(f"{label}: enter a date such as 2030-01-31.", param) from exc
 
 
 def model_names(text: str) -> list[str] | None:

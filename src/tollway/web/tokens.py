@@ -1,6 +1,7 @@
 """The token page: list, create with a
-billing mode (Pay-per-Use Priority preselected), key shown once, edit,
-enable/disable, delete, and each token's own usage log."""
+billing mode (Pay-per-Use Priority preselected) and a price group (one of the
+account's, or ``auto``), key shown once, edit, enable/disable, delete, and
+each token's own usage log."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from starlette.routing import Route
 from tollway.errors import ApiError
 from tollway.gateway import Gateway
 from tollway.manage import tokens as service
+from tollway.manage.groups import AUTO_GROUP, DEFAULT_GROUP, account_groups, list_groups
 from tollway.manage.models import modes_view
 from tollway.manage.usage import list_usage
 from tollway.timeutil import parse_iso, utcnow
@@ -56,6 +58,7 @@ def blank_form() -> dict[str, str]:
         "quota_usd": "",
         "expires_at": "",
         "models": "",
+        "group": "",
     }
 
 
@@ -71,6 +74,7 @@ def token_form(token: dict[str, Any]) -> dict[str, str]:
         "quota_usd": token["quota_usd"] or "",
         "expires_at": forms.date_input(expires),
         "models": ", ".join(token["models"] or []),
+        "group": token["group"],
     }
 
 
@@ -82,15 +86,52 @@ def parsed(values: dict[str, str]) -> dict[str, Any]:
         "quota_nano": forms.optional_money_nano(values["quota_usd"], "Quota", "quota_usd"),
         "expires_at": forms.optional_time(values["expires_at"], "Expires", "expires_at"),
         "models": forms.model_names(values["models"]),
+        "group": values["group"] or None,  # None: the service's default for the account
     }
+
+
+async def group_choices(
+    gw: Gateway, account_id: int, current: str | None = None
+) -> list[dict[str, str]]:
+    """What a token's group select offers: the account's groups with their
+    multipliers; ``auto`` when one of them is in the auto list (the service
+    refuses it otherwise); and ``current``, a group the account no longer
+    has, which the token keeps until it is moved (its calls are refused)."""
+    allowed = await account_groups(gw, account_id)
+    known = {g["name"]: g for g in await list_groups(gw)}
+    choices = [
+        {"name": n, "kind": "group", "label": f"{n} — prices × {known[n]['multiplier']}"}
+        if n in known
+        else {"name": n, "kind": "group", "label": n}
+        for n in allowed
+    ]
+    if any(known[n]["auto_rank"] is not None for n in allowed if n in known):
+        label = f"{AUTO_GROUP} — the first group of the auto list with a channel for the call"
+        choices.append({"name": AUTO_GROUP, "kind": "auto", "label": label})
+    if current and current not in {c["name"] for c in choices}:
+        label = f"{current} — not one of this account's groups: its calls are refused"
+        choices.append({"name": current, "kind": "stale", "label": label})
+    return choices
+
+
+def with_group(values: dict[str, str], choices: list[dict[str, str]]) -> dict[str, str]:
+    """A blank group preselects the service's default: ``default`` when the
+    account has it, else its first group."""
+    if values["group"] or not choices:
+        return values
+    names = [c["name"] for c in choices]
+    return {**values, "group": DEFAULT_GROUP if DEFAULT_GROUP in names else names[0]}
 
 
 async def _list_context(request: Request, values: dict[str, str]) -> dict[str, Any]:
     gw = gateway(request)
-    tokens = await service.list_tokens(gw, account_of(request).id)
+    me = account_of(request)
+    tokens = await service.list_tokens(gw, me.id)
     for token in tokens:
         token["status"] = status_of(token)
-    return {"tokens": tokens, "modes": modes_view(gw), "form": values}
+    groups = await group_choices(gw, me.id)
+    form = with_group(values, groups)
+    return {"tokens": tokens, "modes": modes_view(gw), "groups": groups, "form": form}
 
 
 @page
@@ -118,7 +159,8 @@ async def _edit_context(request: Request, token_id: int) -> dict[str, Any]:
     token = await service.get_token(gw, me.id, token_id)
     token["status"] = status_of(token)
     usage = await list_usage(gw, me.id, token_id=token_id, limit=25)
-    return {"token": token, "modes": modes_view(gw), "usage": usage["data"]}
+    groups = await group_choices(gw, me.id, token["group"])
+    return {"token": token, "modes": modes_view(gw), "groups": groups, "usage": usage["data"]}
 
 
 @page
@@ -130,11 +172,15 @@ async def edit_page(request: Request) -> Response:
 @page
 async def save_token(request: Request) -> Response:
     token_id: int = request.path_params["token_id"]
+    gw = gateway(request)
+    me = account_of(request)
+    token = await service.get_token(gw, me.id, token_id)
     values = form_values(form_of(request))
     try:
-        await service.update_token(
-            gateway(request), account_of(request).id, token_id, parsed(values)
-        )
+        fields = parsed(values)
+        if fields["group"] in (None, token["group"]):  # unchanged: kept even if no longer allowed
+            del fields["group"]
+        await service.update_token(gw, me.id, token_id, fields)
     except ApiError as exc:
         context = await _edit_context(request, token_id)
         context.update(form=values, error=exc.message)

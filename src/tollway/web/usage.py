@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from tollway.errors import bad_request
 from tollway.gateway import Gateway
 from tollway.manage import checks
 from tollway.manage.accounts import account_view, credits_of, list_accounts
@@ -74,12 +73,7 @@ class Filters:
 
 
 def _date(text: str, label: str) -> date | None:
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise bad_request(f"{label}: enter a date such as 2030-01-31.", label.lower()) from exc
+    return forms.optional_date(text, label, label.lower())
 
 
 async def filters_of(request: Request) -> Filters:
