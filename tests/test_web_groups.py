@@ -8,7 +8,6 @@ test_screenshot writes DIR/groups.png and DIR/margins.png."""
 from __future__ import annotations
 
 import html
-import os
 import re
 from collections.abc import AsyncIterator
 from datetime import date
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 from test_web import Browser, add_simulator_channel, chat, new_user, serve_console, signed_in
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, _browser_missing, new_page
+from test_web_browser import SCREENSHOTS, new_page
 from test_web_browser import sign_in as browser_sign_in
 
 from tollway.simulator import Simulator
@@ -39,22 +38,6 @@ async def web(
     async with serve_console(settings, catalog_models) as s:
         await add_simulator_channel(s, simulator)
         yield s
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Any]:
-    """Debian's Chromium, as in test_web_browser.py."""
-    missing = _browser_missing()
-    if missing:
-        if os.environ.get("TOLLWAY_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"browser tests are required (TOLLWAY_REQUIRE_BROWSER=1) but {missing}")
-        pytest.skip(missing)
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def post(b: Browser, path: str, form: dict[str, Any], csrf: bool = True) -> Any:
