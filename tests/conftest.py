@@ -299,3 +299,17 @@ async def browser() -> AsyncIterator[Any]:
         chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         await chromium.close()
+
+
+@pytest.fixture
+async def web(
+    tmp_path: Path, catalog_models: list[Model], simulator: Simulator
+) -> AsyncIterator[Served]:
+    """The gateway with its console, on SQLite, and a channel "sim" to the
+    simulator for every model (the console's browser and page tests)."""
+    from test_web import add_simulator_channel, serve_console
+
+    settings = test_settings(f"sqlite:///{tmp_path / 'tollway.db'}")
+    async with serve_console(settings, catalog_models) as served:
+        await add_simulator_channel(served, simulator)
+        yield served

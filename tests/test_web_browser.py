@@ -11,36 +11,24 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import insert
-from test_web import PASSWORD, add_simulator_channel, chat, new_user, serve_console
+from test_web import PASSWORD, chat, new_user
 
 from tollway.billing.pricing import bill
 from tollway.db.schema import usage_records
-from tollway.simulator import Simulator
 from tollway.timeutil import utcnow
 from tollway.types import BillingMethod, Model, Usage
 
-from conftest import Served, test_settings
+from conftest import Served
 
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = os.environ.get("TOLLWAY_SCREENSHOTS")
-
-
-@pytest.fixture
-async def web(
-    tmp_path: Path, catalog_models: list[Model], simulator: Simulator
-) -> AsyncIterator[Served]:
-    settings = test_settings(f"sqlite:///{tmp_path / 'tollway.db'}")
-    async with serve_console(settings, catalog_models) as s:
-        await add_simulator_channel(s, simulator)
-        yield s
 
 
 async def new_page(browser: Any, web: Served, viewport: dict[str, int] = DESKTOP) -> Any:

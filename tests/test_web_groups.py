@@ -9,35 +9,25 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_web import Browser, add_simulator_channel, chat, new_user, serve_console, signed_in
-from test_web_browser import SCREENSHOTS, new_page
+from test_web import Browser, chat, new_user, signed_in
+from test_web_browser import (
+    SCREENSHOTS,
+    new_page,
+)
 from test_web_browser import sign_in as browser_sign_in
 
 from tollway.simulator import Simulator
-from tollway.types import Model
 from tollway.web.margins import totals
 
-from conftest import Served, test_settings
+from conftest import Served
 
 MODEL = "gpt-4o"
-
-
-@pytest.fixture
-async def web(
-    tmp_path: Path, catalog_models: list[Model], simulator: Simulator
-) -> AsyncIterator[Served]:
-    """The gateway with the console, and a channel "sim" to the simulator for every model."""
-    settings = test_settings(f"sqlite:///{tmp_path / 'tollway.db'}")
-    async with serve_console(settings, catalog_models) as s:
-        await add_simulator_channel(s, simulator)
-        yield s
 
 
 async def post(b: Browser, path: str, form: dict[str, Any], csrf: bool = True) -> Any:
