@@ -111,7 +111,7 @@ def test_add_defaults_and_asks_for_the_key() -> None:
         (("--group", "vip"), "Unknown groups: vip"),
         (("--method", "per_token"), "'methods' must be a non-empty list of: per_use, per_call"),
         (("--cost-multiplier", "0"), "more than 0"),
-        (("--cost-multiplier", "1e3"), "decimal string"),
+        (("--cost-multiplier", "1e3"), "must be a decimal such as"),
         (("--key-strategy", "first"), "'key_strategy' must be one of: round_robin, random"),
         (("--weight", "-1"), "weight"),
     ],
