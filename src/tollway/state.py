@@ -113,10 +113,6 @@ class Channel:
     def enabled(self) -> bool:
         return self.status == "enabled" and bool(self.keys)
 
-    def upstream_model(self, model_id: str) -> str:
-        """The name the upstream knows the model by."""
-        return self.model_mapping.get(model_id, model_id)
-
 
 @dataclass(frozen=True, slots=True)
 class Group:
@@ -222,10 +218,6 @@ class State:
         """Call inside the transaction of a management change: bumps the shared
         version so every replica reloads. Reload this process with ``reload``."""
         await conn.execute(update(state_version).values(version=state_version.c.version + 1))
-
-    def channels_for(self, model: Model) -> tuple[Channel, ...]:
-        """Every enabled channel serving ``model``, highest priority first."""
-        return tuple(c for c in self.channels if c.serves(model))
 
     def candidates(
         self, model: Model, endpoint: str, method: BillingMethod, group: str

@@ -22,7 +22,7 @@ from tollway.errors import bad_request, not_found
 from tollway.gateway import Gateway
 from tollway.manage import checks
 from tollway.providers import PROVIDERS
-from tollway.routing.status import AUTO_DISABLED
+from tollway.routing.status import AUTO_DISABLED, keys_enabled
 from tollway.state import DEFAULT_GROUP
 from tollway.timeutil import iso, utcnow
 from tollway.types import BillingMethod
@@ -322,7 +322,7 @@ async def update_channel(gw: Gateway, channel_id: int, fields: dict[str, Any]) -
         values["status_reason"] = None
         if row["status"] == AUTO_DISABLED:  # by hand after the upstream rejected its keys
             keys = values.get("api_keys", row["api_keys"])
-            values["api_keys"] = [{**k, "enabled": True, "reason": None} for k in keys]
+            values["api_keys"] = keys_enabled(keys)
     if "api_keys" in values and "status" not in values and row["status"] == AUTO_DISABLED:
         values.update(status="enabled", status_reason=None)  # new keys: worth a try
     if values.get("status") == "disabled":

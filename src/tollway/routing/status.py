@@ -6,6 +6,7 @@ a passing test enabling it again."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -18,6 +19,11 @@ AUTO_DISABLED = "auto_disabled"
 # A channel's last error is written at most this often (a failing upstream
 # must not become a write per call).
 ERROR_NOTE_S = 5.0
+
+
+def keys_enabled(keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A channel's keys, every one enabled again (reasons cleared)."""
+    return [{**k, "enabled": True, "reason": None} for k in keys]
 
 
 async def disable_key(gw: Gateway, channel_id: int, key_index: int, reason: str) -> None:
@@ -82,7 +88,7 @@ async def enable_again(gw: Gateway, channel_id: int) -> bool:
         )
         if row is None:
             return False
-        keys = [{**k, "enabled": True, "reason": None} for k in row["api_keys"]]
+        keys = keys_enabled(row["api_keys"])
         changed = keys != row["api_keys"] or row["status"] == AUTO_DISABLED
         if not changed:
             return False
