@@ -144,7 +144,8 @@ def per_use_lines(price: PerUsePrice, usage: Usage) -> list[CostLine]:
     A class without its own price is billed at the base input (or output)
     price, never for free; cache writes without one at Anthropic's multiples
     of the input price."""
-    price = tier_of(price, usage)
+    if price.tiers:
+        price = tier_of(price, usage)
     cached, writes, writes_1h = (
         usage.cached_input_tokens,
         usage.cache_write_tokens,
@@ -153,20 +154,47 @@ def per_use_lines(price: PerUsePrice, usage: Usage) -> list[CostLine]:
     uncached = usage.input_tokens - cached - writes - writes_1h
     if min(uncached, cached, writes, writes_1h, usage.output_tokens) < 0:
         raise PricingError("token counts cannot be negative (cached or written > input?)")
-    base_in, base_out = price.input_mtok, price.output_mtok
-    write_5m, write_1h = cache_write_prices(price)
     lines = []
-    for name, quantity, unit in (
-        ("input_tokens", uncached, base_in),
-        ("cached_input_tokens", cached, _or(price.cached_input_mtok, base_in)),
+    if uncached:
+        lines.append(CostLine("input_tokens", uncached, price.input_mtok, TOKENS_PER_MTOK))
+    if cached or writes or writes_1h:
+        lines.extend(_cache_lines(price, cached, writes, writes_1h))
+    if usage.output_tokens:
+        lines.append(
+            CostLine("output_tokens", usage.output_tokens, price.output_mtok, TOKENS_PER_MTOK)
+        )
+    if (
+        usage.image_input_tokens
+        or usage.image_output_tokens
+        or usage.audio_input_tokens
+        or usage.audio_output_tokens
+    ):  # the common call has none: no price lookups for them
+        lines.extend(_media_lines(price, usage))
+    return lines
+
+
+def _cache_lines(price: PerUsePrice, cached: int, writes: int, writes_1h: int) -> list[CostLine]:
+    write_5m, write_1h = cache_write_prices(price)
+    return _lines(
+        ("cached_input_tokens", cached, _or(price.cached_input_mtok, price.input_mtok)),
         ("cache_write_tokens", writes, write_5m),
         ("cache_write_1h_tokens", writes_1h, write_1h),
-        ("output_tokens", usage.output_tokens, base_out),
+    )
+
+
+def _media_lines(price: PerUsePrice, usage: Usage) -> list[CostLine]:
+    base_in, base_out = price.input_mtok, price.output_mtok
+    return _lines(
         ("image_input_tokens", usage.image_input_tokens, _or(price.image_input_mtok, base_in)),
         ("image_output_tokens", usage.image_output_tokens, _or(price.image_output_mtok, base_out)),
         ("audio_input_tokens", usage.audio_input_tokens, _or(price.audio_input_mtok, base_in)),
         ("audio_output_tokens", usage.audio_output_tokens, _or(price.audio_output_mtok, base_out)),
-    ):
+    )
+
+
+def _lines(*parts: tuple[str, int, int]) -> list[CostLine]:
+    lines = []
+    for name, quantity, unit in parts:
         if quantity < 0:
             raise PricingError(f"{name} cannot be negative")
         if quantity:
