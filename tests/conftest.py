@@ -2,8 +2,10 @@
 and a gateway served for real on loopback.
 
 PostgreSQL tests need a server at TOLLWAY_TEST_POSTGRES_URL (default: the
-local one). Locally they skip when none answers; with TOLLWAY_REQUIRE_POSTGRES=1
-(set by .ci/run) a missing server fails the run instead of skipping.
+local one), Redis tests one at TOLLWAY_TEST_REDIS_URL (default: database 15 of
+the local one). Locally they skip when none answers; with
+TOLLWAY_REQUIRE_POSTGRES=1 / TOLLWAY_REQUIRE_REDIS=1 (set by .ci/run) a
+missing server fails the run instead of skipping.
 """
 
 from __future__ import annotations
@@ -39,6 +41,23 @@ from tollway.types import Model
 ADMIN_KEY = "tm-test-admin-key"
 PG_URL = os.environ.get("TOLLWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("TOLLWAY_REQUIRE_POSTGRES") == "1"
+
+
+REDIS_URL = os.environ.get("TOLLWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRE_REDIS = os.environ.get("TOLLWAY_REQUIRE_REDIS") == "1"
+
+
+def need_redis() -> str:
+    """The test Redis's URL (database 15), or a skip (a failure in CI) when none answers."""
+    host_port = REDIS_URL.split("//", 1)[-1].split("/", 1)[0]
+    host, _, port = host_port.partition(":")
+    try:
+        with socket.create_connection((host, int(port or 6379)), timeout=1):
+            return REDIS_URL
+    except OSError:
+        if REQUIRE_REDIS:
+            pytest.fail(f"Redis is required (TOLLWAY_REQUIRE_REDIS=1) but {REDIS_URL} is down")
+        pytest.skip(f"no Redis at {REDIS_URL}")
 
 
 def postgres_available() -> bool:

@@ -29,6 +29,7 @@ from tollway.errors import ApiError
 from tollway.gateway import Gateway
 from tollway.guard import BodyLimit, ErrorGuard
 from tollway.ledger import Ledger
+from tollway.limits import limiter_for
 from tollway.manage.accounts import ensure_bootstrap_admin
 from tollway.manage.channel_test import probe_forever
 from tollway.relay.fastpath import FastPath, errors_of_caller
@@ -122,7 +123,7 @@ async def running_gateway(
     counter = TokenCounter()
     upstream = transport or UpstreamPool(settings.upstream_connect_timeout_s)
     router = Router(settings.channel_cooldown_s, settings.routing_strategy)
-    gw = Gateway(settings, engine, state, ledger, upstream, counter, router)
+    gw = Gateway(settings, engine, state, ledger, upstream, counter, router, limiter_for(settings))
     await state.start()
     await ledger.start()
     if settings.admin_key:
@@ -146,6 +147,7 @@ async def running_gateway(
         await ledger.stop()
         await state.stop()
         await upstream.close()
+        await gw.limits.close()
         await engine.dispose()
 
 

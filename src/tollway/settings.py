@@ -43,6 +43,14 @@ class Settings:
     channel_cooldown_s: int = 30
     channel_probe_s: int = 0
     routing_strategy: str = "weighted"
+    # Limits (requests, tokens a minute, calls at once) shared across replicas
+    # through Redis when set, else counted per process; with Redis down, calls
+    # pass ("open") or get a 503 ("closed").
+    redis_url: str | None = None
+    redis_prefix: str = "tollway"  # keys' prefix: deployments sharing one Redis set their own
+    limits_on_redis_down: str = "open"
+    # Logs: "text" (the default) or "json", one object a line.
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -65,6 +73,10 @@ class Settings:
             channel_cooldown_s=_int(env, "TOLLWAY_CHANNEL_COOLDOWN_S", 30),
             channel_probe_s=_int(env, "TOLLWAY_CHANNEL_PROBE_S", 0),
             routing_strategy=_strategy(env.get("TOLLWAY_ROUTING_STRATEGY", "weighted")),
+            redis_url=env.get("TOLLWAY_REDIS_URL") or None,
+            redis_prefix=env.get("TOLLWAY_REDIS_PREFIX") or "tollway",
+            limits_on_redis_down=_choice(env, "TOLLWAY_LIMITS_ON_REDIS_DOWN", ("open", "closed")),
+            log_format=_choice(env, "TOLLWAY_LOG_FORMAT", ("text", "json")),
         )
 
 
@@ -78,6 +90,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
     if value < 0:
         raise SettingsError(f"{name} cannot be negative")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (the first when unset)."""
+    raw = env.get(name, "")
+    value = raw.strip().lower() or choices[0]
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
     return value
 
 

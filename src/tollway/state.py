@@ -45,6 +45,7 @@ from tollway.db.schema import (
     tokens,
 )
 from tollway.keys import hash_key
+from tollway.limits.rules import LIMIT_FIELDS, Subject, limits_of
 from tollway.providers import PROVIDERS
 from tollway.timeutil import aware, utcnow
 from tollway.types import BillingMethod, BillingMode, Model
@@ -71,6 +72,8 @@ class TokenInfo:
     account_enabled: bool
     group: str = DEFAULT_GROUP  # a price group's name, or AUTO_GROUP
     account_groups: frozenset[str] = frozenset({DEFAULT_GROUP})  # what its tokens may use
+    # The rate limits its calls count against: its own, its account's (none: ()).
+    limited_by: tuple[Subject, ...] = ()
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -254,6 +257,7 @@ class State:
                 tokens,
                 accounts.c.enabled.label("account_enabled"),
                 accounts.c.groups.label("account_groups"),
+                *(accounts.c[name].label(f"account_{name}") for name in LIMIT_FIELDS),
             )
             .join(accounts, accounts.c.id == tokens.c.account_id)
             .where(tokens.c.key_hash == digest, tokens.c.deleted.is_(False))
@@ -274,6 +278,7 @@ class State:
             account_enabled=row["account_enabled"],
             group=row["group_name"],
             account_groups=frozenset(row["account_groups"] or (DEFAULT_GROUP,)),
+            limited_by=_limited_by(row),
         )
 
     async def _poll(self) -> None:
@@ -375,3 +380,14 @@ def with_prices(model: Model, entry: dict[str, Any]) -> Model:
         per_use=PerUseEntry.model_validate(per_use).to_price() if per_use else None,
         per_call=PerCallEntry.model_validate(per_call).to_price(model.kind) if per_call else None,
     )
+
+
+def _limited_by(row: Any) -> tuple[Subject, ...]:
+    """A token's rate limits, then its account's."""
+    subjects = []
+    own, account = limits_of(row), limits_of(row, "account_")
+    if own is not None:
+        subjects.append(Subject("token", row["id"], own))
+    if account is not None:
+        subjects.append(Subject("account", row["account_id"], account))
+    return tuple(subjects)

@@ -1,5 +1,5 @@
 """/api/me and the admin's /api/users (create, list, credit/debit, edit: enabled,
-password, price groups)."""
+password, price groups, rate limits)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from tollway.api.deps import Admin, Caller, PathId, gateway, json_body, money_nano
 from tollway.errors import bad_request
 from tollway.manage import accounts as service
+from tollway.manage import checks
 from tollway.manage.groups import check_member_groups
 
 router = APIRouter()
@@ -58,10 +59,11 @@ async def read_user(request: Request, account_id: PathId, _: Admin) -> dict[str,
 
 @router.patch("/users/{account_id}")
 async def edit_user(request: Request, account_id: PathId, _: Admin) -> dict[str, Any]:
-    """Any of enabled, password, groups: all checked before any is applied."""
+    """Any of enabled, password, groups, rpm_limit, tpm_limit, max_concurrent:
+    all checked before any is applied."""
     gw = gateway(request)
     body = await json_body(request)
-    unknown = set(body) - {"enabled", "password", "groups"}
+    unknown = set(body) - {"enabled", "password", "groups", *checks.LIMIT_FIELDS}
     if unknown:
         raise bad_request(f"Cannot change: {', '.join(sorted(unknown))}.")
     if "password" in body:
@@ -75,10 +77,13 @@ async def edit_user(request: Request, account_id: PathId, _: Admin) -> dict[str,
         raise bad_request("'enabled' must be true or false.", param="enabled")
     if "groups" in body:
         check_member_groups(gw, body["groups"])
+    limits = checks.limits(body)
     if "password" in body:
         await service.set_password(gw, account_id, body["password"])
     if "groups" in body:
         await service.set_groups(gw, account_id, body["groups"])
+    if limits:
+        await service.set_limits(gw, account_id, limits)
     if "enabled" in body:
         return await service.set_enabled(gw, account_id, body["enabled"])
     return await service.account_view(gw, account_id)

@@ -31,6 +31,9 @@ FIELDS = {
     "group",
     "enabled",
     "account_id",
+    "rpm_limit",
+    "tpm_limit",
+    "max_concurrent",
 }
 
 
@@ -76,6 +79,7 @@ async def create(
         expires_at=changes.get("expires_at"),
         models=changes.get("models"),
         group=changes.get("group"),
+        limits=changes,
     )
 
 

@@ -47,6 +47,16 @@ accounts = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     # The price groups its tokens may use (null: only "default").
     Column("groups", JSON),
+    # Rate limits (None: none) and a budget of money per period (day, week,
+    # month, UTC); budget_used_nano counts what was spent in the period that
+    # began at budget_period_start.
+    Column("rpm_limit", Integer),
+    Column("tpm_limit", Integer),
+    Column("max_concurrent", Integer),
+    Column("budget_nano", Money),
+    Column("budget_period", String(8)),
+    Column("budget_used_nano", Money, nullable=False, default=0),
+    Column("budget_period_start", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -84,6 +94,16 @@ tokens = Table(
     Column("expires_at", DateTime(timezone=True)),
     Column("models", JSON),
     Column("group_name", String(64), nullable=False, default="default"),
+    # Rate limits (None: none) and a budget of money per period (day, week,
+    # month, UTC); budget_used_nano counts what was spent in the period that
+    # began at budget_period_start.
+    Column("rpm_limit", Integer),
+    Column("tpm_limit", Integer),
+    Column("max_concurrent", Integer),
+    Column("budget_nano", Money),
+    Column("budget_period", String(8)),
+    Column("budget_used_nano", Money, nullable=False, default=0),
+    Column("budget_period_start", DateTime(timezone=True)),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),

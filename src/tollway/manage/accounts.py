@@ -212,6 +212,7 @@ def _view(row: Any) -> dict[str, Any]:
         "available_usd": nano_to_usd(row["balance_nano"] - row["held_nano"]),
         "enabled": row["enabled"],
         "groups": row["groups"] or [DEFAULT_GROUP],  # the price groups its tokens may use
+        **{name: row[name] for name in checks.LIMIT_FIELDS},  # binding all its tokens
         "created_at": iso(row["created_at"]),
     }
 
@@ -253,6 +254,19 @@ async def set_groups(gw: Gateway, account_id: int, names: Any) -> dict[str, Any]
         await gw.state.changed(conn)
     await gw.state.reload()
     await gw.state.until_seen()
+    return await account_view(gw, account_id)
+
+
+async def set_limits(gw: Gateway, account_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set any of the account's rate limits (rpm_limit, tpm_limit,
+    max_concurrent; None lifts one), which every token of it counts against."""
+    values = checks.limits(changes)
+    await account_view(gw, account_id)  # 404 for an account that does not exist
+    if values:
+        async with gw.engine.begin() as conn:
+            await conn.execute(update(accounts).where(accounts.c.id == account_id).values(values))
+            await gw.state.changed(conn)
+        await gw.state.reload()
     return await account_view(gw, account_id)
 
 

@@ -20,6 +20,9 @@ MAX_NAME_CHARS = 200
 MAX_TEXT_CHARS = 4000
 # Lists of names (a token's model allowlist, a channel's models).
 MAX_LIST_ITEMS = 1000
+# A rate limit (requests or tokens a minute, calls at once).
+MAX_LIMIT = 10**9
+LIMIT_FIELDS = ("rpm_limit", "tpm_limit", "max_concurrent")
 # A price multiplier (a group's, a channel's upstream cost).
 MAX_MULTIPLIER = 1000
 
@@ -49,6 +52,18 @@ def whole_number(value: Any, param: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise bad_request(f"'{param}' must be a whole number from {low} to {high}.", param=param)
     return value
+
+
+def limit(value: Any, param: str) -> int | None:
+    """A rate limit: a whole number from 1 up, or None for none."""
+    if value is None:
+        return None
+    return whole_number(value, param, 1, MAX_LIMIT)
+
+
+def limits(changes: dict[str, Any]) -> dict[str, int | None]:
+    """The rate limits among ``changes`` (rpm_limit, tpm_limit, max_concurrent), checked."""
+    return {name: limit(changes[name], name) for name in LIMIT_FIELDS if name in changes}
 
 
 def row_id(value: Any, param: str) -> int:

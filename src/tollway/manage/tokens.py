@@ -3,7 +3,8 @@ once, hashed at rest."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,6 +124,7 @@ async def create_token(
     expires_at: datetime | None = None,
     models: Any = None,
     group: Any = None,
+    limits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     mode = (
         DEFAULT_BILLING_MODE
@@ -143,6 +145,7 @@ async def create_token(
         "expires_at": _check_time(expires_at),
         "models": check_models(gw, models),
         "group_name": await check_group(gw, group, account_id),
+        **checks.limits(limits or {}),
         "enabled": True,
         "deleted": False,
         "created_at": now,
@@ -188,6 +191,7 @@ def token_view(row: Any) -> dict[str, Any]:
         "expires_at": iso(row["expires_at"]),
         "models": row["models"],
         "group": row["group_name"],
+        **{name: row[name] for name in checks.LIMIT_FIELDS},
         "enabled": row["enabled"],
         "created_at": iso(row["created_at"]),
         "last_used_at": iso(_latest(row["last_used_at"], row["lease_used_at"])),
@@ -231,7 +235,7 @@ async def update_token(
     gw: Gateway, account_id: int | None, token_id: int, changes: dict[str, Any]
 ) -> dict[str, Any]:
     """Apply a PATCH: any of name, billing_mode, quota_nano, expires_at, models,
-    group, enabled."""
+    group, enabled, rpm_limit, tpm_limit, max_concurrent."""
     values = _checked_changes(gw, changes)
     token = await get_token(gw, account_id, token_id)  # 404 unless it is theirs
     if "group_name" in values:
@@ -250,7 +254,7 @@ async def update_token(
 
 
 def _checked_changes(gw: Gateway, changes: dict[str, Any]) -> dict[str, Any]:
-    checkers = {
+    checkers: dict[str, Callable[[Any], Any]] = {
         "name": check_name,
         "billing_mode": lambda v: check_mode(v, gw.settings.allow_hybrid).value,
         "quota_nano": check_quota,
@@ -258,6 +262,7 @@ def _checked_changes(gw: Gateway, changes: dict[str, Any]) -> dict[str, Any]:
         "models": lambda v: check_models(gw, v),
         "group": lambda v: checks.text(v, "group"),  # and its account's: update_token
         "enabled": _check_bool,
+        **{name: functools.partial(checks.limit, param=name) for name in checks.LIMIT_FIELDS},
     }
     unknown = set(changes) - set(checkers)
     if unknown:

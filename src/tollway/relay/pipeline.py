@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from tollway.billing.holds import hold_bill
+from tollway.billing.holds import hold_usage
 from tollway.billing.modes import methods_in_order, resolve_method
 from tollway.billing.pricing import PricingError, UnpricedVariant, bill
 from tollway.billing.shapes import CallShape
@@ -43,6 +43,8 @@ from tollway.errors import (
 from tollway.gateway import Gateway
 from tollway.keys import new_request_id
 from tollway.ledger import InsufficientFunds, UsageRecord, UsageStatus
+from tollway.limits import Ticket
+from tollway.limits.rules import headers_of, refusal, tokens_of
 from tollway.providers import PROVIDERS, Outbound, Provider
 from tollway.relay import failover
 from tollway.relay.inbound import REQUEST_ID_HEADER, REQUEST_ID_SCOPE, authenticate, read_json
@@ -177,6 +179,8 @@ class Call:
     started: float = field(default_factory=time.perf_counter)
     closed: bool = False
     attempts: int = 0  # channels tried so far (failover.send counts them)
+    ticket: Ticket | None = None  # its place in the rate limits, given back at the end
+    limit_headers: dict[str, str] | None = None  # x-ratelimit-* for the answer
     method: BillingMethod = field(init=False)  # the route's
     # The channel of the last attempt (the one that served, once one has).
     channel: Channel = field(init=False)
@@ -191,6 +195,8 @@ class Call:
         headers = {BILLING_METHOD_HEADER: self.method.value, REQUEST_ID_HEADER: self.request_id}
         if self.attempts > 1:
             headers[failover.ATTEMPTS_HEADER] = str(self.attempts)
+        if self.limit_headers:
+            headers.update(self.limit_headers)
         return headers
 
     def outbound(self, inbound: Inbound, stream: bool = False) -> Outbound:
@@ -257,6 +263,8 @@ class Call:
             paid = min(paid, MAX_NANO)
         record = self.record(usage, cost_nano, prices, status, detail, paid)
         record.exceeded_hold = cost_nano > self.hold_nano
+        if self.ticket is not None:
+            self.end_limits(tokens_of(usage))
         # No shield needed: the step is queued before the first await, and the
         # writer applies it whether or not this caller is still waiting.
         settlement = await self.gw.ledger.settle(record)
@@ -267,12 +275,22 @@ class Call:
         if self.closed:
             return
         self.closed = True
+        if self.ticket is not None:
+            self.end_limits(0)
         record = self.record(Usage(items=0), 0, {}, status, detail)
         await self.gw.ledger.release(record)
 
     def hand_over(self) -> None:
         """The hold now belongs to a job that settles or releases it."""
         self.closed = True
+        if self.ticket is not None:
+            self.end_limits(self.ticket.tokens)
+
+    def end_limits(self, used_tokens: int) -> None:
+        """The call no longer runs: its tokens are what it used (off the answer's path)."""
+        ticket, self.ticket = self.ticket, None
+        if ticket is not None:
+            self.gw.spawn(self.gw.limits.finish(ticket, used_tokens))
 
 
 async def open_call(
@@ -297,8 +315,29 @@ async def open_call(
         sticky_key(inbound.payload, inbound.native),
         narrow,
     )
-    amount = _hold_amount(gw, model, route, shape)
+    amount, usage = _hold_amount(gw, model, route, shape)
     call = Call(gw, token, model, metered.upstream, route, amount, shape)
+    if not token.limited_by:  # the usual case
+        return await _hold(call, metered, shape)
+    await _admit(call, tokens_of(usage))
+    try:
+        return await _hold(call, metered, shape)
+    except BaseException:
+        call.end_limits(0)
+        raise
+
+
+async def _admit(call: Call, tokens: int) -> None:
+    """Count the call against its token's and account's rate limits (a 429 when over)."""
+    admission = await call.gw.limits.admit(call.request_id, call.token.limited_by, tokens)
+    if admission.refused_by:
+        raise refusal(admission, tokens)
+    call.ticket = admission.ticket
+    call.limit_headers = headers_of(admission)
+
+
+async def _hold(call: Call, metered: Metered, shape: CallShape) -> Call:
+    gw, token, model, amount = call.gw, call.token, call.model, call.hold_nano
     if metered.outlives_request:
         short = await gw.ledger.hold(
             call.request_id, token.account_id, token.id, amount, outlives_request=True
@@ -321,16 +360,16 @@ async def open_call(
     return call
 
 
-def _hold_amount(gw: Gateway, model: Model, route: Route, shape: CallShape) -> int:
+def _hold_amount(gw: Gateway, model: Model, route: Route, shape: CallShape) -> tuple[int, Usage]:
+    """The hold: the bill of the most the call can use, and that use."""
     try:
-        hold = hold_bill(
-            model, route.method, shape, gw.settings.hold_output_tokens, route.group.multiplier
-        )
+        usage = hold_usage(shape, model, gw.settings.hold_output_tokens)
+        hold = bill(model, route.method, usage, route.group.multiplier)
     except UnpricedVariant as exc:  # a size or quality the model's price table lacks
         raise bad_request(str(exc), param=exc.param) from None
     except PricingError as exc:
         raise bad_request(str(exc), param="model") from None
-    return hold.total_nano
+    return hold.total_nano, usage
 
 
 async def _give_back(call: Call, held: asyncio.Future[InsufficientFunds | None]) -> None:

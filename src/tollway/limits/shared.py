@@ -1,0 +1,240 @@
+"""Rate limits shared by every process and replica through Redis: one script
+call before a call (count and check every limit of the token and its
+account at once), one after it, off the answer's path, when it counted
+tokens or calls at once.
+
+Redis keeps, per subject, a hash of one-second buckets (``r<second>`` and
+``t<second>`` fields: requests and tokens) and a sorted set of the calls in
+flight (scored by their start, so a replica that died stops counting after
+STALE_CALL_S). Time is Redis's own clock, the same for every replica.
+
+Redis unreachable: calls pass (``open``, the default) or get a 503
+(``closed``), as TOLLWAY_LIMITS_ON_REDIS_DOWN says; logged once a second at
+most, and counted (``unavailable``). After a failure Redis is left alone for
+a second, so an outage does not slow every call by a connect timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from tollway.limits.rules import (
+    STALE_CALL_S,
+    WINDOW_S,
+    Admission,
+    Headroom,
+    Subject,
+    Ticket,
+    limits_unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+SLOT = "{l}"  # one hash slot: a call's keys go to one script
+DOWN_S = 1.0
+NONE = -1
+REFUSALS = {1: "requests", 2: "tokens", 3: "concurrent"}
+
+# KEYS: per subject, its buckets hash and its in-flight set.
+# ARGV: now_ms (0: Redis's clock), request id, tokens, then per subject rpm, tpm,
+# concurrent (-1: none). Returns: admitted (1/0), refused by (1 requests, 2
+# tokens, 3 concurrent), whose (subject index, 1-based), retry after (ms), too
+# large (1/0), requests limit, remaining, reset (ms), the same for tokens, the
+# second counted in.
+ADMIT = """
+local now_ms = tonumber(ARGV[1])
+if now_ms == 0 then
+  local t = redis.call('TIME')
+  now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local id, tokens = ARGV[2], tonumber(ARGV[3])
+local second = math.floor(now_ms / 1000)
+local oldest = second - WINDOW + 1
+local n = #KEYS / 2
+local req, tok, oldest_seen, buckets = {}, {}, {}, {}
+local refused, whose, wait, too_large = 0, 0, 0, 0
+local rq_limit, rq_left, rq_reset = -1, nil, 0
+local tk_limit, tk_left, tk_reset = -1, nil, 0
+local function refuse(by, who, w)
+  if w >= wait then refused, whose, wait = by, who, w end
+end
+local function wait_for(list, needed, total, limit)
+  local dropped = 0
+  for _, b in ipairs(list) do
+    dropped = dropped + b[2]
+    if total - dropped + needed <= limit then
+      return math.max((b[1] + WINDOW) * 1000 - now_ms, 0)
+    end
+  end
+  return WINDOW * 1000
+end
+for i = 1, n do
+  local hash, running = KEYS[2 * i - 1], KEYS[2 * i]
+  local flat = redis.call('HGETALL', hash)
+  local r, t, stale = {}, {}, {}
+  local rsum, tsum, first = 0, 0, nil
+  for j = 1, #flat, 2 do
+    local kind, s = string.sub(flat[j], 1, 1), tonumber(string.sub(flat[j], 2))
+    local v = tonumber(flat[j + 1])
+    if s < oldest then
+      stale[#stale + 1] = flat[j]
+    elseif kind == 'r' then
+      r[#r + 1] = {s, v}; rsum = rsum + v
+      if first == nil or s < first then first = s end
+    else
+      t[#t + 1] = {s, v}; tsum = tsum + v
+    end
+  end
+  if #stale > 0 then redis.call('HDEL', hash, unpack(stale)) end
+  table.sort(r, function(a, b) return a[1] < b[1] end)
+  table.sort(t, function(a, b) return a[1] < b[1] end)
+  local reset = 0
+  if first ~= nil then reset = math.max((first + WINDOW) * 1000 - now_ms, 0) end
+  local rpm, tpm = tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
+  local conc = tonumber(ARGV[3 * i + 3])
+  if rpm >= 0 then
+    local left = rpm - rsum - 1
+    if left < 0 then refuse(1, i, wait_for(r, 1, rsum, rpm)) end
+    if rq_left == nil or left < rq_left then rq_limit, rq_left, rq_reset = rpm, left, reset end
+  end
+  if tpm >= 0 then
+    local left = tpm - tsum - tokens
+    if tokens > tpm then
+      refuse(2, i, WINDOW * 1000); too_large = 1
+    elseif left < 0 then
+      refuse(2, i, wait_for(t, tokens, tsum, tpm))
+    end
+    if tk_left == nil or left < tk_left then tk_limit, tk_left, tk_reset = tpm, left, reset end
+  end
+  if conc >= 0 then
+    redis.call('ZREMRANGEBYSCORE', running, '-inf', now_ms - STALE * 1000)
+    if redis.call('ZCARD', running) >= conc then refuse(3, i, 1000) end
+  end
+end
+if refused == 0 then
+  for i = 1, n do
+    local hash, running = KEYS[2 * i - 1], KEYS[2 * i]
+    redis.call('HINCRBY', hash, 'r' .. second, 1)
+    if tokens > 0 then redis.call('HINCRBY', hash, 't' .. second, tokens) end
+    redis.call('EXPIRE', hash, WINDOW * 2)
+    if tonumber(ARGV[3 * i + 3]) >= 0 then
+      redis.call('ZADD', running, now_ms, id)
+      redis.call('EXPIRE', running, STALE)
+    end
+  end
+end
+return {refused == 0 and 1 or 0, refused, whose, wait, too_large,
+        rq_limit, rq_left or 0, rq_reset, tk_limit, tk_left or 0, tk_reset, second}
+"""
+
+# KEYS as ADMIT's; ARGV: request id, the second counted in, tokens to add (may
+# be negative: the call used less than it held).
+FINISH = """
+local id, second, delta = ARGV[1], ARGV[2], tonumber(ARGV[3])
+for i = 1, #KEYS / 2 do
+  local hash, running = KEYS[2 * i - 1], KEYS[2 * i]
+  redis.call('ZREM', running, id)
+  if delta ~= 0 and redis.call('HEXISTS', hash, 't' .. second) == 1 then
+    redis.call('HINCRBY', hash, 't' .. second, delta)
+  end
+end
+return 1
+"""
+
+
+def _script(text: str) -> str:
+    return text.replace("WINDOW", str(WINDOW_S)).replace("STALE", str(STALE_CALL_S))
+
+
+class SharedLimiter:
+    def __init__(self, url: str, fail_open: bool = True, prefix: str = "tollway") -> None:
+        self.client = redis.Redis.from_url(
+            url, socket_connect_timeout=0.25, socket_timeout=0.5, health_check_interval=0
+        )
+        self.fail_open = fail_open
+        self.unavailable = 0  # calls decided without Redis
+        self._admit = self.client.register_script(_script(ADMIT))
+        self._finish = self.client.register_script(_script(FINISH))
+        self._down_until = 0.0
+        self._logged_at = 0.0
+        self.now_ms = 0  # tests set a clock; 0: Redis's own
+        self.prefix = f"{prefix}:limits:{SLOT}:"
+
+    async def admit(self, request_id: str, subjects: Sequence[Subject], tokens: int) -> Admission:
+        if time.monotonic() < self._down_until:
+            return self._without_redis(None)
+        keys = self._keys(subjects)
+        args: list[str | int] = [self.now_ms, request_id, tokens]
+        for subject in subjects:
+            limits = subject.limits
+            args += [_arg(limits.rpm), _arg(limits.tpm), _arg(limits.concurrent)]
+        try:
+            found = await self._admit(keys, args)
+        except (RedisError, OSError) as exc:
+            return self._without_redis(exc)
+        return _admission(found, request_id, subjects, tokens)
+
+    async def finish(self, ticket: Ticket, used_tokens: int) -> None:
+        if time.monotonic() < self._down_until:
+            return
+        args: list[str | int] = [ticket.request_id, ticket.second, used_tokens - ticket.tokens]
+        try:
+            await self._finish(self._keys(ticket.subjects), args)
+        except (RedisError, OSError) as exc:
+            self._down(exc)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def _keys(self, subjects: Sequence[Subject]) -> list[str]:
+        keys = []
+        for subject in subjects:
+            keys += [f"{self.prefix}{subject.key}:buckets", f"{self.prefix}{subject.key}:running"]
+        return keys
+
+    def _without_redis(self, exc: BaseException | None) -> Admission:
+        if exc is not None:
+            self._down(exc)
+        self.unavailable += 1
+        if self.fail_open:
+            return Admission(None)  # passes, counted nowhere
+        raise limits_unavailable()
+
+    def _down(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        self._down_until = now + DOWN_S
+        if now - self._logged_at >= 1.0:
+            self._logged_at = now
+            log.warning(
+                "rate limits: Redis unreachable (%r); calls %s", exc,
+                "pass unchecked" if self.fail_open else "get 503",
+            )  # fmt: skip
+
+
+def _arg(value: int | None) -> int:
+    return NONE if value is None else value
+
+
+def _admission(
+    found: list[int], request_id: str, subjects: Sequence[Subject], tokens: int
+) -> Admission:
+    ok, by, whose, wait_ms, too_large = (int(v) for v in found[:5])
+    rq_limit, rq_left, rq_reset, tk_limit, tk_left, tk_reset, second = (int(v) for v in found[5:])
+    admission = Admission(None)
+    if rq_limit != NONE:
+        admission.requests = Headroom(rq_limit, rq_left, rq_reset / 1000)
+    if tk_limit != NONE:
+        admission.tokens = Headroom(tk_limit, tk_left, tk_reset / 1000)
+    if ok:
+        admission.ticket = Ticket(request_id, tuple(subjects), tokens, second)
+    else:
+        admission.refused_by = REFUSALS[by]
+        admission.subject = subjects[whose - 1].kind
+        admission.retry_after_s = wait_ms / 1000
+        admission.too_large = bool(too_large)
+    return admission

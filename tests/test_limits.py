@@ -1,0 +1,185 @@
+"""Rate limits counted in one process and in Redis: the same answers from both
+(a controlled clock drives each), and the 429s and headers calls get."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.conftest import need_redis
+from tollway.limits import Admission, Limits, Subject
+from tollway.limits.local import LocalLimiter
+from tollway.limits.rules import headers_of, refusal, reset_text
+from tollway.limits.shared import SharedLimiter
+
+IDS = itertools.count(1)
+
+
+class Clocked:
+    """A limiter whose clock the test turns (seconds, as a float)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.now = 1_000_000.0
+        self.limiter: LocalLimiter | SharedLimiter
+        if kind == "local":
+            self.limiter = LocalLimiter(clock=lambda: self.now)
+        else:
+            self.limiter = SharedLimiter(need_redis())
+
+    async def admit(self, subjects: tuple[Subject, ...], tokens: int = 0) -> Admission:
+        if isinstance(self.limiter, SharedLimiter):
+            self.limiter.now_ms = int(self.now * 1000)
+        return await self.limiter.admit(f"req-{next(IDS)}", subjects, tokens)
+
+    async def finish(self, admission: Admission, used: int) -> None:
+        assert admission.ticket is not None
+        if isinstance(self.limiter, SharedLimiter):
+            self.limiter.now_ms = int(self.now * 1000)
+        await self.limiter.finish(admission.ticket, used)
+
+
+@pytest.fixture(params=["local", "redis"])
+async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[Clocked]:
+    clocked = Clocked(request.param)
+    yield clocked
+    await clocked.limiter.close()
+
+
+def token(limits: Limits) -> Subject:
+    # A fresh id each test: Redis keeps windows between tests for a minute or two.
+    return Subject("token", secrets.randbelow(10**12) + 10**6, limits)
+
+
+def account(limits: Limits) -> Subject:
+    return Subject("account", secrets.randbelow(10**12) + 10**6, limits)
+
+
+async def test_requests_a_minute_slide_by_the_second(limiter: Clocked) -> None:
+    subject = (token(Limits(rpm=3)),)
+    passed = [await limiter.admit(subject) for _ in range(3)]
+    assert all(not a.refused_by for a in passed)
+    assert [a.requests.remaining for a in passed if a.requests] == [2, 1, 0]
+    limiter.now += 10
+    refused = await limiter.admit(subject)
+    assert refused.refused_by == "requests" and refused.subject == "token"
+    assert refused.retry_after_s == pytest.approx(50, abs=0.01)  # the first second leaves at +60
+    limiter.now += 49.9
+    assert (await limiter.admit(subject)).refused_by == "requests"
+    limiter.now += 0.2  # the first second's calls have left the window
+    assert not (await limiter.admit(subject)).refused_by
+
+
+async def test_a_refused_call_is_not_counted(limiter: Clocked) -> None:
+    subject = (token(Limits(rpm=1)),)
+    assert not (await limiter.admit(subject)).refused_by
+    for _ in range(5):
+        assert (await limiter.admit(subject)).refused_by == "requests"
+    limiter.now += 60
+    assert not (await limiter.admit(subject)).refused_by
+
+
+async def test_tokens_count_the_hold_then_what_was_used(limiter: Clocked) -> None:
+    subject = (token(Limits(tpm=1000)),)
+    first = await limiter.admit(subject, tokens=800)
+    assert not first.refused_by and first.tokens and first.tokens.remaining == 200
+    refused = await limiter.admit(subject, tokens=300)
+    assert refused.refused_by == "tokens" and not refused.too_large
+    await limiter.finish(first, used=100)  # it used far less than it held
+    second = await limiter.admit(subject, tokens=300)
+    assert not second.refused_by and second.tokens and second.tokens.remaining == 600
+
+
+async def test_a_call_larger_than_the_limit_never_fits(limiter: Clocked) -> None:
+    refused = await limiter.admit((token(Limits(tpm=100)),), tokens=101)
+    assert refused.refused_by == "tokens" and refused.too_large
+    error = refusal(refused, 101)
+    assert error.status == 429 and "Lower max_tokens" in error.message
+
+
+async def test_calls_at_once(limiter: Clocked) -> None:
+    subject = (token(Limits(concurrent=2)),)
+    one, two = await limiter.admit(subject), await limiter.admit(subject)
+    third = await limiter.admit(subject)
+    assert third.refused_by == "concurrent"
+    await limiter.finish(one, 0)
+    assert not (await limiter.admit(subject)).refused_by
+    await limiter.finish(two, 0)
+
+
+async def test_the_account_limit_binds_every_token(limiter: Clocked) -> None:
+    shared = account(Limits(rpm=2))
+    first = (token(Limits(rpm=100)), shared)
+    second = (token(Limits(rpm=100)), shared)
+    assert not (await limiter.admit(first)).refused_by
+    assert not (await limiter.admit(second)).refused_by
+    refused = await limiter.admit(first)
+    assert refused.refused_by == "requests" and refused.subject == "account"
+    # The token's own window did not count the refused call.
+    assert refused.requests and refused.requests.limit == 2
+
+
+async def test_the_tightest_headroom_is_reported(limiter: Clocked) -> None:
+    admission = await limiter.admit((token(Limits(rpm=10, tpm=500)), account(Limits(rpm=3))), 50)
+    assert admission.requests and (admission.requests.limit, admission.requests.remaining) == (3, 2)
+    headers = headers_of(admission)
+    assert headers["x-ratelimit-limit-tokens"] == "500"
+    assert headers["x-ratelimit-remaining-tokens"] == "450"
+    assert headers["x-ratelimit-remaining-requests"] == "2"
+
+
+async def test_redis_shares_the_count_between_limiters() -> None:
+    """Two processes' limiters on one Redis: the limit is the limit, not 2x."""
+    url = need_redis()
+    one, two = SharedLimiter(url), SharedLimiter(url)
+    subject = (token(Limits(rpm=5)),)
+    try:
+        answers = await asyncio.gather(
+            *(limiter.admit(f"r{i}", subject, 0) for i in range(10) for limiter in (one, two))
+        )
+        assert sum(not a.refused_by for a in answers) == 5
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_redis_down_fails_open_or_closed() -> None:
+    subject = (token(Limits(rpm=1)),)
+    open_ = SharedLimiter("redis://127.0.0.1:1/0", fail_open=True)
+    closed = SharedLimiter("redis://127.0.0.1:1/0", fail_open=False)
+    try:
+        for _ in range(3):  # past the limit: nothing counts
+            answer = await open_.admit("r", subject, 0)
+            assert not answer.refused_by and answer.ticket is None
+        assert open_.unavailable == 3
+        with pytest.raises(Exception) as refused:
+            await closed.admit("r", subject, 0)
+        assert getattr(refused.value, "status", None) == 503
+    finally:
+        await open_.close()
+        await closed.close()
+
+
+async def test_a_dead_replicas_calls_stop_counting_at_once() -> None:
+    url = need_redis()
+    limiter = SharedLimiter(url)
+    subject = (token(Limits(concurrent=1)),)
+    try:
+        limiter.now_ms = 5_000_000
+        assert not (await limiter.admit("a", subject, 0)).refused_by  # never finished
+        assert (await limiter.admit("b", subject, 0)).refused_by == "concurrent"
+        limiter.now_ms += 901_000  # past STALE_CALL_S
+        assert not (await limiter.admit("c", subject, 0)).refused_by
+    finally:
+        await limiter.close()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.02, "20ms"), (1, "1s"), (1.2, "2s"), (59, "59s"), (360, "6m0s")]
+)
+def test_reset_is_written_as_openai_does(seconds: float, text: str) -> None:
+    assert reset_text(seconds) == text
