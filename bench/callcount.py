@@ -4,7 +4,7 @@ N sequential chat calls to a gateway and a simulator in this process.
 Counts do not depend on what else the machine runs, so two trees can be
 compared on a busy machine (timing needs a quiet one: bench/run.py).
 
-    PYTHONPATH=<tree>/src python bench/callcount.py [--calls 1000] [--top 30]
+    PYTHONPATH=<tree>/src python bench/callcount.py [--calls 1000] [--top 30] [--stream]
 
 Prints the calls per request made in tollway's own code and, with --top, the
 functions called most. ``--out FILE`` keeps the raw profile (pstats).
@@ -29,6 +29,7 @@ from tollway.simulator import SimulatorConfig, start
 
 ADMIN = "tm-callcount"
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+STREAM_BODY = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
 WARM_UP = 300
 
 
@@ -38,7 +39,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def profiled(calls: int) -> cProfile.Profile:
+async def profiled(calls: int, stream: bool = False) -> cProfile.Profile:
     sim = await start(SimulatorConfig(api_key="sim-key"))
     data = tempfile.mkdtemp()
     settings = Settings(database_url=f"sqlite:///{data}/t.db", admin_key=ADMIN)
@@ -63,12 +64,13 @@ async def profiled(calls: int) -> cProfile.Profile:
         op.headers["Authorization"] = f"Bearer {user['management_key']}"
         key = (await op.post("/api/tokens", json={"name": "t"})).json()["key"]
     profile = cProfile.Profile()
+    body = STREAM_BODY if stream else BODY
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}) as c:
         for _ in range(WARM_UP):
-            assert (await c.post("/v1/chat/completions", json=BODY)).status_code == 200
+            assert (await c.post("/v1/chat/completions", json=body)).status_code == 200
         profile.enable()
         for _ in range(calls):
-            await c.post("/v1/chat/completions", json=BODY)
+            await c.post("/v1/chat/completions", json=body)
         profile.disable()
     server.should_exit = True
     await task
@@ -90,8 +92,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--top", type=int, default=0)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--stream", action="store_true", help="streamed calls (read whole)")
     args = parser.parse_args()
-    profile = asyncio.run(profiled(args.calls))
+    profile = asyncio.run(profiled(args.calls, args.stream))
     if args.out:
         profile.dump_stats(args.out)
     rows = own_calls(pstats.Stats(profile), args.calls)

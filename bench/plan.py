@@ -118,6 +118,14 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         help="extra TOLLWAY_* setting for the gateways (repeatable)",
     )
     p.add_argument(
+        "--token-field",
+        action="append",
+        default=[],
+        metavar="NAME=INT",
+        help="a field of the benchmark's API key, e.g. rpm_limit=1000000000 (repeatable): "
+        "with --gateway-env TOLLWAY_REDIS_URL=... every call goes through the shared limits",
+    )
+    p.add_argument(
         "--profile",
         type=float,
         default=0,

@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     install_signal_handlers()
     raise_fd_limit(max(4096, 3 * plan.streams + 1024))  # inherited by every child
     extra_env = dict(kv.split("=", 1) for kv in args.gateway_env)
+    token_fields = {k: int(v) for k, v in (kv.split("=", 1) for kv in args.token_field)}
     workdir = Path(tempfile.mkdtemp(prefix="tollway-bench-"))
-    bench = Bench(Supervisor(workdir), args.pg_url, extra_env)
+    bench = Bench(Supervisor(workdir), args.pg_url, extra_env, token_fields)
     code = 1
     try:
         code = run(bench, args, plan)

@@ -107,6 +107,7 @@ def start_gateway(
     label: str = "",
     before_bootstrap: Callable[[Gateway], None] | None = None,
     init_with_one_worker: bool = False,
+    token_fields: dict[str, int] | None = None,
 ) -> Gateway:
     """A fresh gateway (new SQLite directory or scratch PostgreSQL database),
     bootstrapped. ``before_bootstrap`` sees it answering /health, before any
@@ -131,7 +132,7 @@ def start_gateway(
         wait_http(gw.base + "/health", child, timeout_s=120)
         if before_bootstrap is not None:
             before_bootstrap(gw)
-        _bootstrap(gw)
+        _bootstrap(gw, token_fields or {})
     except BaseException:
         stop_gateway(sup, gw)
         raise
@@ -169,8 +170,9 @@ def _initialise(
         sup.stop(init, grace_s=10)
 
 
-def _bootstrap(gw: Gateway) -> None:
-    """An account with plenty of credit, channels to the upstream, an API key."""
+def _bootstrap(gw: Gateway, token_fields: dict[str, int]) -> None:
+    """An account with plenty of credit, channels to the upstream, an API key
+    (with ``token_fields``: rate limits, say)."""
     user = api(gw.base, "POST", "/api/users", gw.admin_key, {"username": "bench", "role": "user"})
     gw.account_id, gw.user_key = user["id"], user["management_key"]
     api(
@@ -209,7 +211,7 @@ def _bootstrap(gw: Gateway) -> None:
             "priority": 10,
         },
     )
-    token = api(gw.base, "POST", "/api/tokens", gw.user_key, {"name": "bench"})
+    token = api(gw.base, "POST", "/api/tokens", gw.user_key, {"name": "bench", **token_fields})
     gw.token = token["key"]
     gw.info = {"token_billing_mode": token["billing_mode"], "account_id": gw.account_id}
 
@@ -243,10 +245,12 @@ class Bench:
     sup: Supervisor
     pg_url: str
     extra_env: dict[str, str]
+    token_fields: dict[str, int] = field(default_factory=dict)
     gateways: list[Gateway] = field(default_factory=list)
 
     def start_gateway(self, db: str, upstream: Upstream, **options: Any) -> Gateway:
         """start_gateway() on this bench; the gateway is listed until stopped."""
+        options.setdefault("token_fields", self.token_fields)
         gw = start_gateway(self.sup, db, upstream, self.pg_url, self.extra_env, **options)
         self.gateways.append(gw)
         return gw
@@ -273,7 +277,18 @@ def start_stacks(
 
         ups = list(pool.map(upstream, kinds))
         jobs = [
-            (up, pool.submit(start_gateway, sup, db, up, bench.pg_url, bench.extra_env))
+            (
+                up,
+                pool.submit(
+                    start_gateway,
+                    sup,
+                    db,
+                    up,
+                    bench.pg_url,
+                    bench.extra_env,
+                    token_fields=bench.token_fields,
+                ),
+            )
             for up in ups
             for db in dbs
         ]

@@ -183,3 +183,26 @@ async def test_a_dead_replicas_calls_stop_counting_at_once() -> None:
 )
 def test_reset_is_written_as_openai_does(seconds: float, text: str) -> None:
     assert reset_text(seconds) == text
+
+
+async def test_finishes_wait_out_a_redis_outage_and_count_once() -> None:
+    """Finishes made while Redis is unreachable are sent once it answers, each
+    exactly once, however many finish at the same time."""
+    limiter = SharedLimiter(need_redis())
+    subject = (token(Limits(tpm=1000, concurrent=5)),)
+    try:
+        tickets = []
+        for name in "abcd":
+            admission = await limiter.admit(name, subject, 200)
+            assert admission.ticket is not None
+            tickets.append(admission.ticket)
+        limiter._down_until = float("inf")  # as after a failed call: Redis left alone
+        await limiter.finish(tickets[0], 0)
+        await limiter.finish(tickets[1], 0)
+        limiter._down_until = 0.0
+        await asyncio.gather(limiter.finish(tickets[2], 0), limiter.finish(tickets[3], 0))
+        after = await limiter.admit("e", subject, 1000)  # all 800 held tokens given back
+        assert not after.refused_by, after
+        assert after.tokens and after.tokens.remaining == 0
+    finally:
+        await limiter.close()

@@ -1,5 +1,5 @@
 """/api/me and the admin's /api/users (create, list, credit/debit, edit: enabled,
-password, price groups, rate limits)."""
+password, price groups, rate limits, budget)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from tollway.api.deps import Admin, Caller, PathId, gateway, json_body, money_nano
+from tollway.api.deps import (
+    Admin,
+    Caller,
+    PathId,
+    gateway,
+    json_body,
+    money_nano,
+    optional_money_nano,
+)
 from tollway.errors import bad_request
 from tollway.manage import accounts as service
 from tollway.manage import checks
@@ -59,11 +67,12 @@ async def read_user(request: Request, account_id: PathId, _: Admin) -> dict[str,
 
 @router.patch("/users/{account_id}")
 async def edit_user(request: Request, account_id: PathId, _: Admin) -> dict[str, Any]:
-    """Any of enabled, password, groups, rpm_limit, tpm_limit, max_concurrent:
-    all checked before any is applied."""
+    """Any of enabled, password, groups, rpm_limit, tpm_limit, max_concurrent,
+    budget_usd, budget_period: all checked before any is applied."""
     gw = gateway(request)
     body = await json_body(request)
-    unknown = set(body) - {"enabled", "password", "groups", *checks.LIMIT_FIELDS}
+    unknown = set(body) - {"enabled", "password", "groups", "budget_usd", "budget_period"}
+    unknown -= set(checks.LIMIT_FIELDS)
     if unknown:
         raise bad_request(f"Cannot change: {', '.join(sorted(unknown))}.")
     if "password" in body:
@@ -77,7 +86,7 @@ async def edit_user(request: Request, account_id: PathId, _: Admin) -> dict[str,
         raise bad_request("'enabled' must be true or false.", param="enabled")
     if "groups" in body:
         check_member_groups(gw, body["groups"])
-    limits = checks.limits(body)
+    limits = _limits(body)
     if "password" in body:
         await service.set_password(gw, account_id, body["password"])
     if "groups" in body:
@@ -87,6 +96,17 @@ async def edit_user(request: Request, account_id: PathId, _: Admin) -> dict[str,
     if "enabled" in body:
         return await service.set_enabled(gw, account_id, body["enabled"])
     return await service.account_view(gw, account_id)
+
+
+def _limits(body: dict[str, Any]) -> dict[str, Any]:
+    """The rate limits and budget among ``body``, checked (applied together)."""
+    changes: dict[str, Any] = checks.limits(body)
+    if "budget_usd" in body:
+        changes["budget_nano"] = optional_money_nano(body["budget_usd"], "budget_usd")
+    if "budget_period" in body:
+        changes["budget_period"] = body["budget_period"]
+    checks.budget(changes, "month")  # its values, before anything is applied
+    return changes
 
 
 @router.post("/users/{account_id}/credit")

@@ -34,6 +34,8 @@ FIELDS = {
     "rpm_limit",
     "tpm_limit",
     "max_concurrent",
+    "budget_usd",
+    "budget_period",
 }
 
 
@@ -48,9 +50,12 @@ def _changes(body: dict[str, Any]) -> dict[str, Any]:
     unknown = set(body) - FIELDS
     if unknown:
         raise bad_request(f"Unknown fields: {', '.join(sorted(unknown))}.")
-    changes = {k: v for k, v in body.items() if k not in {"quota_usd", "expires_at", "account_id"}}
+    apart = {"quota_usd", "budget_usd", "expires_at", "account_id"}
+    changes = {k: v for k, v in body.items() if k not in apart}
     if "quota_usd" in body:
         changes["quota_nano"] = optional_money_nano(body["quota_usd"], "quota_usd")
+    if "budget_usd" in body:
+        changes["budget_nano"] = optional_money_nano(body["budget_usd"], "budget_usd")
     if "expires_at" in body:
         changes["expires_at"] = optional_time(body["expires_at"], "expires_at")
     return changes

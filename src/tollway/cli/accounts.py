@@ -7,6 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from tollway.cli.limits import (
+    Concurrent,
+    Per,
+    Rpm,
+    Tpm,
+    budget_changes,
+    budget_text,
+    limit_changes,
+    limits_text,
+)
 from tollway.cli.support import (
     find_account,
     parse_usd,
@@ -88,6 +98,52 @@ def set_groups(
     )
 
 
+@group.command("set-limits")
+def set_limits(
+    user: Annotated[str, typer.Argument(help="The account's username or id.")],
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    concurrent: Concurrent = None,
+) -> None:
+    """Set an account's rate limits, which all its tokens count against; "none" lifts one."""
+    changes = limit_changes(rpm, tpm, concurrent, required=True)
+
+    async def work(gw: Gateway) -> dict[str, Any]:
+        from tollway.manage.accounts import set_limits
+
+        account = await find_account(gw, user)
+        return await set_limits(gw, account["id"], changes)
+
+    account = run(work)
+    stdout().print(
+        f"Account {account['username']!r} (id {account['id']}) is limited to: "
+        f"{limits_text(account)}.",
+        highlight=False,
+    )
+
+
+@group.command("set-budget")
+def set_budget(
+    user: Annotated[str, typer.Argument(help="The account's username or id.")],
+    amount_usd: Annotated[str, typer.Argument(help='USD per period, or "none".')],
+    per: Per = "month",
+) -> None:
+    """Set how much an account (all its tokens) may spend per day, week or month (UTC)."""
+    changes = budget_changes(amount_usd, per)
+
+    async def work(gw: Gateway) -> dict[str, Any]:
+        from tollway.manage.accounts import set_limits
+
+        account = await find_account(gw, user)
+        return await set_limits(gw, account["id"], changes)
+
+    account = run(work)
+    stdout().print(
+        f"Account {account['username']!r} (id {account['id']}) budget: {budget_text(account)}.",
+        highlight=False,
+    )
+
+
 @group.command("credit", context_settings={"ignore_unknown_options": True})
 def credit_user(
     user: Annotated[str, typer.Argument(help="The account's username or id.")],
@@ -132,6 +188,8 @@ def _accounts_table(accounts: list[dict[str, Any]]) -> Table:
         "enabled",
         "created (UTC)",
         "groups",
+        "limits",
+        "budget",
         right=("id", *money),
     )
     for a in accounts:
@@ -145,5 +203,7 @@ def _accounts_table(accounts: list[dict[str, Any]]) -> Table:
             yes_no(a["enabled"]),
             when(a["created_at"]),
             ", ".join(a["groups"]),
+            limits_text(a),
+            budget_text(a),
         )
     return shown

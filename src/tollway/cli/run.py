@@ -38,6 +38,12 @@ def serve(
         f"Tollway on http://{host}:{port}  (database: {_safe_url(settings.database_url)})",
         soft_wrap=True,
     )
+    if workers > 1 and not settings.redis_url:
+        typer.echo(
+            f"tollway: rate limits are counted per process: {workers} workers allow "
+            f"{workers} x each limit (set TOLLWAY_REDIS_URL to share one count)",
+            err=True,
+        )
     _migrate(settings)  # here, so the server process never needs to load Alembic
     args = ["--host", host, "--port", str(port), "--workers", str(workers)]
     argv = [sys.executable, "-m", "tollway.server", *args, "--log-level", log_level]

@@ -7,6 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from tollway.cli.limits import (
+    Concurrent,
+    Per,
+    Rpm,
+    Tpm,
+    budget_changes,
+    budget_text,
+    limit_changes,
+    limits_text,
+)
 from tollway.cli.support import (
     find_account,
     mode_label,
@@ -28,7 +38,7 @@ TokenId = Annotated[int, typer.Argument(help="The token's id (see `tollway token
 
 group = typer.Typer(
     name="token",
-    help="API keys: create, list, change mode or price group, disable, delete.",
+    help="API keys: create, list, change mode, price group, limits or budget, disable, delete.",
     no_args_is_help=True,
 )
 
@@ -54,17 +64,29 @@ def create_token(
         str | None,
         typer.Option("--group", help="Price group, one of the user's, or auto (default: default)."),
     ] = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    concurrent: Concurrent = None,
 ) -> None:
     """Create an API key; prints the key (shown once) and the token."""
     quota_nano = None if quota is None else parse_usd(quota, "--quota")
     expires_at = parse_time(expires, "--expires")
+    limits = limit_changes(rpm, tpm, concurrent)
 
     async def work(gw: Gateway) -> tuple[dict[str, Any], str]:
         from tollway.manage import tokens as service
 
         owner = await find_account(gw, user)
         token = await service.create_token(
-            gw, owner["id"], name, mode, quota_nano, expires_at, models or None, price_group
+            gw,
+            owner["id"],
+            name,
+            mode,
+            quota_nano,
+            expires_at,
+            models or None,
+            price_group,
+            limits,
         )
         return token, owner["username"]
 
@@ -123,6 +145,32 @@ def set_group(
     )
 
 
+@group.command("set-limits")
+def set_limits(
+    token_id: TokenId, rpm: Rpm = None, tpm: Tpm = None, concurrent: Concurrent = None
+) -> None:
+    """Set a token's rate limits (its account's bind it too); "none" lifts one."""
+    changes = limit_changes(rpm, tpm, concurrent, required=True)
+    token = _update(token_id, changes)
+    stdout().print(
+        f"Token {token_id} ({token['name']!r}) is limited to: {limits_text(token)}.",
+        highlight=False,
+    )
+
+
+@group.command("set-budget")
+def set_budget(
+    token_id: TokenId,
+    amount_usd: Annotated[str, typer.Argument(help='USD per period, or "none".')],
+    per: Per = "month",
+) -> None:
+    """Set how much a token may spend per day, week or month (UTC)."""
+    token = _update(token_id, budget_changes(amount_usd, per))
+    stdout().print(
+        f"Token {token_id} ({token['name']!r}) budget: {budget_text(token)}.", highlight=False
+    )
+
+
 @group.command("disable")
 def disable(token_id: TokenId) -> None:
     """Stop a token from working (until enabled again)."""
@@ -176,6 +224,8 @@ def tokens_table(
         "enabled",
         "last used (UTC)",
         "group",
+        "limits",
+        "budget",
         right=("id", "quota USD", "used USD"),
     )
     for t in found:
@@ -192,5 +242,7 @@ def tokens_table(
             yes_no(t["enabled"]),
             when(t["last_used_at"]),
             t["group"],
+            limits_text(t),
+            budget_text(t),
         )
     return shown

@@ -11,12 +11,14 @@ from typing import Any
 from tollway.ledger.dialects import Dialect
 from tollway.ledger.records import InsufficientFunds, UsageRecord
 from tollway.ledger.statements import (
+    ACCOUNT_BUDGET_LEFT,
     AVAILABLE_BALANCE,
     AVAILABLE_QUOTA,
     CHARGE_ACCOUNT,
     CHARGE_TOKEN,
     HOLD_ACCOUNT,
     HOLD_TOKEN,
+    TOKEN_BUDGET_LEFT,
     TOKEN_COLUMNS,
     UNHOLD_ACCOUNT,
 )
@@ -37,6 +39,7 @@ class Batch:
     tokens: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     closed: dict[str, int] = field(default_factory=dict)
     revoked: bool = False  # leases were revoked: the shared state version moves
+    periods: dict[str, Any] = field(default_factory=dict)  # budget period starts (budgets.py)
 
     def entry(
         self,
@@ -63,27 +66,39 @@ class Batch:
 def reserve(cur: Any, batch: Batch, step: Hold) -> InsufficientFunds | None:
     """Add to what the account (and token) hold, if it fits; else change nothing."""
     q = batch.dialect.sql
-    args = {"amount": step.amount_nano, "id": step.account_id}
+    args = {"amount": step.amount_nano, "id": step.account_id, **batch.periods}
     cur.execute(q(HOLD_ACCOUNT), args)
     if cur.fetchone() is None:
-        return _short(cur, batch, AVAILABLE_BALANCE, step.account_id, step.amount_nano, "balance")
+        return short_of(cur, batch, step.amount_nano, step.account_id)
     if step.token_id is not None:
-        cur.execute(q(HOLD_TOKEN), {"amount": step.amount_nano, "id": step.token_id})
+        cur.execute(q(HOLD_TOKEN), {**args, "id": step.token_id})
         if cur.fetchone() is None:
             cur.execute(q(UNHOLD_ACCOUNT), args)
-            return _short(
-                cur, batch, AVAILABLE_QUOTA, step.token_id, step.amount_nano, "token_quota"
-            )
+            return short_of(cur, batch, step.amount_nano, step.account_id, step.token_id)
     return None
 
 
-def _short(
-    cur: Any, batch: Batch, query: str, row_id: int, needed: int, scope: str
+def short_of(
+    cur: Any, batch: Batch, needed: int, account_id: int, token_id: int | None = None
 ) -> InsufficientFunds:
-    cur.execute(batch.dialect.sql(query), {"id": row_id})
-    row = cur.fetchone()
-    available = int(row[0]) if row is not None and row[0] is not None else 0
-    return InsufficientFunds(scope, needed, max(available, 0))
+    """Why ``needed`` did not fit the account (or, given, the token): its
+    balance (quota) or its budget, whichever leaves less."""
+    if token_id is None:
+        scopes = (("balance", AVAILABLE_BALANCE), ("account_budget", ACCOUNT_BUDGET_LEFT))
+        row_id = account_id
+    else:
+        scopes = (("token_quota", AVAILABLE_QUOTA), ("token_budget", TOKEN_BUDGET_LEFT))
+        row_id = token_id
+    found = []
+    for scope, query in scopes:
+        cur.execute(batch.dialect.sql(query), {"id": row_id, **batch.periods})
+        row = cur.fetchone()
+        if row is not None and row[0] is not None:
+            found.append((int(row[0]), scope, row[1] if len(row) > 1 else None))
+    if not found:
+        return InsufficientFunds(scopes[0][0], needed, 0)
+    available, scope, period = min(found)
+    return InsufficientFunds(scope, needed, max(available, 0), period)
 
 
 def record_hold(batch: Batch, step: Hold) -> None:
@@ -116,7 +131,7 @@ def apply_charges(cur: Any, batch: Batch) -> None:
         cur.executemany(
             q(CHARGE_ACCOUNT),
             [
-                {"held": held, "cost": cost, "id": i}
+                {"held": held, "spent": cost, "id": i, **batch.periods}
                 for i, (held, cost) in sorted(batch.accounts.items())
             ],
         )
@@ -125,7 +140,7 @@ def apply_charges(cur: Any, batch: Batch) -> None:
         cur.executemany(
             q(CHARGE_TOKEN),
             [
-                {"held": held, "cost": cost, "now": batch.now, "id": i}
+                {"held": held, "spent": cost, "now": batch.now, "id": i, **batch.periods}
                 for i, (held, cost) in sorted(batch.tokens.items())
             ],
         )

@@ -127,16 +127,25 @@ def _lease_size(cur: Any, batch: Batch, step: LeaseGrow) -> int | InsufficientFu
     """How much to reserve: at least ``need``, up to ``want``, and no more
     than 1/LEASE_SHARE of what the account (and token) has to spare."""
     q = batch.dialect.sql
-    cur.execute(q(ACCOUNT_SPARE), {"id": step.account_id})
+    cur.execute(q(ACCOUNT_SPARE), {"id": step.account_id, **batch.periods})
     row = cur.fetchone()
     if row is None or not row[1]:  # no such account, or disabled
         return InsufficientFunds("balance", step.need, 0)
-    granted = max(step.need, min(step.want, int(row[0]) // LEASE_SHARE))
+    granted = _share(step, step.want, row[0], row[2])
     if step.token_id is not None:
-        cur.execute(q(TOKEN_SPARE), {"id": step.token_id})
+        cur.execute(q(TOKEN_SPARE), {"id": step.token_id, **batch.periods})
         found = cur.fetchone()
-        if found is not None and found[0] is not None:  # (None: no quota)
-            granted = max(step.need, min(granted, int(found[0]) // LEASE_SHARE))
+        if found is not None:
+            granted = _share(step, granted, *found)
+    return granted
+
+
+def _share(step: LeaseGrow, granted: int, *spares: int | None) -> int:
+    """``granted``, cut to 1/LEASE_SHARE of each spare (None: no such cap),
+    never below what the call needs."""
+    for spare in spares:
+        if spare is not None:
+            granted = max(step.need, min(granted, int(spare) // LEASE_SHARE))
     return granted
 
 
@@ -211,6 +220,7 @@ def _fold_rows(
     cur: Any, batch: Batch, account_id: int, token_id: int | None, args: dict[str, Any]
 ) -> None:
     q = batch.dialect.sql
+    args = {**args, **batch.periods}
     cur.execute(q(LEASE_FOLD_ACCOUNT), {**args, "id": account_id})
     if token_id is not None:
         cur.execute(q(LEASE_FOLD_TOKEN), {**args, "id": token_id})

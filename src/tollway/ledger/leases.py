@@ -157,9 +157,8 @@ class Leases:
             # (a grow also confirms the lease is still there, or starts a new one)
             short = await self._grow(lease, max(amount - lease.free, 0))
             if short is not None:
-                return InsufficientFunds(
-                    short.scope, amount, short.available_nano + max(lease.free, 0)
-                )
+                available = short.available_nano + max(lease.free, 0)
+                return InsufficientFunds(short.scope, amount, available, short.period)
 
     async def _grow(self, lease: Lease, need: int) -> InsufficientFunds | None:
         now = time.monotonic()

@@ -32,16 +32,30 @@ class InsufficientFunds:
     """Why a hold did not fit: the account's balance or the token's quota, or
     more than any balance may hold (MAX_NANO)."""
 
-    scope: str  # "balance" | "token_quota" | "most"
+    # "balance" | "token_quota" | "account_budget" | "token_budget" | "most"
+    scope: str
     needed_nano: int
     available_nano: int
+    period: str | None = None  # a budget's: day, week or month
+
+    @property
+    def budget(self) -> bool:
+        return self.scope.endswith("_budget")
 
     def more_than(self) -> str:
         """'more than the account balance has available ($0.05)', for a refusal."""
         if self.scope == "most":
             return f"more than any account may hold (${nano_to_usd(self.available_nano)})"
-        whose = "account balance" if self.scope == "balance" else "API key's quota"
+        whose = WHOSE.get(self.scope, "account balance")
         return f"more than the {whose} has available (${nano_to_usd(self.available_nano)})"
+
+
+WHOSE = {
+    "balance": "account balance",
+    "token_quota": "API key's quota",
+    "account_budget": "account's budget for this period",
+    "token_budget": "API key's budget for this period",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from tollway.ledger.batch import Batch, apply_charges, record_hold, reserve, usage_row
+from tollway.ledger.budgets import period_params
 from tollway.ledger.dialects import Dialect
 from tollway.ledger.lease_sql import (
     apply_lease_spends,
@@ -85,7 +86,7 @@ def run_batch(conn: Any, dialect: Dialect, steps: Sequence[Step], now: datetime)
     Returns one result per step: None or InsufficientFunds for a hold, a
     Settlement for a close, the new balance for a credit, or a LedgerError."""
     cur = conn.cursor()
-    batch = Batch(dialect, dialect.time(now))
+    batch = Batch(dialect, dialect.time(now), periods=period_params(dialect, now))
     _lock_accounts(cur, dialect, steps)
     results: list[Any] = [None] * len(steps)
     plan = _closes_and_credits(cur, batch, steps, results)
@@ -222,7 +223,7 @@ def _hold_together(cur: Any, batch: Batch, group: list[Hold]) -> bool:
     q = batch.dialect.sql
     account_id = group[0].account_id
     total = sum(h.amount_nano for h in group)
-    cur.execute(q(HOLD_ACCOUNT), {"amount": total, "id": account_id})
+    cur.execute(q(HOLD_ACCOUNT), {"amount": total, "id": account_id, **batch.periods})
     if cur.fetchone() is None:
         return False
     per_token: dict[int, int] = {}
@@ -231,7 +232,7 @@ def _hold_together(cur: Any, batch: Batch, group: list[Hold]) -> bool:
             per_token[h.token_id] = per_token.get(h.token_id, 0) + h.amount_nano
     held: list[tuple[int, int]] = []
     for token_id, amount in sorted(per_token.items()):
-        cur.execute(q(HOLD_TOKEN), {"amount": amount, "id": token_id})
+        cur.execute(q(HOLD_TOKEN), {"amount": amount, "id": token_id, **batch.periods})
         if cur.fetchone() is None:
             for done_id, done_amount in held:
                 cur.execute(q(UNHOLD_TOKEN), {"amount": done_amount, "id": done_id})

@@ -4,26 +4,39 @@ style (``Dialect.sql``)."""
 
 from __future__ import annotations
 
+from tollway.ledger.budgets import PERIOD_START, USED_THIS_PERIOD
 from tollway.types import TOKEN_CLASSES
 
 TOKEN_COLUMNS = TOKEN_CLASSES
 
-HOLD_ACCOUNT = """UPDATE accounts SET held_nano = held_nano + :amount
-WHERE id = :id AND enabled AND balance_nano - held_nano >= :amount RETURNING id"""
-HOLD_TOKEN = """UPDATE tokens SET held_nano = held_nano + :amount
-WHERE id = :id AND (quota_nano IS NULL OR quota_nano - used_nano - held_nano >= :amount)
+# A hold fits the balance (a token: its quota) and, with a budget, what is
+# left of it this period (docs/ledger.md#budgets).
+FITS_BUDGET = f"(budget_nano IS NULL OR budget_nano - {USED_THIS_PERIOD} - held_nano >= :amount)"
+HOLD_ACCOUNT = f"""UPDATE accounts SET held_nano = held_nano + :amount
+WHERE id = :id AND enabled AND balance_nano - held_nano >= :amount AND {FITS_BUDGET}
 RETURNING id"""
+HOLD_TOKEN = f"""UPDATE tokens SET held_nano = held_nano + :amount
+WHERE id = :id AND (quota_nano IS NULL OR quota_nano - used_nano - held_nano >= :amount)
+AND {FITS_BUDGET} RETURNING id"""
+# A charge also counts in the row's budget period (0 again once it has ended).
+SPEND_IN_PERIOD = f"""budget_used_nano = {USED_THIS_PERIOD} + :spent,
+budget_period_start = {PERIOD_START}"""
 UNHOLD_ACCOUNT = "UPDATE accounts SET held_nano = held_nano - :amount WHERE id = :id"
 UNHOLD_TOKEN = "UPDATE tokens SET held_nano = held_nano - :amount WHERE id = :id"
 AVAILABLE_BALANCE = "SELECT balance_nano - held_nano FROM accounts WHERE id = :id"
 AVAILABLE_QUOTA = "SELECT quota_nano - used_nano - held_nano FROM tokens WHERE id = :id"
+# What is left of a budget this period, and the period (None: no budget).
+ACCOUNT_BUDGET_LEFT = f"""SELECT budget_nano - {USED_THIS_PERIOD} - held_nano, budget_period
+FROM accounts WHERE id = :id"""
+TOKEN_BUDGET_LEFT = f"""SELECT budget_nano - {USED_THIS_PERIOD} - held_nano, budget_period
+FROM tokens WHERE id = :id"""
 CLOSE_HOLD = """UPDATE holds SET state = :state, closed_at = :now
 WHERE request_id = :request_id AND state = 'open' RETURNING amount_nano"""
 RECORDED_COST = "SELECT cost_nano FROM usage_records WHERE request_id = :request_id"
-CHARGE_ACCOUNT = """UPDATE accounts SET held_nano = held_nano - :held,
-balance_nano = balance_nano - :cost WHERE id = :id"""
-CHARGE_TOKEN = """UPDATE tokens SET held_nano = held_nano - :held, used_nano = used_nano + :cost,
-last_used_at = :now WHERE id = :id"""
+CHARGE_ACCOUNT = f"""UPDATE accounts SET held_nano = held_nano - :held,
+balance_nano = balance_nano - :spent, {SPEND_IN_PERIOD} WHERE id = :id"""
+CHARGE_TOKEN = f"""UPDATE tokens SET held_nano = held_nano - :held, used_nano = used_nano + :spent,
+last_used_at = :now, {SPEND_IN_PERIOD} WHERE id = :id"""
 # The balance stays within +-MAX_NANO: checked against bounds computed in
 # Python, so the database never adds past 64 bits (SQLite would turn the
 # column into a float, PostgreSQL would fail the batch).
@@ -37,10 +50,10 @@ RAISE_ACCOUNT = "UPDATE accounts SET held_nano = held_nano + :amount WHERE id = 
 RAISE_TOKEN = "UPDATE tokens SET held_nano = held_nano + :amount WHERE id = :id"
 LEASE_LOCK = """UPDATE leases SET renewed_at = :now WHERE id = :id AND owner = :owner
 RETURNING spent_nano"""
-LEASE_FOLD_ACCOUNT = """UPDATE accounts SET balance_nano = balance_nano - :spent,
-held_nano = held_nano - :amount WHERE id = :id"""
-LEASE_FOLD_TOKEN = """UPDATE tokens SET used_nano = used_nano + :spent,
-held_nano = held_nano - :amount, last_used_at = :now WHERE id = :id"""
+LEASE_FOLD_ACCOUNT = f"""UPDATE accounts SET balance_nano = balance_nano - :spent,
+held_nano = held_nano - :amount, {SPEND_IN_PERIOD} WHERE id = :id"""
+LEASE_FOLD_TOKEN = f"""UPDATE tokens SET used_nano = used_nano + :spent,
+held_nano = held_nano - :amount, last_used_at = :now, {SPEND_IN_PERIOD} WHERE id = :id"""
 LEASE_REGRANT = """UPDATE leases SET amount_nano = amount_nano - :spent + :granted,
 spent_nano = spent_nano - :spent WHERE id = :id"""
 LEASE_INSERT = """INSERT INTO leases (account_id, token_id, owner, amount_nano, spent_nano,
@@ -57,8 +70,11 @@ RETURNING account_id, token_id, amount_nano, spent_nano"""
 LEASES_OF_TOKEN_DELETE = """DELETE FROM leases WHERE token_id = :id
 RETURNING account_id, token_id, amount_nano, spent_nano"""
 STATE_BUMP = "UPDATE state_version SET version = version + 1 WHERE id = 1"
-ACCOUNT_SPARE = "SELECT balance_nano - held_nano, enabled FROM accounts WHERE id = :id"
-TOKEN_SPARE = "SELECT quota_nano - used_nano - held_nano FROM tokens WHERE id = :id"
+# What a lease may take: the balance (a token: its quota) and budget left.
+ACCOUNT_SPARE = f"""SELECT balance_nano - held_nano, enabled,
+budget_nano - {USED_THIS_PERIOD} - held_nano FROM accounts WHERE id = :id"""
+TOKEN_SPARE = f"""SELECT quota_nano - used_nano - held_nano,
+budget_nano - {USED_THIS_PERIOD} - held_nano FROM tokens WHERE id = :id"""
 INSERT_HOLD = """INSERT INTO holds (request_id, account_id, token_id, amount_nano, state,
 outlives_request, created_at)
 VALUES (:request_id, :account_id, :token_id, :amount, 'open', :outlives_request, :now)"""

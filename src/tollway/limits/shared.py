@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 
 import redis.asyncio as redis
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SLOT = "{l}"  # one hash slot: a call's keys go to one script
 DOWN_S = 1.0
+MAX_UNFINISHED = 10_000
 NONE = -1
 REFUSALS = {1: "requests", 2: "tokens", 3: "concurrent"}
 
@@ -162,6 +164,8 @@ class SharedLimiter:
         self._finish = self.client.register_script(_script(FINISH))
         self._down_until = 0.0
         self._logged_at = 0.0
+        # Finishes Redis has not taken yet (the oldest dropped past MAX_UNFINISHED).
+        self._unfinished: deque[tuple[Ticket, int]] = deque(maxlen=MAX_UNFINISHED)
         self.now_ms = 0  # tests set a clock; 0: Redis's own
         self.prefix = f"{prefix}:limits:{SLOT}:"
 
@@ -180,13 +184,21 @@ class SharedLimiter:
         return _admission(found, request_id, subjects, tokens)
 
     async def finish(self, ticket: Ticket, used_tokens: int) -> None:
+        """End the call's slot and settle its tokens; while Redis is down, kept
+        (up to MAX_UNFINISHED) and sent once it answers again, so a blip does
+        not leave slots taken until they go stale."""
+        self._unfinished.append((ticket, used_tokens))
         if time.monotonic() < self._down_until:
             return
-        args: list[str | int] = [ticket.request_id, ticket.second, used_tokens - ticket.tokens]
-        try:
-            await self._finish(self._keys(ticket.subjects), args)
-        except (RedisError, OSError) as exc:
-            self._down(exc)
+        while self._unfinished:  # (taken before the await: concurrent finishes never share one)
+            ticket, used_tokens = self._unfinished.popleft()
+            args: list[str | int] = [ticket.request_id, ticket.second, used_tokens - ticket.tokens]
+            try:
+                await self._finish(self._keys(ticket.subjects), args)
+            except (RedisError, OSError) as exc:
+                self._unfinished.appendleft((ticket, used_tokens))
+                self._down(exc)
+                return
 
     async def close(self) -> None:
         await self.client.aclose()

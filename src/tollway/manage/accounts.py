@@ -16,6 +16,7 @@ from tollway.gateway import Gateway
 from tollway.keys import MANAGEMENT_KEY_PREFIX, display_prefix, hash_key, new_key
 from tollway.ledger import BalanceOutOfRange
 from tollway.manage import checks
+from tollway.manage.budgets import budget_fields
 from tollway.manage.groups import check_member_groups
 from tollway.state import DEFAULT_GROUP
 from tollway.timeutil import iso, utcnow
@@ -213,6 +214,7 @@ def _view(row: Any) -> dict[str, Any]:
         "enabled": row["enabled"],
         "groups": row["groups"] or [DEFAULT_GROUP],  # the price groups its tokens may use
         **{name: row[name] for name in checks.LIMIT_FIELDS},  # binding all its tokens
+        **budget_fields(row, spent),
         "created_at": iso(row["created_at"]),
     }
 
@@ -259,14 +261,20 @@ async def set_groups(gw: Gateway, account_id: int, names: Any) -> dict[str, Any]
 
 async def set_limits(gw: Gateway, account_id: int, changes: dict[str, Any]) -> dict[str, Any]:
     """Set any of the account's rate limits (rpm_limit, tpm_limit,
-    max_concurrent; None lifts one), which every token of it counts against."""
+    max_concurrent) and its budget (budget_nano, budget_period); None lifts
+    one. Every token of the account counts against them. A budget edit
+    answers once every process has taken it in (as a quota's)."""
     values = checks.limits(changes)
-    await account_view(gw, account_id)  # 404 for an account that does not exist
+    account = await account_view(gw, account_id)  # 404 for an account that does not exist
+    values.update(checks.budget(changes, account["budget_period"]))
     if values:
         async with gw.engine.begin() as conn:
             await conn.execute(update(accounts).where(accounts.c.id == account_id).values(values))
             await gw.state.changed(conn)
-        await gw.state.reload()
+        if values.keys() & {"budget_nano", "budget_period"}:
+            await gw.spending_lowered(account_id)
+        else:
+            await gw.state.reload()
     return await account_view(gw, account_id)
 
 

@@ -12,7 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from tollway.errors import bad_request
-from tollway.types import MAX_ID, NANO_PER_USD, MoneyError, nano_to_usd, usd_to_nano
+from tollway.types import (
+    MAX_ID,
+    MAX_NANO,
+    MAX_USD,
+    NANO_PER_USD,
+    MoneyError,
+    nano_to_usd,
+    usd_to_nano,
+)
 
 # A name or a label: usernames, token, channel and model names, reasons.
 MAX_NAME_CHARS = 200
@@ -64,6 +72,38 @@ def limit(value: Any, param: str) -> int | None:
 def limits(changes: dict[str, Any]) -> dict[str, int | None]:
     """The rate limits among ``changes`` (rpm_limit, tpm_limit, max_concurrent), checked."""
     return {name: limit(changes[name], name) for name in LIMIT_FIELDS if name in changes}
+
+
+BUDGET_PERIODS = ("day", "week", "month")
+
+
+def budget(changes: dict[str, Any], period_now: str | None = None) -> dict[str, Any]:
+    """The budget columns among ``changes`` (``budget_nano``, parsed from
+    budget_usd, and ``budget_period``), checked: a budget of 0 to the maximum
+    per day, week or month (UTC); a budget without a period is per month (or
+    keeps ``period_now``); None lifts it."""
+    values: dict[str, Any] = {}
+    period = changes.get("budget_period")
+    if period is not None and period not in BUDGET_PERIODS:
+        raise bad_request(
+            f"'budget_period' must be one of {', '.join(BUDGET_PERIODS)}.", param="budget_period"
+        )
+    if "budget_nano" in changes:
+        amount = changes["budget_nano"]
+        if amount is None:
+            return {"budget_nano": None, "budget_period": None}
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= MAX_NANO:
+            raise bad_request(
+                f"'budget_usd' must be an amount from 0 to {MAX_USD} USD, or null.",
+                param="budget_usd",
+            )
+        values["budget_nano"] = amount
+        values["budget_period"] = period or period_now or "month"
+    elif period is not None:
+        if period_now is None:
+            raise bad_request("Set 'budget_usd' with 'budget_period'.", param="budget_period")
+        values["budget_period"] = period
+    return values
 
 
 def row_id(value: Any, param: str) -> int:

@@ -16,6 +16,7 @@ from tollway.errors import bad_request, not_found
 from tollway.gateway import Gateway
 from tollway.keys import display_prefix, hash_key, new_key
 from tollway.manage import checks
+from tollway.manage.budgets import budget_fields
 from tollway.manage.groups import account_groups
 from tollway.state import AUTO_GROUP, DEFAULT_GROUP
 from tollway.timeutil import aware, iso, utcnow
@@ -126,6 +127,8 @@ async def create_token(
     group: Any = None,
     limits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A new token; ``limits`` may carry its rate limits (rpm_limit, tpm_limit,
+    max_concurrent) and budget (budget_nano, budget_period)."""
     mode = (
         DEFAULT_BILLING_MODE
         if billing_mode is None
@@ -146,6 +149,7 @@ async def create_token(
         "models": check_models(gw, models),
         "group_name": await check_group(gw, group, account_id),
         **checks.limits(limits or {}),
+        **checks.budget(limits or {}),
         "enabled": True,
         "deleted": False,
         "created_at": now,
@@ -192,6 +196,7 @@ def token_view(row: Any) -> dict[str, Any]:
         "models": row["models"],
         "group": row["group_name"],
         **{name: row[name] for name in checks.LIMIT_FIELDS},
+        **budget_fields(row, int(row["lease_spent"])),
         "enabled": row["enabled"],
         "created_at": iso(row["created_at"]),
         "last_used_at": iso(_latest(row["last_used_at"], row["lease_used_at"])),
@@ -235,9 +240,11 @@ async def update_token(
     gw: Gateway, account_id: int | None, token_id: int, changes: dict[str, Any]
 ) -> dict[str, Any]:
     """Apply a PATCH: any of name, billing_mode, quota_nano, expires_at, models,
-    group, enabled, rpm_limit, tpm_limit, max_concurrent."""
-    values = _checked_changes(gw, changes)
+    group, enabled, rpm_limit, tpm_limit, max_concurrent, budget_nano, budget_period."""
+    budget_changes = {k: changes[k] for k in BUDGET_CHANGES if k in changes}
+    values = _checked_changes(gw, {k: v for k, v in changes.items() if k not in BUDGET_CHANGES})
     token = await get_token(gw, account_id, token_id)  # 404 unless it is theirs
+    values.update(checks.budget(budget_changes, token["budget_period"]))
     if "group_name" in values:
         values["group_name"] = await check_group(gw, values["group_name"], token["account_id"])
     if values:
@@ -246,11 +253,14 @@ async def update_token(
             await conn.execute(update(tokens).where(tokens.c.id == token_id).values(values))
             await gw.state.changed(conn)
         # binds the next call on every process (a group may price it higher)
-        if values.keys() & {"quota_nano", "enabled", "group_name"}:
+        if values.keys() & {"quota_nano", "enabled", "group_name", "budget_nano", "budget_period"}:
             await gw.spending_lowered(token_id=token_id)
         else:
             await gw.state.reload()
     return await get_token(gw, account_id, token_id)
+
+
+BUDGET_CHANGES = ("budget_nano", "budget_period")
 
 
 def _checked_changes(gw: Gateway, changes: dict[str, Any]) -> dict[str, Any]:

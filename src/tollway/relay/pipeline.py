@@ -43,6 +43,7 @@ from tollway.errors import (
 from tollway.gateway import Gateway
 from tollway.keys import new_request_id
 from tollway.ledger import InsufficientFunds, UsageRecord, UsageStatus
+from tollway.ledger.budgets import next_reset
 from tollway.limits import Ticket
 from tollway.limits.rules import headers_of, refusal, tokens_of
 from tollway.providers import PROVIDERS, Outbound, Provider
@@ -52,6 +53,7 @@ from tollway.routing.costs import upstream_cost
 from tollway.routing.router import Route
 from tollway.routing.sticky import sticky_key
 from tollway.state import Channel, TokenInfo
+from tollway.timeutil import utcnow
 from tollway.transport import UpstreamAnswer
 from tollway.types import MAX_NANO, BillingMethod, Model, Usage, nano_to_usd
 
@@ -383,4 +385,20 @@ async def _give_back(call: Call, held: asyncio.Future[InsufficientFunds | None])
 
 def _no_funds(short: InsufficientFunds, model: Model, shape: CallShape) -> ApiError:
     cost = f"${nano_to_usd(short.needed_nano)}, {short.more_than()}"
+    if short.budget and short.period is not None:
+        return _budget_exceeded(f"This call may cost up to {cost}.", short.period)
     return insufficient_quota(shape.short_of_funds(model.id, cost))
+
+
+def _budget_exceeded(message: str, period: str) -> ApiError:
+    """A budget's 402, saying when the period's budget starts again."""
+    now = utcnow()
+    resets = next_reset(period, now)
+    return ApiError(
+        402,
+        f"{message} The budget is per {period} (UTC) and starts again at "
+        f"{resets.strftime('%Y-%m-%dT%H:%M:%SZ')}.",
+        "budget_exceeded",
+        type="insufficient_quota",
+        headers={"retry-after": str(max(int((resets - now).total_seconds()), 1))},
+    )
