@@ -16,7 +16,7 @@ idle), so one made in the last second of a period may count in the next.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tollway.ledger.dialects import Dialect
@@ -54,8 +54,17 @@ def next_reset(period: str, now: datetime) -> datetime:
 
 
 def period_params(dialect: Dialect, now: datetime) -> dict[str, Any]:
-    """The batch's period starts, as its statements take them."""
-    return {period: dialect.time(period_start(period, now)) for period in PERIODS}
+    """The batch's period starts, as its statements take them (the same all
+    day: kept for the day, as every batch asks)."""
+    day = now.astimezone(UTC).date()
+    cached = _PARAMS.get(dialect.name)
+    if cached is None or cached[0] != day:
+        params = {period: dialect.time(period_start(period, now)) for period in PERIODS}
+        cached = _PARAMS[dialect.name] = (day, params)
+    return cached[1]
+
+
+_PARAMS: dict[str, tuple[date, dict[str, Any]]] = {}
 
 
 def used_this_period(

@@ -43,8 +43,9 @@ class SqliteDialect:
         return text
 
     def time(self, moment: datetime) -> Any:
-        # the format SQLAlchemy's SQLite DateTime reads back (stored as UTC)
-        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+        # the format SQLAlchemy's SQLite DateTime reads back (stored as UTC):
+        # "%Y-%m-%d %H:%M:%S.%f", by isoformat (C, without strftime's detour)
+        return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def json(self, value: Any) -> Any:
         import orjson

@@ -39,6 +39,12 @@ class Tally:
 
     def _take_delta(self, delta: dict[str, Any]) -> bool:
         """Keep the delta's text; True when it carried anything generated."""
+        if len(delta) == 1:  # most chunks: {"content": "..."}
+            content = delta.get("content")
+            if isinstance(content, str):
+                if content:
+                    self._text.append(content)
+                return bool(content)
         generated = bool(delta.get("audio"))
         for key in ("content", "reasoning_content", "refusal"):
             text = delta.get(key)

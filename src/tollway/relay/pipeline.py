@@ -319,14 +319,24 @@ async def open_call(
     )
     amount, usage = _hold_amount(gw, model, route, shape)
     call = Call(gw, token, model, metered.upstream, route, amount, shape)
-    if not token.limited_by:  # the usual case
-        return await _hold(call, metered, shape)
-    await _admit(call, tokens_of(usage))
+    if token.limited_by:
+        await _admit(call, tokens_of(usage))
     try:
-        return await _hold(call, metered, shape)
+        if metered.outlives_request:
+            short = await gw.ledger.hold(
+                call.request_id, token.account_id, token.id, amount, outlives_request=True
+            )
+        elif gw.ledger.hold_now(call.request_id, token.account_id, token.id, amount):
+            return call  # the usual case: held in memory against this process's lease
+        else:
+            short = await _hold_leased(call)
     except BaseException:
         call.end_limits(0)
         raise
+    if isinstance(short, InsufficientFunds):
+        call.end_limits(0)
+        raise _no_funds(short, model, shape)
+    return call
 
 
 async def _admit(call: Call, tokens: int) -> None:
@@ -338,28 +348,18 @@ async def _admit(call: Call, tokens: int) -> None:
     call.limit_headers = headers_of(admission)
 
 
-async def _hold(call: Call, metered: Metered, shape: CallShape) -> Call:
-    gw, token, model, amount = call.gw, call.token, call.model, call.hold_nano
-    if metered.outlives_request:
-        short = await gw.ledger.hold(
-            call.request_id, token.account_id, token.id, amount, outlives_request=True
-        )
-        if isinstance(short, InsufficientFunds):
-            raise _no_funds(short, model, shape)
-        return call
-    if gw.ledger.hold_now(call.request_id, token.account_id, token.id, amount):
-        return call
+async def _hold_leased(call: Call) -> InsufficientFunds | None:
+    """Hold through the ledger (the lease grows); a client that leaves meanwhile
+    gets the hold given back in the background."""
+    gw, token = call.gw, call.token
     held = asyncio.ensure_future(
-        gw.ledger.hold(call.request_id, token.account_id, token.id, amount, leased=True)
+        gw.ledger.hold(call.request_id, token.account_id, token.id, call.hold_nano, leased=True)
     )
     try:
-        short = await asyncio.shield(held)
+        return await asyncio.shield(held)
     except asyncio.CancelledError:  # the client left while the hold was being made
         gw.spawn(_give_back(call, held))
         raise
-    if isinstance(short, InsufficientFunds):
-        raise _no_funds(short, model, shape)
-    return call
 
 
 def _hold_amount(gw: Gateway, model: Model, route: Route, shape: CallShape) -> tuple[int, Usage]:
