@@ -62,6 +62,18 @@ def insufficient_quota(message: str) -> ApiError:
     return ApiError(402, message, "insufficient_quota", type="insufficient_quota")
 
 
+def database_unavailable() -> ApiError:
+    """The ledger's database could not be written (it is down or restarting):
+    nothing was charged; the call can be made again."""
+    return ApiError(
+        503,
+        "The gateway's database is unavailable right now; nothing was charged. Try again shortly.",
+        "database_unavailable",
+        type="server_error",
+        headers={"retry-after": "1"},
+    )
+
+
 def request_too_large(max_bytes: int) -> ApiError:
     return ApiError(413, f"The request body is larger than {max_bytes} bytes.", "request_too_large")
 

@@ -256,31 +256,53 @@ class ThreadWriter(Writer):
                 checkpointer = Checkpointer(self.connect, checkpointer_turn)
                 checkpointer.start()
         self.loop.call_soon_threadsafe(_succeed, ready)
+        self.conn = conn  # (replaced when the database restarts: _connected)
         try:
-            self._serve(conn, turns, checkpointer)
+            self._serve(turns, checkpointer)
         finally:
             if checkpointer is not None:
                 checkpointer.stop()
                 checkpointer.join()
-            conn.close()
+            self.conn.close()
             for turn in (turns, checkpointer_turn):
                 if turn is not None:
                     turn.close()
 
-    def _serve(
-        self, conn: Any, turns: WriterTurns | None, checkpointer: Checkpointer | None
-    ) -> None:
+    def _serve(self, turns: WriterTurns | None, checkpointer: Checkpointer | None) -> None:
         begin = turns.begin if turns is not None else begin_polling
         end = turns.give if turns is not None else None
         while True:
             batch, stopping = self._take_batch()
             if batch:
-                results = commit(conn, self.dialect, [step for step, _ in batch], begin, end)
+                steps = [step for step, _ in batch]
+                self.conn = self._connected(self.conn)
+                results = commit(self.conn, self.dialect, steps, begin, end)
+                if _broken(self.conn):  # the database went away under the batch: once more
+                    self.conn = self._connected(self.conn)
+                    if not _broken(self.conn):
+                        results = commit(self.conn, self.dialect, steps, begin, end)
                 self.loop.call_soon_threadsafe(deliver, batch, results)
                 if checkpointer is not None:
                     checkpointer.nudge()
             if stopping:
                 return
+
+    def _connected(self, conn: Any) -> Any:
+        """``conn``, or a new connection when it broke (the database restarted):
+        while the database is down the old one is kept and batches fail fast
+        (LedgerError: the calls get a 503), and the first batch after it is
+        back reconnects."""
+        if not _broken(conn):
+            return conn
+        try:
+            fresh = self.connect(busy_wait=False)
+        except Exception as exc:
+            log.warning("ledger: database unreachable (%r); retrying with the next batch", exc)
+            return conn
+        with contextlib.suppress(Exception):
+            conn.close()
+        log.warning("ledger: reconnected to the database")
+        return fresh
 
     def _take_batch(self) -> tuple[list[Item], bool]:
         """What is waiting (at least one, waited for), up to ``max_batch``;
@@ -296,6 +318,11 @@ class ThreadWriter(Writer):
             except queue.Empty:
                 return batch, False
         return batch, True
+
+
+def _broken(conn: Any) -> bool:
+    """A psycopg connection that is closed or broken (sqlite3's never are)."""
+    return bool(getattr(conn, "closed", False) or getattr(conn, "broken", False))
 
 
 def deliver(batch: list[Item], results: list[Any]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,13 +37,14 @@ from tollway.endpoints import MeteredEndpoint, wrong_endpoint
 from tollway.errors import (
     ApiError,
     bad_request,
+    database_unavailable,
     forbidden,
     insufficient_quota,
     model_not_found,
 )
 from tollway.gateway import Gateway
 from tollway.keys import new_request_id
-from tollway.ledger import InsufficientFunds, UsageRecord, UsageStatus
+from tollway.ledger import InsufficientFunds, LedgerError, UsageRecord, UsageStatus
 from tollway.ledger.budgets import next_reset
 from tollway.limits import Ticket
 from tollway.limits.rules import headers_of, refusal, tokens_of
@@ -56,6 +58,8 @@ from tollway.state import Channel, TokenInfo
 from tollway.timeutil import utcnow
 from tollway.transport import UpstreamAnswer
 from tollway.types import MAX_NANO, BillingMethod, Model, Usage, nano_to_usd
+
+log = logging.getLogger(__name__)
 
 BILLING_METHOD_HEADER = "x-tollway-billing-method"
 COST_HEADER = "x-tollway-cost-usd"
@@ -269,7 +273,11 @@ class Call:
             self.end_limits(tokens_of(usage))
         # No shield needed: the step is queued before the first await, and the
         # writer applies it whether or not this caller is still waiting.
-        settlement = await self.gw.ledger.settle(record)
+        try:
+            settlement = await self.gw.ledger.settle(record)
+        except LedgerError:  # not written: the hold stays open until reconciled (no charge)
+            log.warning("settlement of %s not written: database unavailable", self.request_id)
+            raise database_unavailable() from None
         return settlement.cost_nano
 
     async def release(self, status: UsageStatus, detail: str) -> None:
@@ -280,7 +288,10 @@ class Call:
         if self.ticket is not None:
             self.end_limits(0)
         record = self.record(Usage(items=0), 0, {}, status, detail)
-        await self.gw.ledger.release(record)
+        try:
+            await self.gw.ledger.release(record)
+        except LedgerError:  # not written: the reconciler gives the hold back later
+            log.warning("release of %s not written: database unavailable", self.request_id)
 
     def hand_over(self) -> None:
         """The hold now belongs to a job that settles or releases it."""
@@ -330,6 +341,9 @@ async def open_call(
             return call  # the usual case: held in memory against this process's lease
         else:
             short = await _hold_leased(call)
+    except LedgerError:  # the database is down or restarting: nothing held
+        call.end_limits(0)
+        raise database_unavailable() from None
     except BaseException:
         call.end_limits(0)
         raise
