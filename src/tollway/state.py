@@ -30,6 +30,7 @@ from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tollway.billing.pricing import ONE
@@ -44,6 +45,7 @@ from tollway.db.schema import (
     state_version,
     tokens,
 )
+from tollway.errors import database_unavailable
 from tollway.keys import hash_key
 from tollway.limits.rules import LIMIT_FIELDS, Subject, limits_of
 from tollway.providers import PROVIDERS
@@ -262,8 +264,12 @@ class State:
             .join(accounts, accounts.c.id == tokens.c.account_id)
             .where(tokens.c.key_hash == digest, tokens.c.deleted.is_(False))
         )
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).mappings().first()
+        try:
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(query)).mappings().first()
+        except (DBAPIError, OSError) as exc:  # the database is down or restarting
+            log.warning("token lookup failed: %r", exc)
+            raise database_unavailable() from None
         if row is None:
             return None
         return TokenInfo(
