@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tollway import relay
+from tollway.alerts.runner import run_alerts
 from tollway.catalog import load_catalog_files
 from tollway.counting import TokenCounter
 from tollway.db.engine import make_engine, migrate
@@ -130,7 +131,8 @@ async def running_gateway(
         await ensure_bootstrap_admin(gw, settings.admin_key)
     reconciler = asyncio.create_task(_reconcile(gw), name="tollway-reconciler")
     videos = asyncio.create_task(reconcile_videos(gw), name="tollway-video-reconciler")
-    tasks = [videos, reconciler]
+    alerts = asyncio.create_task(run_alerts(gw, settings.alerts_every_s), name="tollway-alerts")
+    tasks = [videos, reconciler, alerts]
     if settings.channel_probe_s:
         probe = probe_forever(gw, settings.channel_probe_s)
         tasks.append(asyncio.create_task(probe, name="tollway-channel-probe"))

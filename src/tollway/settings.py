@@ -49,6 +49,8 @@ class Settings:
     redis_url: str | None = None
     redis_prefix: str = "tollway"  # keys' prefix: deployments sharing one Redis set their own
     limits_on_redis_down: str = "open"
+    # How often each process looks for due alerts and sends them (webhooks).
+    alerts_every_s: float = 30.0
     # Logs: "text" (the default) or "json", one object a line.
     log_format: str = "text"
 
@@ -77,6 +79,7 @@ class Settings:
             redis_prefix=env.get("TOLLWAY_REDIS_PREFIX") or "tollway",
             limits_on_redis_down=_choice(env, "TOLLWAY_LIMITS_ON_REDIS_DOWN", ("open", "closed")),
             log_format=_choice(env, "TOLLWAY_LOG_FORMAT", ("text", "json")),
+            alerts_every_s=max(_int(env, "TOLLWAY_ALERTS_EVERY_S", 30), 1),
         )
 
 

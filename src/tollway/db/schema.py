@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -318,4 +319,40 @@ processes = Table(
     Column("id", String(32), primary_key=True),
     Column("seen_version", BigInteger, nullable=False),
     Column("seen_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# Alerts (tollway.alerts): an account's webhooks, and every event they were
+# sent, at most once per key (a budget threshold per period, a low balance per
+# day), with its delivery attempts.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(200), nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("thresholds", JSON, nullable=False),  # budget percentages, e.g. [50, 80, 100]
+    Column("low_balance_nano", Money),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("webhook_id", Integer, nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("event_key", String(200), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    UniqueConstraint("webhook_id", "event_key", name="uq_webhook_events_key"),
+    Index("ix_webhook_events_due", "status", "next_at"),
 )

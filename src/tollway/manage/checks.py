@@ -55,6 +55,13 @@ def names(value: Any, param: str, max_items: int = MAX_LIST_ITEMS) -> list[str]:
     return [text(v, param) for v in value]
 
 
+def flag(value: Any, param: str) -> bool:
+    """A JSON boolean."""
+    if not isinstance(value, bool):
+        raise bad_request(f"'{param}' must be true or false.", param=param)
+    return value
+
+
 def whole_number(value: Any, param: str, low: int, high: int) -> int:
     """A JSON integer (not a bool, not a string) from ``low`` to ``high``."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
