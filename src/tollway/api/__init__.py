@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from tollway.api import accounts, catalog, channels, groups, tokens, usage, webhooks
+from tollway.api import accounts, audit, catalog, channels, groups, tokens, usage, webhooks
 from tollway.errors import ApiError, internal_error
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ def create_api() -> FastAPI:
         openapi_url="/openapi.json",
         redirect_slashes=False,  # "/api/tokens/" is a JSON 404, not a redirect
     )
-    for module in (catalog, tokens, accounts, channels, groups, usage, webhooks):
+    for module in (catalog, tokens, accounts, channels, groups, usage, webhooks, audit):
         api.include_router(module.router)
     api.add_exception_handler(ApiError, _api_error)
     api.add_exception_handler(RequestValidationError, _validation_error)

@@ -12,6 +12,7 @@ from fastapi import Depends, Path, Query, Request
 
 from tollway.errors import ApiError, bad_request, forbidden, invalid_api_key
 from tollway.gateway import Gateway
+from tollway.manage import audit
 from tollway.manage.accounts import SESSION_ACCOUNT, Account, by_management_key
 from tollway.manage.checks import row_id
 from tollway.timeutil import parse_iso
@@ -25,13 +26,14 @@ def gateway(request: Request) -> Gateway:
 
 async def current_account(request: Request) -> Account:
     """The caller: by management key (Bearer), or a web session set upstream."""
-    session_account = request.scope.get(SESSION_ACCOUNT)
-    if isinstance(session_account, Account):
-        return session_account
-    header = request.headers.get("authorization", "")
-    if header[:7].lower() != "bearer " or not header[7:].strip():
-        raise invalid_api_key("Send your management key as 'Authorization: Bearer ...'.")
-    return await by_management_key(gateway(request), header[7:].strip())
+    account = request.scope.get(SESSION_ACCOUNT)
+    if not isinstance(account, Account):
+        header = request.headers.get("authorization", "")
+        if header[:7].lower() != "bearer " or not header[7:].strip():
+            raise invalid_api_key("Send your management key as 'Authorization: Bearer ...'.")
+        account = await by_management_key(gateway(request), header[7:].strip())
+    audit.acting(account.id, account.username, account.is_admin)
+    return account
 
 
 async def admin_account(request: Request) -> Account:

@@ -16,7 +16,18 @@ from __future__ import annotations
 
 import typer
 
-from tollway.cli import accounts, catalog, channels, groups, modes, prices, run, tokens, usage
+from tollway.cli import (
+    accounts,
+    audit,
+    catalog,
+    channels,
+    groups,
+    modes,
+    prices,
+    run,
+    tokens,
+    usage,
+)
 from tollway.cli.support import FailsCleanly
 
 app = typer.Typer(
@@ -35,6 +46,7 @@ app.add_typer(catalog.group)
 app.add_typer(prices.group)
 app.add_typer(channels.group)
 app.add_typer(groups.group)
+app.add_typer(audit.group)
 
 
 def main() -> None:

@@ -75,6 +75,9 @@ def run(work: Callable[[Gateway], Awaitable[T]]) -> T:
 
     async def go() -> T:
         from tollway.app import running_gateway
+        from tollway.manage.audit import acting_as_cli
+
+        acting_as_cli()  # the operator at the machine: every change is audited
 
         async with running_gateway(settings, list(shipped_models())) as gw:
             return await work(gw)

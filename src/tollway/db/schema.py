@@ -356,3 +356,19 @@ webhook_events = Table(
     UniqueConstraint("webhook_id", "event_key", name="uq_webhook_events_key"),
     Index("ix_webhook_events_due", "status", "next_at"),
 )
+
+
+# Who changed what (tollway.manage.audit): credits and debits, prices,
+# channels, groups, accounts, and tokens edited by admins.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor_account_id", Integer),
+    Column("actor", String(200), nullable=False),  # "alice (admin)", "cli"
+    Column("action", String(64), nullable=False),  # "account.credit", "channel.update", ...
+    Column("target", String(200), nullable=False),  # "account:5", "model:gpt-4o"
+    Column("detail", JSON),  # what changed (never a key or a password)
+    Index("ix_audit_log_at", "at"),
+)

@@ -15,7 +15,7 @@ from tollway.errors import ApiError, bad_request, invalid_api_key, not_found
 from tollway.gateway import Gateway
 from tollway.keys import MANAGEMENT_KEY_PREFIX, display_prefix, hash_key, new_key
 from tollway.ledger import BalanceOutOfRange
-from tollway.manage import checks
+from tollway.manage import audit, checks
 from tollway.manage.budgets import budget_fields
 from tollway.manage.groups import check_member_groups
 from tollway.state import DEFAULT_GROUP
@@ -77,6 +77,8 @@ async def create_account(
             new_id = (
                 await conn.execute(insert(accounts).values(values).returning(accounts.c.id))
             ).scalar_one()
+            detail = {"username": username, "role": role}
+            await audit.record(conn, "account.create", f"account:{new_id}", detail)
     except IntegrityError as exc:
         raise ApiError(409, f"The username '{username}' is taken.", "username_taken") from exc
     return {"id": new_id, "username": username, "role": role}, key
@@ -143,6 +145,7 @@ async def set_password(gw: Gateway, account_id: int, password: str) -> None:
         await conn.execute(
             update(accounts).where(accounts.c.id == account_id).values(password_hash=password_hash)
         )
+        await audit.record(conn, "account.password", f"account:{account_id}", {"password": True})
         await end_sessions(conn, account_id)
 
 
@@ -236,6 +239,8 @@ async def set_enabled(gw: Gateway, account_id: int, enabled: bool) -> dict[str, 
             raise not_found(f"No account {account_id}.", "account_not_found")
         if not enabled:  # re-enabling must not bring old sessions back
             await end_sessions(conn, account_id)
+        action = "account.enable" if enabled else "account.disable"
+        await audit.record(conn, action, f"account:{account_id}")
         await gw.state.changed(conn)
     if not enabled:  # binds the next call on every process
         await gw.spending_lowered(account_id)
@@ -253,6 +258,7 @@ async def set_groups(gw: Gateway, account_id: int, names: Any) -> dict[str, Any]
     await account_view(gw, account_id)  # 404 for an account that does not exist
     async with gw.engine.begin() as conn:
         await conn.execute(update(accounts).where(accounts.c.id == account_id).values(groups=names))
+        await audit.record(conn, "account.groups", f"account:{account_id}", {"groups": names})
         await gw.state.changed(conn)
     await gw.state.reload()
     await gw.state.until_seen()
@@ -270,6 +276,7 @@ async def set_limits(gw: Gateway, account_id: int, changes: dict[str, Any]) -> d
     if values:
         async with gw.engine.begin() as conn:
             await conn.execute(update(accounts).where(accounts.c.id == account_id).values(values))
+            await audit.record(conn, "account.limits", f"account:{account_id}", values)
             await gw.state.changed(conn)
         if values.keys() & {"budget_nano", "budget_period"}:
             await gw.spending_lowered(account_id)
@@ -295,6 +302,9 @@ async def credit(gw: Gateway, account_id: int, amount_nano: int, reason: str) ->
         balance = await gw.ledger.credit(account_id, amount_nano, reason)
     except BalanceOutOfRange as exc:
         raise bad_request(f"{exc}; nothing was applied.", param="amount_usd") from None
+    action = "account.credit" if amount_nano >= 0 else "account.debit"
+    detail = {"amount_usd": nano_to_usd(amount_nano), "reason": reason}
+    await audit.record_now(gw, action, f"account:{account_id}", detail)
     if amount_nano < 0:  # the ledger returned the leases: wait until all know
         await gw.state.until_seen()
     return {"account_id": account_id, "balance_usd": nano_to_usd(balance)}

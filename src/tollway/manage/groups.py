@@ -25,7 +25,7 @@ from tollway.db.schema import accounts, groups
 from tollway.endpoints import MeteredEndpoint, serving
 from tollway.errors import ApiError, bad_request, forbidden, not_found
 from tollway.gateway import Gateway
-from tollway.manage import checks
+from tollway.manage import audit, checks
 from tollway.state import AUTO_GROUP, DEFAULT_GROUP, Group, TokenInfo
 from tollway.timeutil import iso, utcnow
 from tollway.types import (
@@ -145,6 +145,7 @@ async def create_group(gw: Gateway, fields: Any) -> dict[str, Any]:
     try:
         async with gw.engine.begin() as conn:
             await conn.execute(insert(groups).values(values))
+            await audit.record(conn, "group.create", f"group:{values['name']}", values)
             await gw.state.changed(conn)
     except IntegrityError:  # made meanwhile (elsewhere)
         raise exists from None
@@ -182,6 +183,7 @@ async def update_group(gw: Gateway, name: str, fields: Any) -> dict[str, Any]:
     if values:
         async with gw.engine.begin() as conn:
             await conn.execute(update(groups).where(groups.c.name == name).values(values))
+            await audit.record(conn, "group.update", f"group:{name}", values)
             await gw.state.changed(conn)
         await gw.state.reload()
         if values.keys() & {"multiplier", "auto_rank"}:

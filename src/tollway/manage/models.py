@@ -38,6 +38,7 @@ from tollway.catalog.schema import ModelEntry
 from tollway.db.schema import model_overrides
 from tollway.errors import ApiError, bad_request, model_not_found
 from tollway.gateway import Gateway
+from tollway.manage import audit
 from tollway.state import Group
 from tollway.timeutil import utcnow
 from tollway.types import (
@@ -268,7 +269,7 @@ async def create_model(gw: Gateway, entry: dict[str, Any]) -> dict[str, Any]:
     if gw.state.catalog.get(model.id) is not None:
         raise ApiError(409, f"Model '{model.id}' exists; change it with PATCH.", "model_exists")
     _check_alias_clash(gw, model)
-    await _store(gw, model)
+    await _store(gw, model, "model.create", entry)
     return model_view(gw.state.catalog.resolve(model.id))
 
 
@@ -285,7 +286,7 @@ async def update_model(gw: Gateway, name: str, changes: dict[str, Any]) -> dict[
         merged["source"] = "admin"
     model = _validate(merged)
     _check_alias_clash(gw, model)
-    await _store(gw, model)
+    await _store(gw, model, "model.update", changes)
     return model_view(gw.state.catalog.resolve(model.id))
 
 
@@ -324,11 +325,12 @@ def _check_alias_clash(gw: Gateway, model: Model) -> None:
             raise ApiError(409, f"Alias '{alias}' already names model '{other.id}'.", "alias_taken")
 
 
-async def _store(gw: Gateway, model: Model) -> None:
+async def _store(gw: Gateway, model: Model, action: str, changes: dict[str, Any]) -> None:
     row = {"id": model.id, "data": model_entry(model), "updated_at": utcnow()}
     async with gw.engine.begin() as conn:
         await conn.execute(delete(model_overrides).where(model_overrides.c.id == model.id))
         await conn.execute(model_overrides.insert().values(row))
+        await audit.record(conn, action, f"model:{model.id}", changes)
         await gw.state.changed(conn)
     await gw.state.reload()
 
@@ -344,6 +346,7 @@ async def store_models(gw: Gateway, models: list[Model]) -> None:
                     id=model.id, data=model_entry(model), updated_at=now
                 )
             )
+        await audit.record(conn, "model.import", "models", {"models": [m.id for m in models]})
         await gw.state.changed(conn)
     await gw.state.reload()
 

@@ -15,7 +15,7 @@ from tollway.db.schema import leases, tokens
 from tollway.errors import bad_request, not_found
 from tollway.gateway import Gateway
 from tollway.keys import display_prefix, hash_key, new_key
-from tollway.manage import checks
+from tollway.manage import audit, checks
 from tollway.manage.budgets import budget_fields
 from tollway.manage.groups import account_groups
 from tollway.state import AUTO_GROUP, DEFAULT_GROUP
@@ -159,6 +159,10 @@ async def create_token(
         token_id = (
             await conn.execute(insert(tokens).values(values).returning(tokens.c.id))
         ).scalar_one()
+        shown = {
+            k: v for k, v in values.items() if k not in ("key_hash", "created_at", "updated_at")
+        }
+        await audit.record(conn, "token.create", f"token:{token_id}", shown)
     view = await get_token(gw, account_id, token_id)
     view["key"] = key
     return view
@@ -251,6 +255,7 @@ async def update_token(
         values["updated_at"] = utcnow()
         async with gw.engine.begin() as conn:
             await conn.execute(update(tokens).where(tokens.c.id == token_id).values(values))
+            await audit.record(conn, "token.update", f"token:{token_id}", values)
             await gw.state.changed(conn)
         # binds the next call on every process (a group may price it higher)
         if values.keys() & {"quota_nano", "enabled", "group_name", "budget_nano", "budget_period"}:
@@ -306,5 +311,6 @@ async def delete_token(gw: Gateway, account_id: int | None, token_id: int) -> No
             .where(tokens.c.id == token_id)
             .values(deleted=True, enabled=False, updated_at=utcnow())
         )
+        await audit.record(conn, "token.delete", f"token:{token_id}")
         await gw.state.changed(conn)
     await gw.spending_lowered(token_id=token_id)  # its reserve back at once

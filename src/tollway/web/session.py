@@ -22,7 +22,7 @@ from starlette.responses import RedirectResponse, Response
 
 from tollway.errors import ApiError, forbidden
 from tollway.gateway import Gateway
-from tollway.manage import sessions
+from tollway.manage import audit, sessions
 from tollway.manage.accounts import SESSION_ACCOUNT, Account
 
 ROOT_APP = "tollway.root_app"
@@ -132,6 +132,7 @@ def page(handler: Handler) -> Handler:
                 raise ApiError(401, "Sign in first.", "not_signed_in", "authentication_error")
             return _to_signin(request)
         request.scope[SESSION_ACCOUNT] = account
+        audit.acting(account.id, account.username, account.is_admin)
         if request.method == "POST":
             request.state.form = await checked_form(request)
         return await handler(request)
