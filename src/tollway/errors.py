@@ -7,6 +7,8 @@ bug, never a way of answering a client.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import orjson
 from starlette.responses import Response
 
@@ -60,6 +62,18 @@ def forbidden(message: str, code: str) -> ApiError:
 
 def insufficient_quota(message: str) -> ApiError:
     return ApiError(402, message, "insufficient_quota", type="insufficient_quota")
+
+
+def budget_exceeded(message: str, period: str, resets: datetime, now: datetime) -> ApiError:
+    """A budget's 402, saying when the period's budget starts again."""
+    return ApiError(
+        402,
+        f"{message} The budget is per {period} (UTC) and starts again at "
+        f"{resets.strftime('%Y-%m-%dT%H:%M:%SZ')}.",
+        "budget_exceeded",
+        type="insufficient_quota",
+        headers={"retry-after": str(max(int((resets - now).total_seconds()), 1))},
+    )
 
 
 def database_unavailable() -> ApiError:

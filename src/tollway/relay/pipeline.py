@@ -37,6 +37,7 @@ from tollway.endpoints import MeteredEndpoint, wrong_endpoint
 from tollway.errors import (
     ApiError,
     bad_request,
+    budget_exceeded,
     database_unavailable,
     forbidden,
     insufficient_quota,
@@ -400,19 +401,7 @@ async def _give_back(call: Call, held: asyncio.Future[InsufficientFunds | None])
 def _no_funds(short: InsufficientFunds, model: Model, shape: CallShape) -> ApiError:
     cost = f"${nano_to_usd(short.needed_nano)}, {short.more_than()}"
     if short.budget and short.period is not None:
-        return _budget_exceeded(f"This call may cost up to {cost}.", short.period)
+        now = utcnow()
+        resets = next_reset(short.period, now)
+        return budget_exceeded(f"This call may cost up to {cost}.", short.period, resets, now)
     return insufficient_quota(shape.short_of_funds(model.id, cost))
-
-
-def _budget_exceeded(message: str, period: str) -> ApiError:
-    """A budget's 402, saying when the period's budget starts again."""
-    now = utcnow()
-    resets = next_reset(period, now)
-    return ApiError(
-        402,
-        f"{message} The budget is per {period} (UTC) and starts again at "
-        f"{resets.strftime('%Y-%m-%dT%H:%M:%SZ')}.",
-        "budget_exceeded",
-        type="insufficient_quota",
-        headers={"retry-after": str(max(int((resets - now).total_seconds()), 1))},
-    )
