@@ -58,7 +58,6 @@ local id, tokens = ARGV[2], tonumber(ARGV[3])
 local second = math.floor(now_ms / 1000)
 local oldest = second - WINDOW + 1
 local n = #KEYS / 2
-local req, tok, oldest_seen, buckets = {}, {}, {}, {}
 local refused, whose, wait, too_large = 0, 0, 0, 0
 local rq_limit, rq_left, rq_reset = -1, nil, 0
 local tk_limit, tk_left, tk_reset = -1, nil, 0
