@@ -34,6 +34,8 @@ class Settings:
     # Web console: the key that signs session cookies. None: generated once and
     # kept in data_dir/secret_key (0600); no data_dir either: random per process.
     secret_key: str | None = None
+    # Old secrets, still tried to decrypt channel keys while rotating (docs/security.md).
+    secret_key_previous: tuple[str, ...] = ()
     data_dir: Path | None = None
     secure_cookies: bool = False
     # Routing across channels: the most channels one call tries; how long a
@@ -69,6 +71,11 @@ class Settings:
             state_poll_ms=_int(env, "TOLLWAY_STATE_POLL_MS", 250),
             sqlite_synchronous=env.get("TOLLWAY_SQLITE_SYNCHRONOUS", "NORMAL").upper(),
             secret_key=env.get("TOLLWAY_SECRET_KEY") or None,
+            secret_key_previous=tuple(
+                s.strip()
+                for s in env.get("TOLLWAY_SECRET_KEY_PREVIOUS", "").split(",")
+                if s.strip()
+            ),
             data_dir=data_dir,
             secure_cookies=env.get("TOLLWAY_SECURE_COOKIES", "").lower() in TRUE_WORDS,
             max_attempts=max(1, _int(env, "TOLLWAY_MAX_ATTEMPTS", 3)),
