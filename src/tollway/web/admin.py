@@ -1,5 +1,5 @@
 """Admin: accounts (create, credit/debit with a reason, enable/disable, set a
-password, the price groups its tokens may use)."""
+password, the price groups its tokens may use, its rate limits and budget)."""
 
 from __future__ import annotations
 
@@ -26,13 +26,17 @@ def routes() -> list[Route]:
         Route("/admin/accounts/{account_id:int}/enabled", set_enabled, methods=["POST"]),
         Route("/admin/accounts/{account_id:int}/password", set_password, methods=["POST"]),
         Route("/admin/accounts/{account_id:int}/groups", set_groups, methods=["POST"]),
+        Route("/admin/accounts/{account_id:int}/limits", set_limits, methods=["POST"]),
     ]
 
 
 async def _accounts(request: Request, status: int = 200, error: str | None = None) -> Response:
     gw = gateway(request)
+    accounts = await service.list_accounts(gw)
+    for account in accounts:
+        account["limits_form"] = forms.limits_form(account)
     context = {
-        "accounts": await service.list_accounts(gw),
+        "accounts": accounts,
         "groups": await list_groups(gw),
         "error": error,
     }
@@ -116,4 +120,22 @@ async def set_groups(request: Request) -> Response:
     else:
         groups = ", ".join(done["groups"])
         flash(request, f"{view['username']} may use the price groups {groups}.")
+    return RedirectResponse("/admin/accounts", status_code=303)
+
+
+@admin_page
+async def set_limits(request: Request) -> Response:
+    """Rate limits and budget, as PATCH /api/users/{id} sets them; blank lifts one."""
+    account_id: int = request.path_params["account_id"]
+    gw = gateway(request)
+    view = await service.account_view(gw, account_id)
+    form = form_of(request)
+    values = {name: field(form, name) for name in forms.LIMIT_FORM_FIELDS}
+    try:
+        changes = forms.unchanged_budget_dropped(forms.limits(values), view)
+        await service.set_limits(gw, account_id, changes)
+    except ApiError as exc:
+        flash(request, f"Limits of {view['username']} not changed: {exc.message}", "error")
+    else:
+        flash(request, f"Set the limits and budget of {view['username']}.")
     return RedirectResponse("/admin/accounts", status_code=303)

@@ -7,7 +7,9 @@ show its message next to the form they re-render.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from typing import Any
 
 from tollway.errors import bad_request
 from tollway.manage.checks import can_exist
@@ -76,6 +78,59 @@ def whole_number(text: str, label: str, param: str, default: int) -> int:
     if _WHOLE.fullmatch(text) is None:
         raise bad_request(f"{label}: enter a whole number.", param)
     return int(text)
+
+
+def optional_whole_number(text: str, label: str, param: str) -> int | None:
+    """A whole number, or None when blank (a rate limit: none); the service
+    checks the field's own range."""
+    text = text.strip()
+    if not text:
+        return None
+    if _WHOLE.fullmatch(text) is None:
+        raise bad_request(f"{label}: enter a whole number, or leave it blank for none.", param)
+    return int(text)
+
+
+# A rate limit's form field, its label, as the token and account forms name them.
+LIMIT_LABELS = {
+    "rpm_limit": "Requests a minute",
+    "tpm_limit": "Tokens a minute",
+    "max_concurrent": "Calls at once",
+}
+LIMIT_FORM_FIELDS = (*LIMIT_LABELS, "budget_usd", "budget_period")
+
+
+def limits(values: Mapping[str, str]) -> dict[str, Any]:
+    """The rate limits and budget of a token or account form, as the
+    services take them: blank lifts one; a budget without a period is per month."""
+    fields: dict[str, Any] = {
+        name: optional_whole_number(values.get(name, ""), label, name)
+        for name, label in LIMIT_LABELS.items()
+    }
+    budget = optional_money_nano(values.get("budget_usd", ""), "Budget", "budget_usd")
+    fields["budget_nano"] = budget
+    if budget is not None:
+        fields["budget_period"] = values.get("budget_period") or "month"
+    return fields
+
+
+def limits_form(view: Mapping[str, Any]) -> dict[str, str]:
+    """A token's or account's view as its limit fields' values."""
+    values = {name: "" if view[name] is None else str(view[name]) for name in LIMIT_LABELS}
+    values["budget_usd"] = view["budget_usd"] or ""
+    values["budget_period"] = view["budget_period"] or "month"
+    return values
+
+
+def unchanged_budget_dropped(fields: dict[str, Any], view: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` without the budget when it is the one ``view`` has: an
+    unchanged budget is not an edit (a budget edit returns every process's
+    leases)."""
+    current = None if view["budget_usd"] is None else usd_to_nano(view["budget_usd"])
+    period = fields.get("budget_period", view["budget_period"])
+    if fields.get("budget_nano") == current and period == view["budget_period"]:
+        return {k: v for k, v in fields.items() if k not in ("budget_nano", "budget_period")}
+    return fields
 
 
 def optional_id(text: str, label: str, param: str) -> int | None:

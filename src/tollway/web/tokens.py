@@ -1,7 +1,7 @@
 """The token page: list, create with a
-billing mode (Pay-per-Use Priority preselected) and a price group (one of the
-account's, or ``auto``), key shown once, edit, enable/disable, delete, and
-each token's own usage log."""
+billing mode (Pay-per-Use Priority preselected), a price group (one of the
+account's, or ``auto``), rate limits and a budget, key shown once, edit,
+enable/disable, delete, and each token's own usage log."""
 
 from __future__ import annotations
 
@@ -59,6 +59,8 @@ def blank_form() -> dict[str, str]:
         "expires_at": "",
         "models": "",
         "group": "",
+        **{name: "" for name in forms.LIMIT_FORM_FIELDS},
+        "budget_period": "month",
     }
 
 
@@ -75,6 +77,7 @@ def token_form(token: dict[str, Any]) -> dict[str, str]:
         "expires_at": forms.date_input(expires),
         "models": ", ".join(token["models"] or []),
         "group": token["group"],
+        **forms.limits_form(token),
     }
 
 
@@ -145,7 +148,8 @@ async def create_token(request: Request) -> Response:
     values = form_values(form_of(request))
     try:
         fields = parsed(values)
-        token = await service.create_token(gw, account_of(request).id, **fields)
+        limits = forms.limits(values)
+        token = await service.create_token(gw, account_of(request).id, **fields, limits=limits)
     except ApiError as exc:
         context = await _list_context(request, values)
         return render(request, "tokens.html", {**context, "error": exc.message}, status=400)
@@ -180,6 +184,7 @@ async def save_token(request: Request) -> Response:
         fields = parsed(values)
         if fields["group"] in (None, token["group"]):  # unchanged: kept even if no longer allowed
             del fields["group"]
+        fields.update(forms.unchanged_budget_dropped(forms.limits(values), token))
         await service.update_token(gw, me.id, token_id, fields)
     except ApiError as exc:
         context = await _edit_context(request, token_id)
