@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,7 +32,56 @@ def create_api() -> FastAPI:
     # Anything else is a bug: a JSON 500 in OpenAI's shape (FastAPI's own is
     # plain text); tollway.guard.ErrorGuard, around /api, logs it.
     api.add_exception_handler(Exception, _internal_error)
+    api.openapi = _with_errors(api.openapi)  # type: ignore[method-assign]
     return api
+
+
+# The errors any /api operation may answer, in OpenAI's shape. FastAPI's own
+# document names 422 for invalid input, which this API answers as a 400.
+ERRORS = {
+    "400": "Invalid input (a field, a query parameter, the JSON itself).",
+    "401": "No management key, or a wrong one.",
+    "403": "Admin only, or the account is disabled.",
+    "404": "No such object (or not the caller's).",
+    "409": "The name or id is taken.",
+    "413": "The body is over TOLLWAY_MAX_BODY_BYTES.",
+    "503": "The database did not answer.",
+}
+ERROR_BODY = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+
+
+def _with_errors(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """FastAPI's document, with the error answers this API really gives."""
+
+    def document() -> dict[str, Any]:
+        built = openapi()  # FastAPI's, cached: the changes below are made once
+        built.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_BODY
+        error = {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        }
+        for operations in built["paths"].values():
+            for operation in operations.values():
+                operation["responses"].pop("422", None)
+                for status, why in ERRORS.items():
+                    operation["responses"].setdefault(status, {"description": why, **error})
+        return built
+
+    return document
 
 
 async def _internal_error(_: Request, exc: Exception) -> Response:
