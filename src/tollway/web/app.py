@@ -28,6 +28,8 @@ from tollway.web import (
     admin,
     admin_catalog,
     advisor,
+    alerts,
+    audit,
     auth,
     catalog,
     channels,
@@ -76,6 +78,8 @@ def create_web(
         *channels.routes(),
         *groups.routes(),
         *margins.routes(),
+        *alerts.routes(),
+        *audit.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [
