@@ -33,8 +33,11 @@ from tollway.ledger import Ledger
 from tollway.limits import limiter_for
 from tollway.manage.accounts import ensure_bootstrap_admin
 from tollway.manage.channel_test import probe_forever
-from tollway.relay.fastpath import FastPath, errors_of_caller
-from tollway.routing import Router
+from tollway.observe import Metrics
+from tollway.observe import health as probes
+from tollway.observe.metrics import keep_gauges
+from tollway.relay.fastpath import FastPath, errors_of_caller, refused
+from tollway.routing import Health, Router
 from tollway.settings import Settings
 from tollway.state import State
 from tollway.transport import Transport
@@ -79,6 +82,9 @@ def create_app(
     routes = [
         *relay.routes(),
         Route("/health", health, methods=["GET"]),
+        Route("/healthz", probes.healthz, methods=["GET"]),
+        Route("/readyz", probes.readyz, methods=["GET"]),
+        Route("/metrics", probes.metrics, methods=["GET"]),
         Mount("/api", app=ErrorGuard(api)),
         console_mount(web),  # last: it claims only the console's own paths
     ]
@@ -119,12 +125,15 @@ async def running_gateway(
     engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     await migrate(engine)
     state = State(engine, models, settings.state_poll_ms)
-    ledger = Ledger(engine, synchronous=settings.sqlite_synchronous)
+    metrics = Metrics()
+    ledger = Ledger(engine, synchronous=settings.sqlite_synchronous, metrics=metrics)
     state.on_change(ledger.confirm_leases)  # an edit elsewhere may have returned our leases
     counter = TokenCounter()
     upstream = transport or UpstreamPool(settings.upstream_connect_timeout_s)
-    router = Router(settings.channel_cooldown_s, settings.routing_strategy)
-    gw = Gateway(settings, engine, state, ledger, upstream, counter, router, limiter_for(settings))
+    health = Health(settings.channel_cooldown_s, on_cooldown=metrics.cooldown)
+    router = Router(settings.channel_cooldown_s, settings.routing_strategy, health=health)
+    limits = limiter_for(settings)
+    gw = Gateway(settings, engine, state, ledger, upstream, counter, router, limits, metrics)
     await state.start()
     await ledger.start()
     if settings.admin_key:
@@ -132,7 +141,8 @@ async def running_gateway(
     reconciler = asyncio.create_task(_reconcile(gw), name="tollway-reconciler")
     videos = asyncio.create_task(reconcile_videos(gw), name="tollway-video-reconciler")
     alerts = asyncio.create_task(run_alerts(gw, settings.alerts_every_s), name="tollway-alerts")
-    tasks = [videos, reconciler, alerts]
+    gauges = asyncio.create_task(keep_gauges(metrics), name="tollway-gauges")
+    tasks = [videos, reconciler, alerts, gauges]
     if settings.channel_probe_s:
         probe = probe_forever(gw, settings.channel_probe_s)
         tasks.append(asyncio.create_task(probe, name="tollway-channel-probe"))
@@ -172,14 +182,13 @@ async def health(request: Request) -> Response:
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     path = request.url.path[:200]
-    return errors_of_caller(
-        ApiError(404, f"No such endpoint: {request.method} {path}", "not_found"), request
-    )
+    error = ApiError(404, f"No such endpoint: {request.method} {path}", "not_found")
+    refused(request, error)
+    return errors_of_caller(error, request)
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
     path = request.url.path[:200]
-    return errors_of_caller(
-        ApiError(405, f"{request.method} is not allowed on {path}", "method_not_allowed"),
-        request,
-    )
+    error = ApiError(405, f"{request.method} is not allowed on {path}", "method_not_allowed")
+    refused(request, error)
+    return errors_of_caller(error, request)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tollway.counting import TokenCounter
 from tollway.ledger import Ledger
 from tollway.limits import Limiter, LocalLimiter
+from tollway.observe.metrics import Metrics
 from tollway.routing import Router
 from tollway.settings import Settings
 from tollway.state import State
@@ -32,6 +33,7 @@ class Gateway:
     counter: TokenCounter
     router: Router = field(default_factory=Router)
     limits: Limiter = field(default_factory=LocalLimiter)
+    metrics: Metrics = field(default_factory=Metrics)
     # Strong references to fire-and-forget tasks, so none is collected mid-way.
     background: set[asyncio.Task[None]] = field(default_factory=set)
 

@@ -6,7 +6,9 @@ framework, no terminal rendering): `tollway serve` replaces itself with it.
 With ``--workers N`` it is a small supervisor of N worker processes. A worker
 stops when its supervisor dies, however it dies (``kill -9`` included), and a
 start refuses a port something still listens on, so after an upgrade no old
-worker keeps taking traffic beside the new ones.
+worker keeps taking traffic beside the new ones. The workers share one
+PROMETHEUS_MULTIPROC_DIR (made by the supervisor unless set), so /metrics
+answers for all of them whichever one is asked.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -74,6 +78,10 @@ def serve(
     line and exit status 1."""
     import uvicorn
 
+    from tollway.observe.logs import configure_logging
+
+    log_format = Settings.from_env().log_format
+    configure_logging(log_format, log_level)
     if supervisor_fd is not None:
         die_with_parent()
     try:
@@ -89,6 +97,8 @@ def serve(
         loop="uvloop",
         http="httptools",
         log_level=log_level,
+        # in JSON, uvicorn's own lines go through the root logger's JSON handler
+        log_config=None if log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         access_log=False,
         lifespan="on",
         proxy_headers=False,
@@ -160,18 +170,51 @@ def supervise(host: str, port: int, workers: int, log_level: str) -> int:
     watched, held = os.pipe()
     argv = [sys.executable, "-m", "tollway.server", "--host", host, "--port", str(port)]
     argv += ["--log-level", log_level, "--reuse-port", "--supervisor-fd", str(watched)]
+    metrics_dir, made = metrics_dir_for_workers()
+    env = {**os.environ, MULTIPROC_ENV: metrics_dir}
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        return run_workers(lambda: subprocess.Popen(argv, pass_fds=[watched]), workers, procs)
+        start = lambda: subprocess.Popen(argv, pass_fds=[watched], env=env)  # noqa: E731
+        return run_workers(start, workers, procs, worker_gone(metrics_dir))
     finally:
         stop_workers(procs)
         for fd in (watched, held):
             os.close(fd)
         claim.close()
+        if made:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_dir_for_workers() -> tuple[str, bool]:
+    """Where the workers write their metrics: the operator's
+    PROMETHEUS_MULTIPROC_DIR (emptied: values of an earlier run would add
+    up with these), else a new directory; and whether it was made here."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if not given:
+        return tempfile.mkdtemp(prefix="tollway-metrics-"), True
+    os.makedirs(given, exist_ok=True)
+    for name in os.listdir(given):
+        if name.endswith(".db"):
+            os.remove(os.path.join(given, name))
+    return given, False
+
+
+def worker_gone(metrics_dir: str) -> Callable[[int], None]:
+    """What a dead worker leaves: its live gauges no longer count (its
+    counters and histograms do, so totals never go back)."""
+    from prometheus_client import multiprocess
+
+    return lambda pid: multiprocess.mark_process_dead(pid, metrics_dir)
 
 
 def run_workers(
-    start: Callable[[], subprocess.Popen[bytes]], workers: int, procs: list[subprocess.Popen[bytes]]
+    start: Callable[[], subprocess.Popen[bytes]],
+    workers: int,
+    procs: list[subprocess.Popen[bytes]],
+    gone: Callable[[int], None] | None = None,
 ) -> int:
     """Start the workers into ``procs``; restart one that dies, until SIGTERM
     or SIGINT (0) or they keep dying at start-up (1)."""
@@ -194,6 +237,8 @@ def run_workers(
                 print("tollway-server: workers keep dying at start-up", file=sys.stderr)
                 return 1
             print(f"tollway-server: worker exited ({proc.returncode}); restarting", file=sys.stderr)
+            if gone is not None:
+                gone(proc.pid)
             procs[i], started[i] = start(), time.monotonic()
     return 0
 

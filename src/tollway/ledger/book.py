@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,19 +25,33 @@ from tollway.ledger.reconciler import Reconciler
 from tollway.ledger.records import InsufficientFunds, LedgerError, Settlement, UsageRecord
 from tollway.ledger.steps import RELEASE, SETTLE, Close, Credit, Hold, Step
 from tollway.ledger.writers import MAX_BATCH, writer_for
+from tollway.observe.logs import log_call
 from tollway.types import MAX_NANO
+
+if TYPE_CHECKING:
+    from tollway.observe.metrics import Metrics
 
 
 class Ledger:
     """Money steps, group-committed. ``synchronous``: SQLite's setting for
-    the ledger's connections; it also picks the writer (``writer_for``)."""
+    the ledger's connections; it also picks the writer (``writer_for``).
+    ``metrics``: where each settled or released call, and each batch, is
+    counted (the one place every call ends)."""
 
     def __init__(
-        self, engine: AsyncEngine, max_batch: int = MAX_BATCH, synchronous: str = "NORMAL"
+        self,
+        engine: AsyncEngine,
+        max_batch: int = MAX_BATCH,
+        synchronous: str = "NORMAL",
+        metrics: Metrics | None = None,
     ) -> None:
         self._engine = engine
         connect, dialect = connector(engine, synchronous)
         self._writer = writer_for(dialect, synchronous)(connect, dialect, max_batch)
+        self._metrics = metrics
+        if metrics is not None:
+            self._writer.on_batch = metrics.batch
+            metrics.refresh = self.count_open
         self._leases = Leases(self._submit, self._enqueue)
         self._reconciler = Reconciler(engine, self._leases, self._submit)
         self._started = False
@@ -98,16 +112,32 @@ class Ledger:
         if record.cost_nano < 0:
             raise LedgerError("a cost cannot be negative")
         if self._leases.holds(record.request_id):
-            return await self._leases.close(record, SETTLE)
-        result: Settlement = await self._submit(Close(record, SETTLE))
-        return result
+            settled = await self._leases.close(record, SETTLE)
+        else:
+            settled = await self._submit(Close(record, SETTLE))
+        self._ended(record)
+        return settled
 
     async def release(self, record: UsageRecord) -> Settlement:
         record.cost_nano = 0
         if self._leases.holds(record.request_id):
-            return await self._leases.close(record, RELEASE)
-        result: Settlement = await self._submit(Close(record, RELEASE))
-        return result
+            released = await self._leases.close(record, RELEASE)
+        else:
+            released = await self._submit(Close(record, RELEASE))
+        self._ended(record)
+        return released
+
+    def _ended(self, record: UsageRecord) -> None:
+        """A call's record is written: counted and logged, once."""
+        if self._metrics is not None:
+            self._metrics.call(record)
+        log_call(record)
+
+    def count_open(self) -> None:
+        """Set the open-holds and leases gauges from this process's leases."""
+        if self._metrics is not None:
+            self._metrics.open_holds.set(len(self._leases.calls))
+            self._metrics.leases.set(len(self._leases.by_key))
 
     async def credit(self, account_id: int, amount_nano: int, reason: str) -> int:
         """Add (or, negative, take) money; returns the new balance. A debit

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -97,6 +98,12 @@ class Writer(abc.ABC):
         self.connect = connect
         self.dialect = dialect
         self.max_batch = max_batch
+        # Told each batch's steps and commit time in seconds (tollway.observe).
+        self.on_batch: Callable[[int, float], None] | None = None
+
+    def _observed(self, steps: int, began_s: float) -> None:
+        if self.on_batch is not None:
+            self.on_batch(steps, time.perf_counter() - began_s)
 
     @abc.abstractmethod
     async def start(self) -> None: ...
@@ -212,7 +219,9 @@ class InlineWriter(Writer):
                 batch = pending[at : at + self.max_batch]
                 steps = [step for step, _ in batch]
                 first = begun and at == 0  # (the rest, rarely, begin on the loop)
+                began_s = time.perf_counter()
                 results = commit(self.conn, self.dialect, steps, begin_polling, None, first)
+                self._observed(len(steps), began_s)
                 deliver(batch, results)
         finally:
             self.turn.give()
@@ -276,7 +285,9 @@ class ThreadWriter(Writer):
             if batch:
                 steps = [step for step, _ in batch]
                 self.conn = self._connected(self.conn)
+                began_s = time.perf_counter()
                 results = commit(self.conn, self.dialect, steps, begin, end)
+                self._observed(len(steps), began_s)
                 if _broken(self.conn):  # the database went away under the batch: once more
                     self.conn = self._connected(self.conn)
                     if not _broken(self.conn):

@@ -93,6 +93,7 @@ async def _attempt(
     gw = call.gw
     health = gw.router.health
     health.begin(channel.id)
+    gw.metrics.attempt(channel.id)
     started = time.perf_counter()
     try:
         resp = await gw.upstream.send(request, timeout_s)
@@ -102,6 +103,7 @@ async def _attempt(
             resp = await buffered(resp)
     except (UpstreamError, OSError) as exc:
         health.failure(channel.id, time.perf_counter() - started)
+        gw.metrics.failure(channel.id)
         gw.spawn(channel_status.note_error(gw, channel.id, f"{exc!r}"))
         return Failed(exc)
     latency = time.perf_counter() - started
@@ -116,6 +118,7 @@ async def _attempt(
         health.success(channel.id, latency)  # it answered: the request was at fault
         return resp
     reason = reason_of(resp.status, data)
+    gw.metrics.failure(channel.id)
     if dead_key:
         gw.spawn(channel_status.disable_key(gw, channel.id, key.index, reason))
         if len(channel.keys) == 1:

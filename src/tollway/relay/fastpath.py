@@ -110,6 +110,7 @@ async def answer(served: Served, request: Request) -> Any:
     try:
         return await endpoint(request)
     except ApiError as error:
+        refused(request, error)
         return render(error, request)
     except Exception:
         # A bug, not an answer: logged with its traceback and the request id,
@@ -118,4 +119,13 @@ async def answer(served: Served, request: Request) -> Any:
         log.exception(
             "unhandled error in %s %s (request %s)", request.method, request.url.path, request_id
         )
-        return render(internal_error(request_id), request)
+        failed = internal_error(request_id)
+        refused(request, failed)
+        return render(failed, request)
+
+
+def refused(request: Request, error: ApiError) -> None:
+    """Count an error answer by its code (the gateway's metrics, once it runs)."""
+    gateway = getattr(request.app.state, "gateway", None)
+    if gateway is not None:
+        gateway.metrics.refusal(error.code, error.status)

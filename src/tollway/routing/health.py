@@ -42,9 +42,15 @@ class ChannelHealth:
 
 
 class Health:
-    def __init__(self, cooldown_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        cooldown_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_cooldown: Callable[[int], None] | None = None,
+    ) -> None:
         self.cooldown_s = cooldown_s
         self.clock = clock
+        self.on_cooldown = on_cooldown  # told each time a channel starts a cooldown
         self._channels: dict[int, ChannelHealth] = {}
 
     def _of(self, channel_id: int) -> ChannelHealth:
@@ -81,6 +87,8 @@ class Health:
         if trip or health.open or self._tripped(health, now):
             health.open, health.trial_out = True, False
             health.until = now + self.cooldown_s
+            if self.on_cooldown is not None:
+                self.on_cooldown(channel_id)
 
     def _tripped(self, health: ChannelHealth, now: float) -> bool:
         if health.failures_in_row >= TRIP_AFTER:
