@@ -46,6 +46,7 @@ from tollway.db.schema import (
     tokens,
 )
 from tollway.errors import database_unavailable
+from tollway.key_vault import KeyUnreadable, KeyVault
 from tollway.keys import hash_key
 from tollway.limits.rules import LIMIT_FIELDS, Subject, limits_of
 from tollway.providers import PROVIDERS
@@ -59,6 +60,8 @@ MAX_CACHED_KEYS = 100_000
 DEFAULT_GROUP = "default"
 AUTO_GROUP = "auto"  # a token's group that walks the operator's ordered list
 ALL_METHODS = frozenset(BillingMethod)
+# A channel none of whose enabled keys can be decrypted (a wrong secret).
+KEYS_UNREADABLE = "keys_unreadable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +147,16 @@ SEEN_ASK_S = 0.02  # how often it asks meanwhile
 
 
 class State:
-    def __init__(self, engine: AsyncEngine, base_models: list[Model], poll_ms: int = 500) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        base_models: list[Model],
+        poll_ms: int = 500,
+        key_vault: KeyVault | None = None,
+    ) -> None:
         self._engine = engine
+        # Opens the channel keys stored encrypted (None: keys kept in clear).
+        self.key_vault = key_vault or KeyVault()
         self.process_id = uuid.uuid4().hex
         self._beat_at = -BEAT_S
         self._base_models = base_models
@@ -194,7 +205,8 @@ class State:
             ModelEntry.model_validate(data).to_model() for data in overrides
         )
         every = sorted(
-            (channel_of(r, self.catalog) for r in rows), key=lambda c: (-c.priority, c.id)
+            (channel_of(r, self.catalog, self.key_vault) for r in rows),
+            key=lambda c: (-c.priority, c.id),
         )
         self.all_channels = {c.id: c for c in every}
         self.channels = tuple(c for c in every if c.enabled)
@@ -343,18 +355,28 @@ async def _read_version(conn: AsyncConnection) -> int:
     return int(value or 0)
 
 
-def channel_of(row: Any, catalog: Catalog) -> Channel:
-    """A channel row as routing reads it."""
+def channel_of(row: Any, catalog: Catalog, vault: KeyVault | None = None) -> Channel:
+    """A channel row as routing reads it (its keys decrypted, once)."""
     cost = row["cost"] or {}
     multiplier = cost.get("multiplier")
+    keys, unreadable = open_keys(row, vault or KeyVault())
+    status = row["status"]
+    if unreadable:
+        log.warning(
+            "channel %s (%s): %d of its keys cannot be decrypted with TOLLWAY_SECRET_KEY "
+            "or TOLLWAY_SECRET_KEY_PREVIOUS; they are skipped (docs/security.md)",
+            row["id"],
+            row["name"],
+            unreadable,
+        )
+        if not keys and status == "enabled":
+            status = KEYS_UNREADABLE
     return Channel(
         id=row["id"],
         name=row["name"],
         type=row["type"],
         base_url=row["base_url"].rstrip("/"),
-        keys=tuple(
-            ChannelKey(i, k["key"]) for i, k in enumerate(row["api_keys"]) if k.get("enabled", True)
-        ),
+        keys=keys,
         models=frozenset(row["models"]),
         priority=row["priority"],
         weight=row["weight"],
@@ -362,10 +384,23 @@ def channel_of(row: Any, catalog: Catalog) -> Channel:
         methods=frozenset(BillingMethod(m) for m in row["methods"]),
         model_mapping=dict(row["model_mapping"] or {}),
         key_strategy=row["key_strategy"],
-        status=row["status"],
+        status=status,
         cost_multiplier=multiplier_of(multiplier) if multiplier is not None else None,
         cost_models=cost_models(cost.get("prices") or {}, catalog),
     )
+
+
+def open_keys(row: Any, vault: KeyVault) -> tuple[tuple[ChannelKey, ...], int]:
+    """A channel's enabled keys in clear, and how many no secret opens."""
+    keys, unreadable = [], 0
+    for i, k in enumerate(row["api_keys"]):
+        if not k.get("enabled", True):
+            continue
+        try:
+            keys.append(ChannelKey(i, vault.open(k["key"])))
+        except KeyUnreadable:
+            unreadable += 1
+    return tuple(keys), unreadable
 
 
 def cost_models(prices: dict[str, Any], catalog: Catalog) -> dict[str, Model]:

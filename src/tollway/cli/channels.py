@@ -58,7 +58,7 @@ CostMultiplier = Annotated[
 
 group = typer.Typer(
     name="channel",
-    help="Upstream channels: add, list, show, edit, enable, disable, test, delete.",
+    help="Upstream channels: add, list, show, edit, enable, disable, test, delete, rekey.",
     no_args_is_help=True,
 )
 
@@ -242,6 +242,31 @@ def delete(channel_id: ChannelId) -> None:
 
     run(work)
     stdout().print(f"Channel {channel_id} is deleted.", highlight=False)
+
+
+@group.command("rekey")
+def rekey() -> None:
+    """Encrypt every channel key again with the current TOLLWAY_SECRET_KEY (after
+    a rotation: docs/security.md)."""
+
+    async def work(gw: Gateway) -> tuple[int, int]:
+        from tollway.key_vault import SecretKeyError, rekey, vault_of
+
+        try:
+            return await rekey(gw.engine, vault_of(gw.settings))
+        except SecretKeyError as exc:
+            raise bad_request(str(exc)) from None
+
+    rewritten, unreadable = run(work)
+    stdout().print(f"{rewritten} channel keys encrypted with the current secret.", highlight=False)
+    if unreadable:
+        typer.echo(
+            f"tollway: {unreadable} channel keys cannot be decrypted with TOLLWAY_SECRET_KEY "
+            "or TOLLWAY_SECRET_KEY_PREVIOUS; they were left as they are (set the secret "
+            "they were written with in TOLLWAY_SECRET_KEY_PREVIOUS, or enter them again)",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def _fields(**given: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from tollway.db.schema import channels
 from tollway.errors import bad_request
 from tollway.gateway import Gateway
+from tollway.key_vault import KeyUnreadable
 from tollway.manage import checks
 from tollway.manage.channels import channel_row
 from tollway.providers import PROVIDERS, Outbound
@@ -42,7 +43,13 @@ async def test_channel(gw: Gateway, channel_id: int, fields: dict[str, Any]) -> 
     model = _test_model(gw, row, fields.get("model"))
     result: dict[str, Any] = {}
     for key in row["api_keys"]:
-        result = await _try(gw, row, model, key["key"])
+        try:
+            plain = gw.state.key_vault.open(key["key"])
+        except KeyUnreadable as exc:
+            result = {"ok": False, "status_code": None, "model": model.id, "error": str(exc)}
+            result["latency_ms"] = 0.0
+            continue
+        result = await _try(gw, row, model, plain)
         if result["ok"]:
             break
     if result["ok"] and (row["status"] == AUTO_DISABLED or _some_key_off(row)):

@@ -1,8 +1,9 @@
 """Upstream channels: which upstream accounts serve which models, methods and
 price groups, with what keys, in what order (SPEC §8).
 
-A channel is stored with its keys (each enabled on its own) and shown
-without them: a key appears only as its last four characters. ``status`` is
+A channel is stored with its keys (each enabled on its own, each encrypted:
+key_vault.py) and shown without them: a key appears only as its last four
+characters. ``status`` is
 ``enabled``, ``disabled`` (by hand) or ``auto_disabled`` (the upstream
 rejected every key: routing/status.py); enabling it again by hand enables
 its keys again. ``health`` is this process's view of its recent calls.
@@ -20,6 +21,7 @@ from tollway.catalog.schema import PerCallEntry, PerUseEntry
 from tollway.db.schema import channels
 from tollway.errors import bad_request, not_found
 from tollway.gateway import Gateway
+from tollway.key_vault import KeyUnreadable, KeyVault
 from tollway.manage import checks
 from tollway.providers import PROVIDERS
 from tollway.routing.status import AUTO_DISABLED, keys_enabled
@@ -105,7 +107,7 @@ def _field(gw: Gateway, name: str, value: Any) -> tuple[str, Any]:
         return name, url
     if name in ("api_key", "api_keys"):
         keys = [value] if name == "api_key" else value
-        return "api_keys", _keys(keys, name)
+        return "api_keys", _keys(gw.state.key_vault, keys, name)
     if name == "key_strategy":
         return name, _one_of(value, name, KEY_STRATEGIES)
     if name == "models":
@@ -133,13 +135,14 @@ def _field(gw: Gateway, name: str, value: Any) -> tuple[str, Any]:
     return "cost", _cost(gw, value)
 
 
-def _keys(value: Any, param: str) -> list[dict[str, Any]]:
+def _keys(vault: KeyVault, value: Any, param: str) -> list[dict[str, Any]]:
+    """The keys as stored: each encrypted (key_vault.py)."""
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_KEYS:
         raise bad_request(f"'{param}' must be a list of 1 to {MAX_KEYS} keys.", param=param)
     keys = [checks.text(k, param, checks.MAX_TEXT_CHARS) for k in value]
     if len(set(keys)) != len(keys):
         raise bad_request(f"'{param}' lists a key twice.", param=param)
-    return [{"key": k, "enabled": True, "reason": None} for k in keys]
+    return [{"key": vault.seal(k), "enabled": True, "reason": None} for k in keys]
 
 
 def _one_of(value: Any, param: str, allowed: tuple[str, ...]) -> str:
@@ -242,7 +245,11 @@ def channel_view(gw: Gateway, row: Any) -> dict[str, Any]:
         "type": row["type"],
         "base_url": row["base_url"],
         "keys": [
-            {"hint": _hint(k["key"]), "enabled": k.get("enabled", True), "reason": k.get("reason")}
+            {
+                "hint": _hint(gw.state.key_vault, k["key"]),
+                "enabled": k.get("enabled", True),
+                "reason": k.get("reason"),
+            }
             for k in keys
         ],
         "key_strategy": row["key_strategy"],
@@ -264,7 +271,12 @@ def channel_view(gw: Gateway, row: Any) -> dict[str, Any]:
     }
 
 
-def _hint(key: str) -> str:
+def _hint(vault: KeyVault, stored: str) -> str:
+    """The key's last four characters (a key no secret decrypts says so)."""
+    try:
+        key = vault.open(stored)
+    except KeyUnreadable:
+        return "(cannot be decrypted)"
     return f"...{key[-4:]}" if len(key) > 8 else "***"
 
 
