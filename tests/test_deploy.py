@@ -31,6 +31,10 @@ import httpx
 import openai
 import psycopg
 import pytest
+import yaml
+
+from tollway.server import KEEP_ALIVE_S
+from tollway.settings import Settings
 
 from conftest import ADMIN_KEY, free_port, fresh_postgres_database, need_postgres
 from processes import start_process, stop, wait_ready
@@ -319,3 +323,85 @@ def books_balance(edge: str, mkey: str, calls: int) -> None:
     charged = sum(Decimal(r["cost_usd"]) for r in records)
     assert account["held_usd"] == "0"
     assert Decimal(account["balance_usd"]) == CREDIT - charged
+
+
+def directive(conf: str, name: str) -> str:
+    (value,) = re.findall(rf"^\s*{name}\s+([^;]+);", conf, re.MULTILINE)
+    return value.strip()
+
+
+def seconds(value: str) -> int:
+    return int(value.removesuffix("s"))
+
+
+def test_the_site_file_agrees_with_the_gateways_defaults() -> None:
+    """Numbers the site file must keep in step with the gateway's."""
+    site = SITE.read_text()
+    defaults = Settings.from_env({})
+    assert directive(site, "client_max_body_size") == f"{defaults.max_body_bytes // 2**20}m"
+    assert defaults.max_body_bytes % 2**20 == 0
+    # nginx closes idle upstream connections before a replica does
+    assert seconds(directive(site, "keepalive_timeout")) < KEEP_ALIVE_S
+    # the gateway answers its upstream's timeout before nginx gives up on it
+    assert seconds(directive(site, "proxy_read_timeout")) > defaults.upstream_timeout_s
+    # only undelivered calls move: never a sent POST, never a replica's answer
+    assert directive(site, "proxy_next_upstream") == "error timeout"
+    assert directive(site, "proxy_buffering") == "off"
+    assert directive(site, "proxy_request_buffering") == "off"
+
+
+def test_the_example_replica_list_loads(tmp_path: Path) -> None:
+    """`nginx -t` of the site file with deploy/nginx/tollway-replicas.conf."""
+    binary = need_nginx()
+    shutil.copy(DEPLOY / "nginx" / "tollway-replicas.conf", tmp_path)
+    (tmp_path / "tollway-listen.conf").write_text(f"listen 127.0.0.1:{free_port()};\n")
+    (tmp_path / "nginx.conf").write_text(nginx_main(SITE))
+    argv = [binary, "-t", "-p", f"{tmp_path}/", "-c", str(tmp_path / "nginx.conf")]
+    done = subprocess.run([*argv, "-e", str(tmp_path / "error.log")], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def test_the_systemd_unit_drains_on_stop() -> None:
+    unit = (DEPLOY / "systemd" / "tollway@.service").read_text()
+    assert "KillSignal=SIGTERM" in unit
+    timeout = int(re.findall(r"^TimeoutStopSec=(\d+)$", unit, re.MULTILINE)[0])
+    assert timeout > seconds(directive(SITE.read_text(), "proxy_read_timeout"))
+    assert re.search(r"^ExecStart=\S+/tollway serve .*--port %i$", unit, re.MULTILINE)
+    env = (DEPLOY / "systemd" / "tollway.env.example").read_text()
+    for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ADMIN_KEY"):
+        assert re.search(rf"^TOLLWAY_{name}=", env, re.MULTILINE), name
+
+
+def test_the_compose_file_is_consistent() -> None:
+    """No Docker engine here to run it: its shape, and every file it names."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "redis", "gateway1", "gateway2", "nginx"}
+    for name, service in services.items():
+        assert "healthcheck" in service, name
+        for needed in service.get("depends_on", {}):
+            assert needed in services, (name, needed)
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).is_file(), volume
+            else:
+                assert source in compose["volumes"], volume
+    gateways = [services["gateway1"], services["gateway2"]]
+    for gateway in gateways:
+        assert (DEPLOY / gateway["build"]["context"] / gateway["build"]["dockerfile"]).is_file()
+        env = gateway["environment"]
+        assert env["TOLLWAY_DATABASE_URL"].startswith("postgresql://")
+        assert env["TOLLWAY_REDIS_URL"] == "redis://redis:6379/0"
+        assert "TOLLWAY_SECRET_KEY" in env
+        assert gateway["stop_grace_period"] == "10m"
+    mounts = dict(v.rsplit(":", 1)[0].split(":", 1)[::-1] for v in services["nginx"]["volumes"])
+    assert (DEPLOY / mounts["/etc/nginx/conf.d/default.conf"]).resolve() == SITE
+    replicas = (DEPLOY / mounts["/etc/nginx/tollway-replicas.conf"]).read_text()
+    listed = re.findall(r"^server (\S+):(\d+) ", replicas, re.MULTILINE)
+    assert listed == [("gateway1", "8080"), ("gateway2", "8080")]
+    assert "/etc/nginx/tollway-listen.conf" in mounts
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+    assert '"--host", "0.0.0.0", "--port", "8080"' in dockerfile
+    assert re.search(r"^USER tollway$", dockerfile, re.MULTILINE)
