@@ -172,7 +172,9 @@ def gateway_env(pg: Postgres, redis_url: str, upstream_timeout_s: int) -> dict[s
 
 
 def start_nginx(sup: Supervisor, replicas: list[Replica]) -> str:
-    """nginx with the deploy config (deploy/nginx/), the replicas as its upstreams."""
+    """nginx running the deploy site file (deploy/nginx/tollway.conf) as
+    production does, with the run's own replica list and listen port beside
+    its main config (the two files the site file includes)."""
     if not NGINX_CONF.exists():
         raise BenchError(f"{NGINX_CONF} is missing")
     port = free_port()
@@ -180,8 +182,9 @@ def start_nginx(sup: Supervisor, replicas: list[Replica]) -> str:
     prefix.mkdir(exist_ok=True)
     servers = "".join(f"server {r.base.removeprefix('http://')} max_fails=0;\n" for r in replicas)
     (prefix / "tollway-replicas.conf").write_text(servers)
+    (prefix / "tollway-listen.conf").write_text(f"listen 127.0.0.1:{port};\naccess_log off;\n")
     conf = prefix / "nginx.conf"
-    conf.write_text(_nginx_main(port, NGINX_CONF))
+    conf.write_text(_nginx_main(NGINX_CONF))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     argv = [nginx, "-p", f"{prefix}/", "-c", str(conf), "-e", str(prefix / "error.log")]
     child = sup.start("nginx", [*argv, "-g", "daemon off;"])
@@ -189,13 +192,12 @@ def start_nginx(sup: Supervisor, replicas: list[Replica]) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def _nginx_main(port: int, site: Path) -> str:
-    """A minimal main config around the deploy site file (listening on ``port``)."""
+def _nginx_main(site: Path) -> str:
+    """A minimal main config around the deploy site file."""
     return f"""worker_processes 1;
 pid nginx.pid;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
     client_body_temp_path tmp_body;
     proxy_temp_path tmp_proxy;
     fastcgi_temp_path tmp_fastcgi;
@@ -203,4 +205,4 @@ http {{
     scgi_temp_path tmp_scgi;
     include {site};
 }}
-""".replace("@LISTEN@", str(port))
+"""

@@ -46,6 +46,8 @@ from procs import BenchError, Supervisor, free_port
 # After the load: time for video jobs to end (their reconciler polls every 5 s).
 SETTLE_AFTER_S = 12.0
 RATE_LIMIT = 30  # the requests a minute of every third token (fault_load.py)
+MIN_DOWN_S = 3.0
+BREAKS = frozenset({"replica SIGKILLed", "PostgreSQL stopped", "Redis stopped"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,13 +153,17 @@ async def _break_things(
         (0.70, "replica drained (SIGTERM)", lambda: replicas.drain(drained)),
         (0.72, "replica restarted", lambda: replicas.start(drained)),
     ]
+    earliest = start
     for at, name, act in schedule:
-        delay = start + at * seconds - time.monotonic()
+        delay = max(start + at * seconds, earliest) - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         moments.setdefault(name, time.time())
         await asyncio.to_thread(act)
         faults[name] += 1
+        # What was broken stays broken a while, however late a slow restart
+        # ran the schedule.
+        earliest = time.monotonic() + (MIN_DOWN_S if name in BREAKS else 0)
         print(f"[{time.monotonic() - start:6.1f}s] {name}", flush=True)
     return moments
 
