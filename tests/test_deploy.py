@@ -22,7 +22,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +32,7 @@ import openai
 import psycopg
 import pytest
 import yaml
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from tollway.server import KEEP_ALIVE_S
 from tollway.settings import Settings
@@ -43,10 +44,12 @@ DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 SITE = DEPLOY / "nginx" / "tollway.conf"
 REQUIRE_NGINX = os.environ.get("TOLLWAY_REQUIRE_NGINX") == "1"
 MODEL = "gpt-4o-mini"
-HELLO = [{"role": "user", "content": "Hello there"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello there"}]
 SLOW_TOKENS = 20
 # ~2 s of stream: long enough to SIGTERM its replica in the middle of it
-SLOW = [{"role": "user", "content": f"[sim:chunk_delay_ms=100] [sim:tokens={SLOW_TOKENS}] Hi"}]
+SLOW: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": f"[sim:chunk_delay_ms=100] [sim:tokens={SLOW_TOKENS}] Hi"}
+]
 CREDIT = Decimal("5")
 # A clean stop: uvicorn, once drained, raises the SIGTERM it caught again, so
 # the process ends by that signal (systemd counts it a clean exit too).
@@ -268,7 +271,9 @@ async def sigterm_drains_a_stream(
     async with slow as answer:
         victim = int(answer.headers["x-test-upstream"].rsplit(":", 1)[1])
         request_id = answer.headers["x-request-id"]
-        chunks = (await answer.parse()).__aiter__()
+        parsed = await answer.parse()
+        assert isinstance(parsed, openai.AsyncStream)
+        chunks: AsyncIterator[ChatCompletionChunk] = parsed.__aiter__()
         first = await chunks.__anext__()
         owners = set(lease_owners(db_url))
         assert len(owners) == 1, owners  # the victim's, held for the stream
