@@ -122,7 +122,9 @@ class Replicas:
 
     def __init__(self, env: dict[str, str], tmp: Path) -> None:
         self.env, self.tmp = env, tmp
-        self.ports = [free_port(), free_port()]
+        self.ports = [free_port()]
+        while len(self.ports) < 2:  # two free ports, not the same one twice
+            self.ports = sorted({*self.ports, free_port()})
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.starts = 0
 
