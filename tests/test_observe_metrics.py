@@ -188,7 +188,14 @@ def new_api_key(base_url: str) -> str:
 async def test_workers_share_one_scrape(tmp_path: Path, simulator: Simulator) -> None:
     """Under --workers 2, whichever worker answers /metrics counts every
     worker's calls (the kernel spreads connections over both)."""
-    env = {"TOLLWAY_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}", "TOLLWAY_STATE_POLL_MS": "100"}
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_1.db").write_bytes(b"")  # an earlier run's: cleared at start
+    env = {
+        "TOLLWAY_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}",
+        "TOLLWAY_STATE_POLL_MS": "100",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
     with gateway_processes(env, tmp_path, workers=2) as started:
         base_url = started[0][0]
         await asyncio.to_thread(add_sim_channel, base_url, simulator.base_url)
@@ -204,3 +211,6 @@ async def test_workers_share_one_scrape(tmp_path: Path, simulator: Simulator) ->
             scraped = await scrape(base_url)
             assert total(scraped, "tollway_requests_total", status="ok") == calls
             assert total(scraped, "tollway_upstream_attempts_total") == calls
+        # both workers served calls (each wrote its own counters)
+        counted = {path.stem for path in metrics_dir.glob("counter_*.db")}
+        assert len(counted) == 2, counted
