@@ -101,10 +101,6 @@ class Writer(abc.ABC):
         # Told each batch's steps and commit time in seconds (tollway.observe).
         self.on_batch: Callable[[int, float], None] | None = None
 
-    def _observed(self, steps: int, began_s: float) -> None:
-        if self.on_batch is not None:
-            self.on_batch(steps, time.perf_counter() - began_s)
-
     @abc.abstractmethod
     async def start(self) -> None: ...
 
@@ -221,7 +217,8 @@ class InlineWriter(Writer):
                 first = begun and at == 0  # (the rest, rarely, begin on the loop)
                 began_s = time.perf_counter()
                 results = commit(self.conn, self.dialect, steps, begin_polling, None, first)
-                self._observed(len(steps), began_s)
+                if self.on_batch is not None:
+                    self.on_batch(len(steps), time.perf_counter() - began_s)
                 deliver(batch, results)
         finally:
             self.turn.give()
@@ -287,7 +284,8 @@ class ThreadWriter(Writer):
                 self.conn = self._connected(self.conn)
                 began_s = time.perf_counter()
                 results = commit(self.conn, self.dialect, steps, begin, end)
-                self._observed(len(steps), began_s)
+                if self.on_batch is not None:
+                    self.on_batch(len(steps), time.perf_counter() - began_s)
                 if _broken(self.conn):  # the database went away under the batch: once more
                     self.conn = self._connected(self.conn)
                     if not _broken(self.conn):

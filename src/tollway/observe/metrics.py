@@ -141,13 +141,13 @@ class Metrics:
         return found
 
     def attempt(self, channel_id: int) -> None:
-        self._channel(channel_id)[0].inc()
+        (self._by_channel.get(channel_id) or self._channel(channel_id))[0].inc()
 
     def failure(self, channel_id: int) -> None:
-        self._channel(channel_id)[1].inc()
+        (self._by_channel.get(channel_id) or self._channel(channel_id))[1].inc()
 
     def cooldown(self, channel_id: int) -> None:
-        self._channel(channel_id)[2].inc()
+        (self._by_channel.get(channel_id) or self._channel(channel_id))[2].inc()
 
     def batch(self, steps: int, commit_s: float) -> None:
         """One ledger batch committed (called from the writer's thread or loop)."""
