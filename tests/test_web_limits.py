@@ -163,6 +163,7 @@ async def test_edit_sets_lifts_and_refuses_limits(web: Served) -> None:
         assert (token["rpm_limit"], token["budget_usd"], token["budget_period"]) == (60, "5", "day")
         edit = (await b.get(f"/tokens/{token['id']}")).text
         assert 'name="tpm_limit" value="90000"' in edit and 'name="budget_usd" value="5"' in edit
+        assert "Budget: $0.00 of $5.00 today" in text_of(html.unescape(edit))
         assert re.search(r'<option value="day" selected>', edit)
 
         bad = token_form(name="renamed", **(LIMITED | {"rpm_limit": "10", "tpm_limit": "x"}))
