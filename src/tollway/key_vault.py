@@ -19,6 +19,7 @@ import contextlib
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,9 +156,10 @@ def vault_of(settings: Settings) -> KeyVault:
     return KeyVault.of(secret, settings.secret_key_previous)
 
 
-# The data steps: run after migrations (`tollway migrate`, `tollway serve`)
-# and by `tollway channel rekey`. Each channel is rewritten in its own
-# transaction, its row locked, so a key disabled meanwhile is not undone.
+# The data steps: sealing keys kept in clear runs at every start, after the
+# migrations; `tollway channel rekey` runs the other. Each channel needing it
+# is rewritten in its own transaction, its row read again under a lock
+# (PostgreSQL), so a key disabled meanwhile by a serving replica is kept so.
 
 
 async def seal_plaintext_keys(engine: AsyncEngine, vault: KeyVault) -> int:
@@ -174,32 +176,41 @@ async def rekey(engine: AsyncEngine, vault: KeyVault) -> tuple[int, int]:
         raise SecretKeyError(
             "no secret to encrypt with: set TOLLWAY_SECRET_KEY (or TOLLWAY_DATA_DIR)"
         )
-    unreadable = 0
 
     def stale(stored: str) -> bool:
-        nonlocal unreadable
-        if vault.opens_with_current(stored):
-            return False
-        try:
-            vault.open(stored)
-        except KeyUnreadable:
-            unreadable += 1
-            return False
-        return True
+        return not vault.opens_with_current(stored) and _readable(vault, stored)
 
-    return await _rewrite(engine, vault, stale), unreadable
+    rewritten = await _rewrite(engine, vault, stale)
+    unreadable = sum(
+        1 for keys in (await _all_keys(engine)).values() for k in keys
+        if not _readable(vault, k["key"])
+    )  # fmt: skip
+    return rewritten, unreadable
 
 
-async def _rewrite(engine: AsyncEngine, vault: KeyVault, stale: Any) -> int:
+def _readable(vault: KeyVault, stored: str) -> bool:
+    try:
+        vault.open(stored)
+    except KeyUnreadable:
+        return False
+    return True
+
+
+async def _all_keys(engine: AsyncEngine) -> dict[int, list[dict[str, Any]]]:
     async with engine.connect() as conn:
-        ids = (await conn.execute(select(channels.c.id))).scalars().all()
+        rows = await conn.execute(select(channels.c.id, channels.c.api_keys))
+        return {channel_id: keys or [] for channel_id, keys in rows}
+
+
+async def _rewrite(engine: AsyncEngine, vault: KeyVault, stale: Callable[[str], bool]) -> int:
+    """Seal again the keys ``stale`` picks; the number rewritten. Only the
+    channels holding one are locked and written."""
+    found = await _all_keys(engine)
     rewritten = 0
-    for channel_id in ids:
+    for channel_id in [i for i, keys in found.items() if any(stale(k["key"]) for k in keys)]:
         async with engine.begin() as conn:
             query = select(channels.c.api_keys).where(channels.c.id == channel_id)
-            keys = (await conn.execute(query.with_for_update())).scalar()
-            if not keys:
-                continue
+            keys = (await conn.execute(query.with_for_update())).scalar() or []
             fresh = [
                 {**k, "key": vault.seal(vault.open(k["key"]))} if stale(k["key"]) else k
                 for k in keys
