@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -36,11 +37,11 @@ from tollway import relay
 from tollway.relay.openapi import openapi_v1
 from tollway.simulator import Simulator
 
-from conftest import ADMIN_KEY, Served
+from conftest import ADMIN_KEY, Served, customer
 
 # Examples per operation and generation mode; more for a longer hunt:
 # TOLLWAY_SCHEMA_EXAMPLES=200 python3 -m pytest tests/test_fuzz_schema.py
-EXAMPLES = int(os.environ.get("TOLLWAY_SCHEMA_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("TOLLWAY_SCHEMA_EXAMPLES", "15"))
 RUN = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -102,19 +103,31 @@ def fuzz(
     base_url: str,
     headers: dict[str, str],
     keep: Callable[[Any], bool] = lambda case: True,
-) -> None:
-    """Every operation of ``schema``, a bounded run each, valid and invalid data."""
+) -> Counter[int]:
+    """Every operation of ``schema``: its documented examples, then a bounded
+    run of valid and invalid data. Returns how many answers had each status."""
+    statuses: Counter[int] = Counter()
+
+    def call(case: Any) -> None:
+        got = case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS, timeout=30)
+        statuses[got.status_code] += 1
+
     for result in schema.get_all_operations():
         operation = result.ok()
-        modes = [operation.as_strategy(mode) for mode in GenerationMode]
-        strategy = st.one_of(modes).filter(keep)
+        for example in schema.get_strategies_from_examples(operation):
+            settings(RUN, max_examples=1)(given(case=example.filter(keep))(call))()
+        generated = st.one_of([operation.as_strategy(mode) for mode in GenerationMode])
+        RUN(given(case=generated.filter(keep))(call))()
+    return statuses
 
-        @RUN
-        @given(case=strategy)
-        def one(case: Any) -> None:
-            case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS, timeout=30)
 
-        one()
+def printable_form_names(case: Any) -> bool:
+    """Leaves out multipart video requests with a control character in a
+    field's name: the gateway passes such a name on unescaped and the upstream
+    fails (test_a_form_field_named_with_a_control_character_is_no_5xx)."""
+    if case.media_type != "multipart/form-data" or not isinstance(case.body, dict):
+        return True
+    return all(name.isprintable() for name in case.body)
 
 
 def not_the_admin(admin_id: int) -> Callable[[Any], bool]:
@@ -136,15 +149,44 @@ async def test_schemathesis_over_v1_and_api(served: Served, simulator: Simulator
     simulator.update_config(video_render_ms=3_600_000)
     try:
         # The relay first: the admin's run below may disable its channel or account.
-        await asyncio.to_thread(
-            fuzz, v1, served.base_url, {"Authorization": f"Bearer {token['key']}"}
+        relayed = await asyncio.to_thread(
+            fuzz,
+            v1,
+            served.base_url,
+            {"Authorization": f"Bearer {token['key']}"},
+            printable_form_names,
         )
         api = await asyncio.to_thread(schemathesis.openapi.from_url, api_url + "/openapi.json")
-        await asyncio.to_thread(
+        managed = await asyncio.to_thread(
             fuzz, api, api_url, {"Authorization": f"Bearer {user['management_key']}"}
         )
-        await asyncio.to_thread(
+        managed += await asyncio.to_thread(
             fuzz, api, api_url, {"Authorization": f"Bearer {ADMIN_KEY}"}, not_the_admin(admin_id)
         )
+        # The run reached past the first checks: calls were served and billed.
+        assert relayed[200] >= 8, relayed
+        assert managed[200] + managed[201] >= 20, managed
     finally:
         simulator.update_config(video_render_ms=rendering)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: relay/video_requests.py encode_multipart writes a form field's name into the "
+    "part's Content-Disposition unescaped; a control character in it makes the part "
+    "unreadable upstream (the simulator answers 500, the client gets a 502)",
+)
+async def test_a_form_field_named_with_a_control_character_is_no_5xx(served: Served) -> None:
+    _, key = await customer(served, "5", billing_mode="pay_per_call")
+    # Written by hand: httpx would escape the name (as the openai SDK does).
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="prompt"\r\n\r\na cat\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="a\x0eb"\r\n\r\n1\r\n--b--\r\n'
+    )
+    async with served.client(key) as client:
+        got = await client.post(
+            "/v1/videos",
+            content=body,
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
+    assert got.status_code < 500, got.text
