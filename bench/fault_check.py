@@ -60,14 +60,29 @@ def check_rates(
     """Passed calls per token in any 60 s (by send time) stay within the limit
     plus what its busiest second admitted (the window's documented edge).
     Calls sent while Redis was down (``unchecked`` spans) pass unchecked by
-    design (TOLLWAY_LIMITS_ON_REDIS_DOWN=open) and are left out."""
+    design (TOLLWAY_LIMITS_ON_REDIS_DOWN=open), and a restarted Redis has
+    forgotten the counts: each stretch between outages is checked alone."""
     worst_excess = 0
     for sent in tally.passed_at.values():
-        times = sorted(t for t in sent if not any(a <= t <= b for a, b in unchecked))
-        busiest_second = max(_in_window(times, 1.0), default=0)
-        most = max(_in_window(times, WINDOW_S), default=0)
-        worst_excess = max(worst_excess, most - rpm_limit - busiest_second)
+        for times in _stretches(sorted(sent), unchecked):
+            busiest_second = max(_in_window(times, 1.0), default=0)
+            most = max(_in_window(times, WINDOW_S), default=0)
+            worst_excess = max(worst_excess, most - rpm_limit - busiest_second)
     verdict.need("rate limit passed beyond its edge", max(worst_excess, 0), worst_excess <= 0)
+
+
+def _stretches(times: list[float], gaps: list[tuple[float, float]]) -> list[list[float]]:
+    """``times`` split at each gap, the times within gaps left out."""
+    stretches: list[list[float]] = [[]]
+    bounds = sorted(gaps)
+    for moment in times:
+        if any(a <= moment <= b for a, b in bounds):
+            continue
+        passed = sum(1 for _, b in bounds if b < moment)
+        while len(stretches) <= passed:
+            stretches.append([])
+        stretches[passed].append(moment)
+    return stretches
 
 
 def _in_window(times: list[float], seconds: float) -> list[int]:
