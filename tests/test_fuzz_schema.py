@@ -5,7 +5,8 @@ served at /api/openapi.json) as an admin and as a plain user, and the relay's
 Each operation gets a bounded, derandomized run of generated requests, valid
 and invalid by its schema, against the gateway served on loopback with its
 real database and a channel to the simulator. No answer may be a 5xx, and
-every answer's status and content type must be ones the document gives.
+every answer's status, content type and body (each event of a stream) must
+be ones the document gives.
 The relay's document must also list exactly the routes the app registers.
 
 Schemathesis's calls block: they run on a thread while the served gateway
@@ -29,6 +30,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
+    response_schema_conformance,
     status_code_conformance,
 )
 from starlette.routing import compile_path
@@ -49,7 +51,12 @@ RUN = settings(
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
