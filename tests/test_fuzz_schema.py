@@ -36,6 +36,7 @@ from schemathesis.checks import (
 from starlette.routing import compile_path
 
 from tollway import relay
+from tollway.api import create_api
 from tollway.relay.openapi import openapi_v1
 from tollway.simulator import Simulator
 
@@ -95,6 +96,16 @@ def test_the_v1_document_is_valid_openapi() -> None:
     document = openapi_v1()
     assert document["openapi"].startswith("3.1")
     validate(document)
+
+
+def test_the_api_document_is_valid_openapi_and_names_the_errors_it_answers() -> None:
+    document = create_api().openapi()
+    validate(document)
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            answers = operation["responses"]
+            assert "422" not in answers, (method, path)  # invalid input is a 400
+            assert {"400", "401", "404"} <= set(answers), (method, path)
 
 
 def test_the_v1_document_lists_every_registered_route_and_nothing_else() -> None:
