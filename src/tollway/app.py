@@ -29,6 +29,7 @@ from tollway.db.engine import make_engine, migrate
 from tollway.errors import ApiError
 from tollway.gateway import Gateway
 from tollway.guard import BodyLimit, ErrorGuard
+from tollway.key_vault import seal_plaintext_keys, vault_of
 from tollway.ledger import Ledger
 from tollway.limits import limiter_for
 from tollway.manage.accounts import ensure_bootstrap_admin
@@ -124,7 +125,9 @@ async def running_gateway(
 ) -> AsyncIterator[Gateway]:
     engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     await migrate(engine)
-    state = State(engine, models, settings.state_poll_ms)
+    vault = vault_of(settings)
+    await seal_plaintext_keys(engine, vault)  # channel keys written before encryption
+    state = State(engine, models, settings.state_poll_ms, vault)
     metrics = Metrics()
     ledger = Ledger(engine, synchronous=settings.sqlite_synchronous, metrics=metrics)
     state.on_change(ledger.confirm_leases)  # an edit elsewhere may have returned our leases

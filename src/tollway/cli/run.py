@@ -53,7 +53,7 @@ def serve(
 
 @group.command()
 def migrate() -> None:
-    """Bring the database schema up to date."""
+    """Bring the database schema up to date (and encrypt channel keys kept in clear)."""
     _migrate(Settings.from_env())
     stdout().print("database is up to date")
 
@@ -99,15 +99,20 @@ def demo(
 
 
 def _migrate(settings: Settings) -> None:
+    """The schema, then the data step: channel keys still in clear encrypted."""
     from tollway.db.engine import make_engine
     from tollway.db.engine import migrate as run_migrations
+    from tollway.key_vault import seal_plaintext_keys, vault_of
 
     async def go() -> None:
         engine = make_engine(settings.database_url, settings.sqlite_synchronous)
         try:
             await run_migrations(engine)
+            sealed = await seal_plaintext_keys(engine, vault_of(settings))
         finally:
             await engine.dispose()
+        if sealed:
+            stdout().print(f"{sealed} channel keys encrypted at rest")
 
     asyncio.run(go())
 
