@@ -19,7 +19,8 @@ from collections.abc import Callable
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tollway.errors import ApiError, internal_error, request_too_large
+from tollway.db.engine import is_outage
+from tollway.errors import ApiError, database_unavailable, internal_error, request_too_large
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,10 @@ class ErrorGuard:
         except Exception as exc:
             if isinstance(exc, ApiError) and not started:
                 await self.answer(exc)(scope, receive, send)
+                return
+            if is_outage(exc) and not started:  # the database is down: a 503, not a bug
+                log.warning("database unavailable in %s: %r", scope.get("path"), exc)
+                await self.answer(database_unavailable())(scope, receive, send)
                 return
             log.exception("unexpected error in %s %s", scope.get("method"), scope.get("path"))
             if not started:

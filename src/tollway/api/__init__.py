@@ -12,7 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from tollway.api import accounts, audit, catalog, channels, groups, tokens, usage, webhooks
-from tollway.errors import ApiError, internal_error
+from tollway.db.engine import is_outage
+from tollway.errors import ApiError, database_unavailable, internal_error
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ def _with_errors(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str
 
 
 async def _internal_error(_: Request, exc: Exception) -> Response:
+    if is_outage(exc):  # the database is down or restarting: a 503, not a bug
+        log.warning("database unavailable: %r", exc)
+        return database_unavailable().response()
     return internal_error().response()
 
 

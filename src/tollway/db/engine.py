@@ -100,3 +100,19 @@ def _upgrade(conn: Connection) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, "head")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached (down, restarting,
+    a connection cut), not that a statement was wrong: the caller answers 503."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # (psycopg is a dependency; kept safe for trimmed installs)
+        return False
+    return isinstance(exc, psycopg.OperationalError)

@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from tollway.errors import ApiError, internal_error
+from tollway.db.engine import is_outage
+from tollway.errors import ApiError, database_unavailable, internal_error
 from tollway.keys import new_request_id
 from tollway.protocols import CODECS
 from tollway.providers.base import JSON
@@ -112,7 +113,12 @@ async def answer(served: Served, request: Request) -> Any:
     except ApiError as error:
         refused(request, error)
         return render(error, request)
-    except Exception:
+    except Exception as exc:
+        if is_outage(exc):  # the database is down or restarting: try again shortly
+            log.warning("database unavailable in %s: %r", request.url.path, exc)
+            unavailable = database_unavailable()
+            refused(request, unavailable)
+            return render(unavailable, request)
         # A bug, not an answer: logged with its traceback and the request id,
         # and the client still gets an OpenAI-shaped error (not a reset).
         request_id = request.scope.get(REQUEST_ID_SCOPE) or new_request_id()
