@@ -71,3 +71,19 @@ async def test_only_admins_read_it(served: Served) -> None:
     async with served.client(manager) as c:
         got = await c.get("/api/audit")
     assert got.status_code == 403
+
+
+async def test_channel_changes_are_written_without_their_keys(served: Served) -> None:
+    channel = {"name": "audited", "type": "openai", "base_url": "http://127.0.0.1:1/v1",
+               "api_key": "sk-upstream-very-secret", "models": ["gpt-4o"]}  # fmt: skip
+    made = await served.admin.post("/api/channels", json=channel)
+    assert made.status_code == 201, made.text
+    channel_id = made.json()["id"]
+    await served.admin.patch(f"/api/channels/{channel_id}", json={"priority": 5})
+    await served.admin.delete(f"/api/channels/{channel_id}")
+    entries = await audit(served, target=f"channel:{channel_id}")
+    assert [e["action"] for e in entries] == ["channel.delete", "channel.update", "channel.create"]
+    assert entries[1]["detail"] == {"priority": 5}
+    assert entries[2]["detail"]["api_keys"] == "(changed)"
+    got = await served.admin.get("/api/audit")
+    assert "sk-upstream-very-secret" not in got.text

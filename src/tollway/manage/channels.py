@@ -22,7 +22,7 @@ from tollway.db.schema import channels
 from tollway.errors import bad_request, not_found
 from tollway.gateway import Gateway
 from tollway.key_vault import KeyUnreadable, KeyVault
-from tollway.manage import checks
+from tollway.manage import audit, checks
 from tollway.providers import PROVIDERS
 from tollway.routing.status import AUTO_DISABLED, keys_enabled
 from tollway.state import DEFAULT_GROUP
@@ -298,9 +298,18 @@ async def create_channel(gw: Gateway, fields: dict[str, Any]) -> dict[str, Any]:
         new_id = (
             await conn.execute(insert(channels).values(values).returning(channels.c.id))
         ).scalar_one()
+        await audit.record(conn, "channel.create", f"channel:{new_id}", _audited(values))
         await gw.state.changed(conn)
     await gw.state.reload()
     return await get_channel(gw, new_id)
+
+
+def _audited(values: dict[str, Any]) -> dict[str, Any]:
+    """A channel change as the audit log keeps it: keys only as their count."""
+    shown = {k: v for k, v in values.items() if k not in ("created_at", "updated_at")}
+    if "api_keys" in shown:
+        shown["api_keys"] = f"{len(shown['api_keys'])} key(s)"
+    return shown
 
 
 async def channel_row(gw: Gateway, channel_id: int) -> Any:
@@ -343,6 +352,7 @@ async def update_channel(gw: Gateway, channel_id: int, fields: dict[str, Any]) -
         values["updated_at"] = utcnow()
         async with gw.engine.begin() as conn:
             await conn.execute(update(channels).where(channels.c.id == channel_id).values(values))
+            await audit.record(conn, "channel.update", f"channel:{channel_id}", _audited(values))
             await gw.state.changed(conn)
         await gw.state.reload()
         gw.router.health.forget(channel_id)
@@ -353,5 +363,6 @@ async def delete_channel(gw: Gateway, channel_id: int) -> None:
     await channel_row(gw, channel_id)
     async with gw.engine.begin() as conn:
         await conn.execute(delete(channels).where(channels.c.id == channel_id))
+        await audit.record(conn, "channel.delete", f"channel:{channel_id}")
         await gw.state.changed(conn)
     await gw.state.reload()
