@@ -58,9 +58,9 @@ def test_user_groups_and_token_groups() -> None:
     assert "Unknown groups: nope" in failed("user", "set-groups", "alice", "nope")
     done = cli("user", "set-groups", "alice", "default", "vip").stdout
     assert "may use the groups: default, vip" in done
-    assert row(cli("user", "list").stdout, "1")[-1] == "default, vip"
+    assert "default, vip" in row(cli("user", "list").stdout, "1")  # its groups cell
     cli("token", "create", "--user", "alice", "--name", "t", "--group", "vip")
-    assert row(cli("token", "list").stdout, "1")[-1] == "vip"
+    assert "vip" in row(cli("token", "list").stdout, "1")  # its group cell
     moved = cli("token", "set-group", "1", "default").stdout
     assert "now priced in group 'default'" in moved
     assert with_gateway(lambda gw: get_token(gw, None, 1))["group"] == "default"

@@ -106,20 +106,8 @@ def set_limits(
     concurrent: Concurrent = None,
 ) -> None:
     """Set an account's rate limits, which all its tokens count against; "none" lifts one."""
-    changes = limit_changes(rpm, tpm, concurrent, required=True)
-
-    async def work(gw: Gateway) -> dict[str, Any]:
-        from tollway.manage.accounts import set_limits
-
-        account = await find_account(gw, user)
-        return await set_limits(gw, account["id"], changes)
-
-    account = run(work)
-    stdout().print(
-        f"Account {account['username']!r} (id {account['id']}) is limited to: "
-        f"{limits_text(account)}.",
-        highlight=False,
-    )
+    account = _set_limits(user, limit_changes(rpm, tpm, concurrent, required=True))
+    _said(account, f"is limited to: {limits_text(account)}")
 
 
 @group.command("set-budget")
@@ -129,19 +117,22 @@ def set_budget(
     per: Per = "month",
 ) -> None:
     """Set how much an account (all its tokens) may spend per day, week or month (UTC)."""
-    changes = budget_changes(amount_usd, per)
+    account = _set_limits(user, budget_changes(amount_usd, per))
+    _said(account, f"budget: {budget_text(account)}")
 
+
+def _set_limits(user: str, changes: dict[str, Any]) -> dict[str, Any]:
     async def work(gw: Gateway) -> dict[str, Any]:
         from tollway.manage.accounts import set_limits
 
         account = await find_account(gw, user)
         return await set_limits(gw, account["id"], changes)
 
-    account = run(work)
-    stdout().print(
-        f"Account {account['username']!r} (id {account['id']}) budget: {budget_text(account)}.",
-        highlight=False,
-    )
+    return run(work)
+
+
+def _said(account: dict[str, Any], what: str) -> None:
+    stdout().print(f"Account {account['username']!r} (id {account['id']}) {what}.", highlight=False)
 
 
 @group.command("credit", context_settings={"ignore_unknown_options": True})

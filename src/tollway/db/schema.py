@@ -7,6 +7,8 @@ one row read and can always be re-derived from the ledger.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -34,6 +36,22 @@ metadata = MetaData(
 
 Money = BigInteger
 
+
+def limit_columns() -> list[Column[Any]]:
+    """Rate limits (None: none) and a budget of money per period (day, week,
+    month, UTC), the same on accounts and tokens; budget_used_nano counts what
+    was spent in the period that began at budget_period_start."""
+    return [
+        Column("rpm_limit", Integer),
+        Column("tpm_limit", Integer),
+        Column("max_concurrent", Integer),
+        Column("budget_nano", Money),
+        Column("budget_period", String(8)),
+        Column("budget_used_nano", Money, nullable=False, default=0),
+        Column("budget_period_start", DateTime(timezone=True)),
+    ]
+
+
 accounts = Table(
     "accounts",
     metadata,
@@ -48,16 +66,7 @@ accounts = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     # The price groups its tokens may use (null: only "default").
     Column("groups", JSON),
-    # Rate limits (None: none) and a budget of money per period (day, week,
-    # month, UTC); budget_used_nano counts what was spent in the period that
-    # began at budget_period_start.
-    Column("rpm_limit", Integer),
-    Column("tpm_limit", Integer),
-    Column("max_concurrent", Integer),
-    Column("budget_nano", Money),
-    Column("budget_period", String(8)),
-    Column("budget_used_nano", Money, nullable=False, default=0),
-    Column("budget_period_start", DateTime(timezone=True)),
+    *limit_columns(),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -95,16 +104,7 @@ tokens = Table(
     Column("expires_at", DateTime(timezone=True)),
     Column("models", JSON),
     Column("group_name", String(64), nullable=False, default="default"),
-    # Rate limits (None: none) and a budget of money per period (day, week,
-    # month, UTC); budget_used_nano counts what was spent in the period that
-    # began at budget_period_start.
-    Column("rpm_limit", Integer),
-    Column("tpm_limit", Integer),
-    Column("max_concurrent", Integer),
-    Column("budget_nano", Money),
-    Column("budget_period", String(8)),
-    Column("budget_used_nano", Money, nullable=False, default=0),
-    Column("budget_period_start", DateTime(timezone=True)),
+    *limit_columns(),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
