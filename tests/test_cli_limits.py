@@ -44,3 +44,17 @@ def test_user_limits_budget_and_the_audit_log() -> None:
     assert (account["rpm_limit"], account["budget_usd"]) == (600, "100")
     logged = cli("audit", "--action", "account.").stdout
     assert "account.limits" in logged and "cli" in logged
+
+
+def test_webhooks_from_the_command_line() -> None:
+    new_user()
+    added = cli(
+        "webhook", "add", "--user", "alice", "--url", "https://hooks.example/t",
+        "--threshold", "80", "--low-balance", "2.50",
+    ).stdout  # fmt: skip
+    assert "whsec_" in added
+    listed = cli("webhook", "list", "--user", "alice").stdout
+    assert "https://hooks.example/t" in listed and "80 %" in listed and "2.5" in listed
+    assert "Events" in cli("webhook", "events", "1").stdout
+    assert "'url'" in failed("webhook", "add", "--user", "alice", "--url", "ftp://x")
+    assert "No webhook 9" in failed("webhook", "events", "9")

@@ -27,6 +27,7 @@ from tollway.cli import (
     run,
     tokens,
     usage,
+    webhooks,
 )
 from tollway.cli.support import FailsCleanly
 
@@ -47,6 +48,7 @@ app.add_typer(prices.group)
 app.add_typer(channels.group)
 app.add_typer(groups.group)
 app.add_typer(audit.group)
+app.add_typer(webhooks.group)
 
 
 def main() -> None:
