@@ -93,7 +93,11 @@ async def encode_multipart(items: list[tuple[str, Any]]) -> tuple[bytes, str]:
 
 
 def _quoted(text: str) -> str:
-    return text.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+    """A name as a part header carries it: quotes and control characters
+    percent-escaped (as browsers do), so the upstream can read the part."""
+    return "".join(
+        f"%{ord(c):02X}" if c == '"' or ord(c) < 0x20 or ord(c) == 0x7F else c for c in text
+    )
 
 
 def video_method(token: TokenInfo, model: Model) -> BillingMethod:
