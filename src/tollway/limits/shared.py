@@ -4,9 +4,12 @@ account at once), one after it, off the answer's path, when it counted
 tokens or calls at once.
 
 Redis keeps, per subject, a hash of one-second buckets (``r<second>`` and
-``t<second>`` fields: requests and tokens) and a sorted set of the calls in
-flight (scored by their start, so a replica that died stops counting after
-STALE_CALL_S). Time is Redis's own clock, the same for every replica.
+``t<second>`` fields: requests and tokens) with the window's running sums
+(``sr``, ``st``) and its oldest second (``tail``), so a call reads three
+fields and moves the tail past the seconds that left, instead of reading the
+whole minute; and a sorted set of the calls in flight (scored by their start,
+so a replica that died stops counting after STALE_CALL_S). Time is Redis's
+own clock, the same for every replica.
 
 Redis unreachable: calls pass (``open``, the default) or get a 503
 (``closed``), as TOLLWAY_LIMITS_ON_REDIS_DOWN says; logged once a second at
@@ -64,43 +67,52 @@ local tk_limit, tk_left, tk_reset = -1, nil, 0
 local function refuse(by, who, w)
   if w >= wait then refused, whose, wait = by, who, w end
 end
-local function wait_for(list, needed, total, limit)
+-- The window's running sums, its seconds older than the window taken out
+-- (amortised: a busy subject moves its tail a second at a time).
+local function window(hash)
+  local got = redis.call('HMGET', hash, 'sr', 'st', 'tail')
+  local rsum, tsum, tail = tonumber(got[1]) or 0, tonumber(got[2]) or 0, tonumber(got[3])
+  if tail == nil or tail + WINDOW <= oldest then
+    if tail ~= nil then redis.call('DEL', hash) end
+    return 0, 0, oldest
+  end
+  if tail < oldest then
+    local gone = {}
+    for s = tail, oldest - 1 do
+      local v = redis.call('HMGET', hash, 'r' .. s, 't' .. s)
+      rsum = rsum - (tonumber(v[1]) or 0)
+      tsum = tsum - (tonumber(v[2]) or 0)
+      gone[#gone + 1] = 'r' .. s
+      gone[#gone + 1] = 't' .. s
+    end
+    redis.call('HDEL', hash, unpack(gone))
+    redis.call('HSET', hash, 'sr', rsum, 'st', tsum, 'tail', oldest)
+    tail = oldest
+  end
+  return rsum, tsum, tail
+end
+-- When ``needed`` more fit under ``limit`` as the window's seconds leave
+-- (read only for a refused call).
+local function wait_for(hash, kind, needed, total, limit)
   local dropped = 0
-  for _, b in ipairs(list) do
-    dropped = dropped + b[2]
+  for s = oldest, second do
+    dropped = dropped + (tonumber(redis.call('HGET', hash, kind .. s)) or 0)
     if total - dropped + needed <= limit then
-      return math.max((b[1] + WINDOW) * 1000 - now_ms, 0)
+      return math.max((s + WINDOW) * 1000 - now_ms, 0)
     end
   end
   return WINDOW * 1000
 end
 for i = 1, n do
   local hash, running = KEYS[2 * i - 1], KEYS[2 * i]
-  local flat = redis.call('HGETALL', hash)
-  local r, t, stale = {}, {}, {}
-  local rsum, tsum, first = 0, 0, nil
-  for j = 1, #flat, 2 do
-    local kind, s = string.sub(flat[j], 1, 1), tonumber(string.sub(flat[j], 2))
-    local v = tonumber(flat[j + 1])
-    if s < oldest then
-      stale[#stale + 1] = flat[j]
-    elseif kind == 'r' then
-      r[#r + 1] = {s, v}; rsum = rsum + v
-      if first == nil or s < first then first = s end
-    else
-      t[#t + 1] = {s, v}; tsum = tsum + v
-    end
-  end
-  if #stale > 0 then redis.call('HDEL', hash, unpack(stale)) end
-  table.sort(r, function(a, b) return a[1] < b[1] end)
-  table.sort(t, function(a, b) return a[1] < b[1] end)
+  local rsum, tsum, tail = window(hash)
   local reset = 0
-  if first ~= nil then reset = math.max((first + WINDOW) * 1000 - now_ms, 0) end
+  if rsum > 0 then reset = math.max((tail + WINDOW) * 1000 - now_ms, 0) end
   local rpm, tpm = tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
   local conc = tonumber(ARGV[3 * i + 3])
   if rpm >= 0 then
     local left = rpm - rsum - 1
-    if left < 0 then refuse(1, i, wait_for(r, 1, rsum, rpm)) end
+    if left < 0 then refuse(1, i, wait_for(hash, 'r', 1, rsum, rpm)) end
     if rq_left == nil or left < rq_left then rq_limit, rq_left, rq_reset = rpm, left, reset end
   end
   if tpm >= 0 then
@@ -108,7 +120,7 @@ for i = 1, n do
     if tokens > tpm then
       refuse(2, i, WINDOW * 1000); too_large = 1
     elseif left < 0 then
-      refuse(2, i, wait_for(t, tokens, tsum, tpm))
+      refuse(2, i, wait_for(hash, 't', tokens, tsum, tpm))
     end
     if tk_left == nil or left < tk_left then tk_limit, tk_left, tk_reset = tpm, left, reset end
   end
@@ -121,7 +133,12 @@ if refused == 0 then
   for i = 1, n do
     local hash, running = KEYS[2 * i - 1], KEYS[2 * i]
     redis.call('HINCRBY', hash, 'r' .. second, 1)
-    if tokens > 0 then redis.call('HINCRBY', hash, 't' .. second, tokens) end
+    redis.call('HINCRBY', hash, 'sr', 1)
+    if tokens > 0 then
+      redis.call('HINCRBY', hash, 't' .. second, tokens)
+      redis.call('HINCRBY', hash, 'st', tokens)
+    end
+    redis.call('HSETNX', hash, 'tail', oldest)
     redis.call('EXPIRE', hash, WINDOW * 2)
     if tonumber(ARGV[3 * i + 3]) >= 0 then
       redis.call('ZADD', running, now_ms, id)
@@ -136,12 +153,15 @@ return {refused == 0 and 1 or 0, refused, whose, wait, too_large,
 # KEYS as ADMIT's; ARGV: request id, the second counted in, tokens to add (may
 # be negative: the call used less than it held).
 FINISH = """
-local id, second, delta = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local id, second, delta = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 for i = 1, #KEYS / 2 do
   local hash, running = KEYS[2 * i - 1], KEYS[2 * i]
   redis.call('ZREM', running, id)
-  if delta ~= 0 and redis.call('HEXISTS', hash, 't' .. second) == 1 then
+  local tail = tonumber(redis.call('HGET', hash, 'tail'))
+  if delta ~= 0 and tail ~= nil and second >= tail
+      and redis.call('HEXISTS', hash, 't' .. second) == 1 then
     redis.call('HINCRBY', hash, 't' .. second, delta)
+    redis.call('HINCRBY', hash, 'st', delta)
   end
 end
 return 1
