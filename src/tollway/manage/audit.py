@@ -58,9 +58,14 @@ def _clean(detail: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-able: dates as ISO text, everything else as it is (or its text)."""
-    if value is None or isinstance(value, str | int | float | bool | list | dict):
+    """JSON-able, all the way down: dates as ISO text, numbers JSON has no
+    exact form for (Decimal, Fraction) and anything else as their text."""
+    if value is None or isinstance(value, str | bool | int | float):
         return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
     return iso(value) if hasattr(value, "isoformat") else str(value)
 
 
