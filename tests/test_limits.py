@@ -206,3 +206,48 @@ async def test_finishes_wait_out_a_redis_outage_and_count_once() -> None:
         assert after.tokens and after.tokens.remaining == 0
     finally:
         await limiter.close()
+
+
+async def test_a_script_redis_forgot_is_loaded_again() -> None:
+    """After SCRIPT FLUSH (or a Redis restart) the first call loads the script."""
+    limiter = SharedLimiter(need_redis())
+    subject = (token(Limits(rpm=5)),)
+    try:
+        assert not (await limiter.admit("a", subject, 0)).refused_by
+        await limiter.client.run_raw(b"SCRIPT", b"FLUSH")
+        assert not (await limiter.admit("b", subject, 0)).refused_by
+        assert limiter.unavailable == 0
+    finally:
+        await limiter.close()
+
+
+async def test_a_redis_that_never_answers_times_out_and_fails_open() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1 << 16)  # takes the command, answers nothing
+        await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    limiter = SharedLimiter(f"redis://127.0.0.1:{port}/0")
+    try:
+        started = asyncio.get_running_loop().time()
+        answer = await limiter.admit("a", (token(Limits(rpm=1)),), 0)
+        assert not answer.refused_by and answer.ticket is None
+        assert limiter.unavailable == 1
+        assert asyncio.get_running_loop().time() - started < 2  # the 0.5 s read timeout
+    finally:
+        await limiter.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_one_connection_carries_many_calls_at_once() -> None:
+    limiter = SharedLimiter(need_redis())
+    subject = (token(Limits(rpm=50)),)
+    try:
+        answers = await asyncio.gather(*(limiter.admit(f"r{i}", subject, 0) for i in range(200)))
+        assert sum(not a.refused_by for a in answers) == 50
+        assert limiter.unavailable == 0
+    finally:
+        await limiter.close()
