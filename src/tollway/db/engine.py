@@ -104,15 +104,27 @@ def _upgrade(conn: Connection) -> None:
 
 def is_outage(exc: BaseException) -> bool:
     """Whether ``exc`` says the database could not be reached (down, restarting,
-    a connection cut), not that a statement was wrong: the caller answers 503."""
-    from sqlalchemy.exc import DBAPIError, OperationalError
+    a connection cut, SQLite's file locked or unreadable), not that a statement
+    or the schema was wrong (that is a bug: a 500): the caller answers 503."""
+    from sqlalchemy.exc import DBAPIError
 
-    if isinstance(exc, OperationalError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
     try:
         import psycopg
     except ImportError:  # (psycopg is a dependency; kept safe for trimmed installs)
-        return False
-    return isinstance(exc, psycopg.OperationalError)
+        psycopg = None  # type: ignore[assignment]
+    if psycopg is not None and isinstance(cause, psycopg.OperationalError):
+        return True  # PostgreSQL's connection failures; a bad statement is another class
+    import sqlite3
+
+    if isinstance(cause, sqlite3.OperationalError):
+        text = str(cause)
+        return any(sign in text for sign in SQLITE_OUTAGES)
+    return False
+
+
+# SQLite's OperationalError covers bad statements too ("no such table"): only
+# these say the file could not be used.
+SQLITE_OUTAGES = ("database is locked", "unable to open database", "disk I/O error")
