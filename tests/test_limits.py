@@ -206,3 +206,86 @@ async def test_finishes_wait_out_a_redis_outage_and_count_once() -> None:
         assert after.tokens and after.tokens.remaining == 0
     finally:
         await limiter.close()
+
+
+async def test_a_script_redis_forgot_is_loaded_again() -> None:
+    """After SCRIPT FLUSH (or a Redis restart) the first call loads the script."""
+    limiter = SharedLimiter(need_redis())
+    subject = (token(Limits(rpm=5)),)
+    try:
+        assert not (await limiter.admit("a", subject, 0)).refused_by
+        await limiter.client.run_raw(b"SCRIPT", b"FLUSH")
+        assert not (await limiter.admit("b", subject, 0)).refused_by
+        assert limiter.unavailable == 0
+    finally:
+        await limiter.close()
+
+
+async def test_a_redis_that_never_answers_times_out_and_fails_open() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1 << 16)  # takes the command, answers nothing
+        await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    limiter = SharedLimiter(f"redis://127.0.0.1:{port}/0")
+    try:
+        started = asyncio.get_running_loop().time()
+        answer = await limiter.admit("a", (token(Limits(rpm=1)),), 0)
+        assert not answer.refused_by and answer.ticket is None
+        assert limiter.unavailable == 1
+        assert asyncio.get_running_loop().time() - started < 2  # the 0.5 s read timeout
+    finally:
+        await limiter.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_one_connection_carries_many_calls_at_once() -> None:
+    limiter = SharedLimiter(need_redis())
+    subject = (token(Limits(rpm=50)),)
+    try:
+        answers = await asyncio.gather(*(limiter.admit(f"r{i}", subject, 0) for i in range(200)))
+        assert sum(not a.refused_by for a in answers) == 50
+        assert limiter.unavailable == 0
+    finally:
+        await limiter.close()
+
+
+async def _closing_and_killed_connections_are_replaced(url: str) -> None:
+    """A connection closing but not yet reported lost, and one Redis killed,
+    are both replaced: later calls are counted, none passes unchecked for long."""
+    limiter = SharedLimiter(url)
+    subject = (token(Limits(rpm=1000)),)
+    try:
+        assert (await limiter.admit("a", subject, 0)).ticket is not None
+        conn = limiter.client._conn
+        assert conn is not None and conn.transport is not None
+        conn.transport.close()  # closing now; its loss is reported on a later tick
+        assert (await limiter.admit("b", subject, 0)).ticket is not None
+        assert limiter.unavailable == 0 and limiter.client._conn is not conn
+
+        client_id = await limiter.client.run_raw(b"CLIENT", b"ID")
+        killer = SharedLimiter(url)
+        await killer.client.run_raw(b"CLIENT", b"KILL", b"ID", client_id)
+        await killer.close()
+        await asyncio.sleep(0.05)
+        await limiter.admit("c", subject, 0)  # may pass unchecked: the loss is news
+        await asyncio.sleep(1.1)  # past the limiter's DOWN_S
+        counted = await limiter.admit("d", subject, 0)
+        assert counted.ticket is not None and counted.requests is not None
+        assert counted.requests.remaining == 1000 - (4 - limiter.unavailable)
+    finally:
+        await limiter.close()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_closing_and_killed_connections_are_replaced(loop: str) -> None:
+    url = need_redis()
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(_closing_and_killed_connections_are_replaced(url))
+    else:
+        asyncio.run(_closing_and_killed_connections_are_replaced(url))

@@ -1,7 +1,7 @@
 """Rate limits shared by every process and replica through Redis: one script
 call before a call (count and check every limit of the token and its
 account at once), one after it, off the answer's path, when it counted
-tokens or calls at once.
+tokens or calls at once; sent on one pipelined connection (limits/resp.py).
 
 Redis keeps, per subject, a hash of one-second buckets (``r<second>`` and
 ``t<second>`` fields: requests and tokens) with the window's running sums
@@ -24,9 +24,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-import redis.asyncio as redis
-from redis.exceptions import RedisError
-
+from tollway.limits.resp import ReplyError, RespClient, Script
 from tollway.limits.rules import (
     STALE_CALL_S,
     WINDOW_S,
@@ -174,13 +172,11 @@ def _script(text: str) -> str:
 
 class SharedLimiter:
     def __init__(self, url: str, fail_open: bool = True, prefix: str = "tollway") -> None:
-        self.client = redis.Redis.from_url(
-            url, socket_connect_timeout=0.25, socket_timeout=0.5, health_check_interval=0
-        )
+        self.client = RespClient(url, connect_timeout_s=0.25, timeout_s=0.5)
         self.fail_open = fail_open
         self.unavailable = 0  # calls decided without Redis
-        self._admit = self.client.register_script(_script(ADMIT))
-        self._finish = self.client.register_script(_script(FINISH))
+        self._admit = Script(_script(ADMIT))
+        self._finish = Script(_script(FINISH))
         self._down_until = 0.0
         self._logged_at = 0.0
         # Finishes Redis has not taken yet (the oldest dropped past MAX_UNFINISHED).
@@ -197,8 +193,8 @@ class SharedLimiter:
             limits = subject.limits
             args += [_arg(limits.rpm), _arg(limits.tpm), _arg(limits.concurrent)]
         try:
-            found = await self._admit(keys, args)
-        except (RedisError, OSError) as exc:
+            found = await self.client.run(self._admit, keys, args)
+        except (OSError, ReplyError) as exc:  # unreachable, timed out, or LOADING after a restart
             return self._without_redis(exc)
         return _admission(found, request_id, subjects, tokens)
 
@@ -213,14 +209,14 @@ class SharedLimiter:
             ticket, used_tokens = self._unfinished.popleft()
             args: list[str | int] = [ticket.request_id, ticket.second, used_tokens - ticket.tokens]
             try:
-                await self._finish(self._keys(ticket.subjects), args)
-            except (RedisError, OSError) as exc:
+                await self.client.run(self._finish, self._keys(ticket.subjects), args)
+            except (OSError, ReplyError) as exc:
                 self._unfinished.appendleft((ticket, used_tokens))
                 self._down(exc)
                 return
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.client.close()
 
     def _keys(self, subjects: Sequence[Subject]) -> list[str]:
         keys = []
