@@ -17,6 +17,11 @@ CREDIT_USD = "0.05"
 # Each kind of call: (name, path, body, streamed)
 HELLO = [{"role": "user", "content": "hello"}]
 CHAT = {"model": "gpt-4o-mini", "messages": HELLO, "max_tokens": 40}
+# Past the replicas' upstream timeout (faults.py: 5 s without a byte): an
+# upstream that never answers, and one that hangs mid-stream.
+SLOW = {**CHAT, "messages": [{"role": "user", "content": "hello [sim:latency_ms=7000]"}]}
+STALLED = {**CHAT, "stream": True,
+           "messages": [{"role": "user", "content": "hello [sim:stall_after=3]"}]}  # fmt: skip
 IMAGE = {"model": "dall-e-2", "prompt": "a cat", "size": "256x256"}
 KINDS: list[tuple[str, str, dict[str, Any], bool]] = [
     ("chat", "/v1/chat/completions", CHAT, False),
@@ -27,7 +32,11 @@ KINDS: list[tuple[str, str, dict[str, Any], bool]] = [
     ("messages", "/v1/messages", {"model": "claude-3-5-haiku-latest", "max_tokens": 40,
                                   "messages": [{"role": "user", "content": "hi"}]}, False),
     ("video", "/v1/videos", {"model": "sora-2", "prompt": "waves", "seconds": "4"}, False),
+    ("timeout", "/v1/chat/completions", SLOW, False),
+    ("stream_stalled", "/v1/chat/completions", STALLED, True),
 ]  # fmt: skip
+# The timeouts hold a client for 5 s each: a few of them go a long way.
+WEIGHTS = [10] * (len(KINDS) - 2) + [1, 1]
 
 
 @dataclass
@@ -101,7 +110,7 @@ async def _worker(
 ) -> None:
     while time.monotonic() < end:
         customer = rng.choice(customers)
-        kind, path, body, streamed = rng.choice(KINDS)
+        kind, path, body, streamed = rng.choices(KINDS, WEIGHTS)[0]
         tally.by_kind[kind] += 1
         sent = time.time()
         try:

@@ -5,7 +5,9 @@ accounts while things break — then the books are checked to the nano-USD.
     python bench/faults.py [--seconds 60] [--replicas 3] [--workers 12] [--accounts 12]
 
 Faults, in this order during the load: upstream 5xx and cut streams all along
-(the simulator's error and drop rates), clients leaving streams mid-way, a
+(the simulator's error and drop rates), upstream timeouts all along (calls the
+simulator answers past the replicas' 5 s upstream timeout, streams it leaves
+hanging mid-way), clients leaving streams mid-way, a
 replica SIGKILLed and restarted, PostgreSQL stopped and started, Redis stopped
 and started, a replica drained by SIGTERM and restarted. Afterwards the
 replicas run on while video jobs end, then stop (SIGTERM: leases returned); a

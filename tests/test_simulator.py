@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
@@ -238,6 +239,22 @@ async def test_drop_after_cuts_the_stream(sim: Simulator, http: aiohttp.ClientSe
 
     async with http.post(f"{sim.base_url}/chat/completions", json=chat_body()) as resp:
         assert resp.status == 200  # the simulator is fine after a cut
+
+
+async def test_stall_after_sends_nothing_more_until_the_client_leaves(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    body = chat_body("go [sim:stall_after=2]", stream=True)
+    payloads: list[bytes] = []
+    async with http.post(f"{sim.base_url}/chat/completions", json=body) as resp:
+        with pytest.raises(asyncio.TimeoutError):
+            while True:
+                line = await asyncio.wait_for(resp.content.readline(), 1.0)
+                if line.startswith(b"data: "):
+                    payloads.append(line[6:].strip())
+    assert len(payloads) == 3  # the role chunk and 2 content chunks, then silence
+    async with http.post(f"{sim.base_url}/chat/completions", json=chat_body()) as resp:
+        assert resp.status == 200
 
 
 async def test_drop_after_non_stream_sends_nothing(

@@ -11,6 +11,9 @@ request body, so the steering travels inside the last message's text. Tokens:
 - ``[sim:drop_after=K]``    stream: K content chunks, then cut the connection
                             (no finish chunk, no usage, no [DONE]); non-stream:
                             cut the connection without any response
+- ``[sim:stall_after=K]``   stream: K content chunks, then silence (the
+                            connection open, nothing more sent) until the
+                            client leaves: an upstream hung mid-stream
 - ``[sim:latency_ms=N]``    delay before answering (overrides the config)
 - ``[sim:chunk_delay_ms=N]`` delay before each stream content chunk
 - ``[sim:no_usage]``        omit usage from this response
@@ -44,6 +47,7 @@ _INT_KEYS = frozenset(
         "cached",
         "reasoning",
         "drop_after",
+        "stall_after",
         "latency_ms",
         "chunk_delay_ms",
         "prompt_tokens",
@@ -69,6 +73,7 @@ class Directives:
     cached: int | None = None
     reasoning: int | None = None
     drop_after: int | None = None
+    stall_after: int | None = None
     latency_ms: int | None = None
     chunk_delay_ms: int | None = None
     no_usage: bool = False

@@ -81,18 +81,24 @@ def _drop_point(state: SimState, call: ChatCall, reply: Reply) -> int | None:
 
 
 async def _write_content(
+    request: web.Request,
     resp: web.StreamResponse,
     framer: ChunkFramer,
     reply: Reply,
     delay_ms: int,
     drop_after: int | None,
+    stall_after: int | None = None,
 ) -> bool:
-    """Write one chunk per token (choices interleaved); False if cut at drop_after."""
+    """Write one chunk per token (choices interleaved); False if cut at
+    drop_after, or stalled at stall_after until the client left."""
     delay = delay_ms / 1000
     sent = 0
     for position in range(len(reply.choices[0]) if reply.choices else 0):
         for index, pieces in enumerate(reply.choices):
             if sent == drop_after:
+                return False
+            if sent == stall_after:
+                await _until_gone(request)
                 return False
             if delay:
                 await asyncio.sleep(delay)
@@ -100,6 +106,21 @@ async def _write_content(
             sent += 1
     # A drop point at or past the last chunk still cuts before the finish chunk.
     return drop_after is None
+
+
+STALL_CHECK_S = 0.25
+STALL_MAX_S = 600.0
+
+
+async def _until_gone(request: web.Request) -> None:
+    """Send nothing until the client closes the connection (at most STALL_MAX_S)."""
+    waited = 0.0
+    while waited < STALL_MAX_S:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(STALL_CHECK_S)
+        waited += STALL_CHECK_S
 
 
 async def stream_reply(
@@ -119,7 +140,8 @@ async def stream_reply(
             return resp
         for index in range(len(reply.choices)):
             await resp.write(framer.role(index))
-        if not await _write_content(resp, framer, reply, delay, drop_after):
+        stall_after = call.directives.stall_after
+        if not await _write_content(request, resp, framer, reply, delay, drop_after, stall_after):
             abort_connection(request)
             return resp
         for index in range(len(reply.choices)):
