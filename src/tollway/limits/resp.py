@@ -65,10 +65,11 @@ class _Connection(asyncio.Protocol):
         return self.lost is None and self.transport is not None and not self.transport.is_closing()
 
     def send(self, args: tuple[bytes | str | int, ...]) -> asyncio.Future[Any]:
-        if not self.usable or self.transport is None:
+        transport = self.transport
+        if transport is None or not self.usable:
             raise ConnectionError("Redis connection closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.transport.write(_command(args))
+        transport.write(_command(args))
         self.waiting.append(future)
         return future
 
