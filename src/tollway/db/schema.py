@@ -242,6 +242,9 @@ usage_records = Table(
     Column("image_output_tokens", BigInteger, nullable=False, default=0),
     Column("audio_input_tokens", BigInteger, nullable=False, default=0),
     Column("audio_output_tokens", BigInteger, nullable=False, default=0),
+    # speech priced by the characters read; transcription by the audio heard
+    Column("input_characters", BigInteger, nullable=False, default=0),
+    Column("audio_input_ms", BigInteger, nullable=False, default=0),
     Column("items", Integer, nullable=False, default=0),
     Column("unit_prices", JSON, nullable=False),
     Column("cost_nano", Money, nullable=False),
@@ -371,4 +374,21 @@ audit_log = Table(
     Column("target", String(200), nullable=False),  # "account:5", "model:gpt-4o"
     Column("detail", JSON),  # what changed (never a key or a password)
     Index("ix_audit_log_at", "at"),
+)
+
+# Responses stored by POST /v1/responses (``store``, the default): what GET
+# /v1/responses/{id} and ``previous_response_id`` read. A response belongs to
+# the account that made it; no other account can read or continue it.
+stored_responses = Table(
+    "stored_responses",
+    metadata,
+    Column("id", String(64), primary_key=True),  # resp_<hex>, what clients see
+    Column("account_id", Integer, nullable=False),
+    Column("token_id", Integer),
+    Column("model", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("previous_response_id", String(64)),
+    Column("input_items", JSON, nullable=False),  # the input, as items, with ids
+    Column("response", JSON, nullable=False),  # the response object as answered
+    Index("ix_stored_responses_account", "account_id", "created_at"),
 )
