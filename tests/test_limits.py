@@ -253,6 +253,46 @@ async def test_one_connection_carries_many_calls_at_once() -> None:
         await limiter.close()
 
 
+async def test_calls_asked_together_go_in_one_script_call_and_stay_exact() -> None:
+    """Admits asked in one loop turn are decided by one script call, in order,
+    exactly as one by one: 30 of 100 pass (the account's limit), one token's
+    5 at once refuse its other calls, and the headers count down."""
+    limiter = SharedLimiter(need_redis())
+    shared_account = account(Limits(rpm=30, tpm=10_000))
+    tokens = [token(Limits(rpm=1000, concurrent=5)), token(Limits(rpm=1000))]
+    try:
+        answers = await asyncio.gather(
+            *(limiter.admit(f"r{i}", (tokens[i % 2], shared_account), 100) for i in range(100))
+        )
+        assert limiter.script_calls == 1
+        admitted = [a for a in answers if not a.refused_by]
+        assert len(admitted) == 30
+        assert [a.requests.remaining for a in admitted if a.requests] == list(range(29, -1, -1))
+        refused = {(a.refused_by, a.subject) for a in answers if a.refused_by}
+        assert refused == {("requests", "account"), ("concurrent", "token")}
+        calls = limiter.script_calls
+        await asyncio.gather(*(limiter.finish(a.ticket, 50) for a in admitted if a.ticket))
+        assert limiter.script_calls == calls + 1  # the finishes went together too
+        after = await limiter.admit("after", (tokens[0],), 0)
+        assert after.ticket is not None  # each of the 5 at once was given back
+    finally:
+        await limiter.close()
+
+
+async def test_an_admit_whose_caller_left_gives_its_slot_back() -> None:
+    limiter = SharedLimiter(need_redis())
+    subject = (token(Limits(concurrent=1)),)
+    try:
+        left = asyncio.ensure_future(limiter.admit("gone", subject, 0))
+        await asyncio.sleep(0)  # asked, not yet answered
+        left.cancel()
+        await asyncio.sleep(0.1)  # admitted in Redis, then given back
+        assert not limiter._unfinished and limiter.script_calls == 2
+        assert (await limiter.admit("next", subject, 0)).ticket is not None
+    finally:
+        await limiter.close()
+
+
 async def _closing_and_killed_connections_are_replaced(url: str) -> None:
     """A connection closing but not yet reported lost, and one Redis killed,
     are both replaced: later calls are counted, none passes unchecked for long."""

@@ -19,11 +19,14 @@ a second, so an outage does not slow every call by a connect timeout.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from tollway.errors import ApiError
 from tollway.limits.resp import ReplyError, RespClient, Script
 from tollway.limits.rules import (
     STALE_CALL_S,
@@ -40,31 +43,27 @@ log = logging.getLogger(__name__)
 SLOT = "{l}"  # one hash slot: a call's keys go to one script
 DOWN_S = 1.0
 MAX_UNFINISHED = 10_000
+MAX_BATCH = 200  # calls a script call carries at most
 NONE = -1
 REFUSALS = {1: "requests", 2: "tokens", 3: "concurrent"}
 
-# KEYS: per subject, its buckets hash and its in-flight set.
-# ARGV: now_ms (0: Redis's clock), request id, tokens, then per subject rpm, tpm,
-# concurrent (-1: none). Returns: admitted (1/0), refused by (1 requests, 2
-# tokens, 3 concurrent), whose (subject index, 1-based), retry after (ms), too
-# large (1/0), requests limit, remaining, reset (ms), the same for tokens, the
-# second counted in.
+# Admits a batch of calls, in order, exactly as if each were its own call.
+# KEYS: per subject of the batch, its buckets hash and its in-flight set.
+# ARGV: now_ms (0: Redis's clock), the number of subjects, per subject its rpm,
+# tpm and concurrent (-1: none); then per call: request id, tokens, how many
+# subjects it counts against and their indexes (1-based, into KEYS' pairs).
+# Returns, per call, 12 values: admitted (1/0), refused by (1 requests, 2
+# tokens, 3 concurrent), whose (the call's subject, 1-based), retry after (ms),
+# too large (1/0), requests limit, remaining, reset (ms), the same for tokens,
+# the second counted in.
 ADMIT = """
 local now_ms = tonumber(ARGV[1])
 if now_ms == 0 then
   local t = redis.call('TIME')
   now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local id, tokens = ARGV[2], tonumber(ARGV[3])
 local second = math.floor(now_ms / 1000)
 local oldest = second - WINDOW + 1
-local n = #KEYS / 2
-local refused, whose, wait, too_large = 0, 0, 0, 0
-local rq_limit, rq_left, rq_reset = -1, nil, 0
-local tk_limit, tk_left, tk_reset = -1, nil, 0
-local function refuse(by, who, w)
-  if w >= wait then refused, whose, wait = by, who, w end
-end
 -- The window's running sums, its seconds older than the window taken out
 -- (amortised: a busy subject moves its tail a second at a time).
 local function window(hash)
@@ -89,78 +88,121 @@ local function window(hash)
   end
   return rsum, tsum, tail
 end
+local subjects = {}
+for j = 1, tonumber(ARGV[2]) do
+  local s = {hash = KEYS[2 * j - 1], running = KEYS[2 * j], rpm = tonumber(ARGV[3 * j]),
+             tpm = tonumber(ARGV[3 * j + 1]), conc = tonumber(ARGV[3 * j + 2]),
+             added_r = 0, added_t = 0, busy = 0, started = {}}
+  s.rsum, s.tsum, s.tail = window(s.hash)
+  if s.conc >= 0 then
+    redis.call('ZREMRANGEBYSCORE', s.running, '-inf', now_ms - STALE * 1000)
+    s.busy = redis.call('ZCARD', s.running)
+  end
+  subjects[j] = s
+end
 -- When ``needed`` more fit under ``limit`` as the window's seconds leave
 -- (read only for a refused call).
-local function wait_for(hash, kind, needed, total, limit)
+local function wait_for(s, kind, needed, total, limit)
   local dropped = 0
-  for s = oldest, second do
-    dropped = dropped + (tonumber(redis.call('HGET', hash, kind .. s)) or 0)
+  for sec = oldest, second do
+    dropped = dropped + (tonumber(redis.call('HGET', s.hash, kind .. sec)) or 0)
+    if sec == second then dropped = dropped + (kind == 'r' and s.added_r or s.added_t) end
     if total - dropped + needed <= limit then
-      return math.max((s + WINDOW) * 1000 - now_ms, 0)
+      return math.max((sec + WINDOW) * 1000 - now_ms, 0)
     end
   end
   return WINDOW * 1000
 end
-for i = 1, n do
-  local hash, running = KEYS[2 * i - 1], KEYS[2 * i]
-  local rsum, tsum, tail = window(hash)
-  local reset = 0
-  if rsum > 0 then reset = math.max((tail + WINDOW) * 1000 - now_ms, 0) end
-  local rpm, tpm = tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
-  local conc = tonumber(ARGV[3 * i + 3])
-  if rpm >= 0 then
-    local left = rpm - rsum - 1
-    if left < 0 then refuse(1, i, wait_for(hash, 'r', 1, rsum, rpm)) end
-    if rq_left == nil or left < rq_left then rq_limit, rq_left, rq_reset = rpm, left, reset end
+local out = {}
+local pos = 3 + 3 * tonumber(ARGV[2])
+while pos <= #ARGV do
+  local id, tokens, n = ARGV[pos], tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
+  local mine = {}
+  for k = 1, n do mine[k] = subjects[tonumber(ARGV[pos + 2 + k])] end
+  pos = pos + 3 + n
+  local refused, whose, wait, too_large = 0, 0, 0, 0
+  local rq_limit, rq_left, rq_reset = -1, nil, 0
+  local tk_limit, tk_left, tk_reset = -1, nil, 0
+  local function refuse(by, who, w)
+    if w >= wait then refused, whose, wait = by, who, w end
   end
-  if tpm >= 0 then
-    local left = tpm - tsum - tokens
-    if tokens > tpm then
-      refuse(2, i, WINDOW * 1000); too_large = 1
-    elseif left < 0 then
-      refuse(2, i, wait_for(hash, 't', tokens, tsum, tpm))
-    end
-    if tk_left == nil or left < tk_left then tk_limit, tk_left, tk_reset = tpm, left, reset end
-  end
-  if conc >= 0 then
-    redis.call('ZREMRANGEBYSCORE', running, '-inf', now_ms - STALE * 1000)
-    if redis.call('ZCARD', running) >= conc then refuse(3, i, 1000) end
-  end
-end
-if refused == 0 then
   for i = 1, n do
-    local hash, running = KEYS[2 * i - 1], KEYS[2 * i]
-    redis.call('HINCRBY', hash, 'r' .. second, 1)
-    redis.call('HINCRBY', hash, 'sr', 1)
-    if tokens > 0 then
-      redis.call('HINCRBY', hash, 't' .. second, tokens)
-      redis.call('HINCRBY', hash, 'st', tokens)
+    local s = mine[i]
+    local rsum, tsum = s.rsum + s.added_r, s.tsum + s.added_t
+    local reset = 0
+    if rsum > 0 then reset = math.max((s.tail + WINDOW) * 1000 - now_ms, 0) end
+    if s.rpm >= 0 then
+      local left = s.rpm - rsum - 1
+      if left < 0 then refuse(1, i, wait_for(s, 'r', 1, rsum, s.rpm)) end
+      if rq_left == nil or left < rq_left then rq_limit, rq_left, rq_reset = s.rpm, left, reset end
     end
-    redis.call('HSETNX', hash, 'tail', oldest)
-    redis.call('EXPIRE', hash, WINDOW * 2)
-    if tonumber(ARGV[3 * i + 3]) >= 0 then
-      redis.call('ZADD', running, now_ms, id)
-      redis.call('EXPIRE', running, STALE)
+    if s.tpm >= 0 then
+      local left = s.tpm - tsum - tokens
+      if tokens > s.tpm then
+        refuse(2, i, WINDOW * 1000); too_large = 1
+      elseif left < 0 then
+        refuse(2, i, wait_for(s, 't', tokens, tsum, s.tpm))
+      end
+      if tk_left == nil or left < tk_left then tk_limit, tk_left, tk_reset = s.tpm, left, reset end
     end
+    if s.conc >= 0 and s.busy >= s.conc then refuse(3, i, 1000) end
+  end
+  if refused == 0 then
+    for i = 1, n do
+      local s = mine[i]
+      s.added_r, s.added_t = s.added_r + 1, s.added_t + tokens
+      if s.conc >= 0 then
+        s.busy = s.busy + 1
+        s.started[#s.started + 1] = now_ms
+        s.started[#s.started + 1] = id
+      end
+    end
+  end
+  local row = {refused == 0 and 1 or 0, refused, whose, wait, too_large,
+               rq_limit, rq_left or 0, rq_reset, tk_limit, tk_left or 0, tk_reset, second}
+  for _, v in ipairs(row) do out[#out + 1] = v end
+end
+for _, s in ipairs(subjects) do
+  if s.added_r > 0 then
+    redis.call('HINCRBY', s.hash, 'r' .. second, s.added_r)
+    redis.call('HINCRBY', s.hash, 'sr', s.added_r)
+    if s.added_t > 0 then
+      redis.call('HINCRBY', s.hash, 't' .. second, s.added_t)
+      redis.call('HINCRBY', s.hash, 'st', s.added_t)
+    end
+    redis.call('HSETNX', s.hash, 'tail', oldest)
+    redis.call('EXPIRE', s.hash, WINDOW * 2)
+  end
+  if #s.started > 0 then
+    redis.call('ZADD', s.running, unpack(s.started))
+    redis.call('EXPIRE', s.running, STALE)
   end
 end
-return {refused == 0 and 1 or 0, refused, whose, wait, too_large,
-        rq_limit, rq_left or 0, rq_reset, tk_limit, tk_left or 0, tk_reset, second}
+return out
 """
+ADMIT_FIELDS = 12
 
-# KEYS as ADMIT's; ARGV: request id, the second counted in, tokens to add (may
-# be negative: the call used less than it held).
+# Ends a batch of calls. KEYS as ADMIT's; ARGV per call: request id, the second
+# counted in, tokens to add (may be negative: the call used less than it
+# held), how many subjects and their indexes.
 FINISH = """
-local id, second, delta = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 1, #KEYS / 2 do
-  local hash, running = KEYS[2 * i - 1], KEYS[2 * i]
-  redis.call('ZREM', running, id)
-  local tail = tonumber(redis.call('HGET', hash, 'tail'))
-  if delta ~= 0 and tail ~= nil and second >= tail
-      and redis.call('HEXISTS', hash, 't' .. second) == 1 then
-    redis.call('HINCRBY', hash, 't' .. second, delta)
-    redis.call('HINCRBY', hash, 'st', delta)
+local pos = 1
+while pos <= #ARGV do
+  local id, second, delta = ARGV[pos], tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
+  local n = tonumber(ARGV[pos + 3])
+  for k = 1, n do
+    local j = tonumber(ARGV[pos + 3 + k])
+    local hash, running = KEYS[2 * j - 1], KEYS[2 * j]
+    redis.call('ZREM', running, id)
+    if delta ~= 0 then
+      local tail = tonumber(redis.call('HGET', hash, 'tail'))
+      if tail ~= nil and second >= tail and redis.call('HEXISTS', hash, 't' .. second) == 1 then
+        redis.call('HINCRBY', hash, 't' .. second, delta)
+        redis.call('HINCRBY', hash, 'st', delta)
+      end
+    end
   end
+  pos = pos + 4 + n
 end
 return 1
 """
@@ -170,59 +212,139 @@ def _script(text: str) -> str:
     return text.replace("WINDOW", str(WINDOW_S)).replace("STALE", str(STALE_CALL_S))
 
 
+@dataclass(slots=True)
+class _Asked:
+    """An admit waiting for its batch's answer."""
+
+    request_id: str
+    subjects: Sequence[Subject]
+    tokens: int
+    answer: asyncio.Future[Admission]
+
+
 class SharedLimiter:
+    """Admits and finishes are batched: those asked for while a script call is
+    on its way go together in the next one (one ``EVALSHA`` for the batch,
+    decided call by call in order, as if each had been its own), so under load
+    a call costs a fraction of a round trip and of a script run."""
+
     def __init__(self, url: str, fail_open: bool = True, prefix: str = "tollway") -> None:
         self.client = RespClient(url, connect_timeout_s=0.25, timeout_s=0.5)
         self.fail_open = fail_open
         self.unavailable = 0  # calls decided without Redis
+        self.script_calls = 0  # admit and finish batches sent
         self._admit = Script(_script(ADMIT))
         self._finish = Script(_script(FINISH))
         self._down_until = 0.0
         self._logged_at = 0.0
+        self._asked: list[_Asked] = []
+        self._admitting: asyncio.Future[None] | None = None
         # Finishes Redis has not taken yet (the oldest dropped past MAX_UNFINISHED).
         self._unfinished: deque[tuple[Ticket, int]] = deque(maxlen=MAX_UNFINISHED)
+        self._finishing: asyncio.Future[None] | None = None
         self.now_ms = 0  # tests set a clock; 0: Redis's own
         self.prefix = f"{prefix}:limits:{SLOT}:"
 
     async def admit(self, request_id: str, subjects: Sequence[Subject], tokens: int) -> Admission:
         if time.monotonic() < self._down_until:
             return self._without_redis(None)
-        keys = self._keys(subjects)
-        args: list[str | int] = [self.now_ms, request_id, tokens]
-        for subject in subjects:
-            limits = subject.limits
-            args += [_arg(limits.rpm), _arg(limits.tpm), _arg(limits.concurrent)]
-        try:
-            found = await self.client.run(self._admit, keys, args)
-        except (OSError, ReplyError) as exc:  # unreachable, timed out, or LOADING after a restart
-            return self._without_redis(exc)
-        return _admission(found, request_id, subjects, tokens)
+        answer: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
+        self._asked.append(_Asked(request_id, subjects, tokens, answer))
+        if self._admitting is None:
+            self._admitting = asyncio.ensure_future(self._send_admits())
+        return await answer
 
     async def finish(self, ticket: Ticket, used_tokens: int) -> None:
         """End the call's slot and settle its tokens; while Redis is down, kept
         (up to MAX_UNFINISHED) and sent once it answers again, so a blip does
         not leave slots taken until they go stale."""
+        sending = self._queue_finish(ticket, used_tokens)
+        if sending is not None:
+            await asyncio.shield(sending)  # it runs until every finish is sent
+
+    def _queue_finish(self, ticket: Ticket, used_tokens: int) -> asyncio.Future[None] | None:
+        """Queue a finish; the batch sending it (None while Redis is down)."""
         self._unfinished.append((ticket, used_tokens))
         if time.monotonic() < self._down_until:
-            return
-        while self._unfinished:  # (taken before the await: concurrent finishes never share one)
-            ticket, used_tokens = self._unfinished.popleft()
-            args: list[str | int] = [ticket.request_id, ticket.second, used_tokens - ticket.tokens]
-            try:
-                await self.client.run(self._finish, self._keys(ticket.subjects), args)
-            except (OSError, ReplyError) as exc:
-                self._unfinished.appendleft((ticket, used_tokens))
-                self._down(exc)
-                return
+            return None
+        if self._finishing is None:
+            self._finishing = asyncio.ensure_future(self._send_finishes())
+        return self._finishing
 
     async def close(self) -> None:
         await self.client.close()
 
-    def _keys(self, subjects: Sequence[Subject]) -> list[str]:
-        keys = []
-        for subject in subjects:
-            keys += [f"{self.prefix}{subject.key}:buckets", f"{self.prefix}{subject.key}:running"]
-        return keys
+    async def _send_admits(self) -> None:
+        try:
+            while self._asked:
+                batch, self._asked = self._asked[:MAX_BATCH], self._asked[MAX_BATCH:]
+                await self._admit_batch(batch)
+        finally:
+            self._admitting = None
+
+    async def _admit_batch(self, batch: list[_Asked]) -> None:
+        keys, args, indexes = self._subjects_of([asked.subjects for asked in batch])
+        args[:0] = [self.now_ms, len(keys) // 2]
+        for asked, mine in zip(batch, indexes, strict=True):
+            args += [asked.request_id, asked.tokens, len(mine), *mine]
+        try:
+            self.script_calls += 1
+            found = await self.client.run(self._admit, keys, args)
+        except (OSError, ReplyError) as exc:  # unreachable, timed out, or LOADING after a restart
+            self._down(exc)
+            for asked in batch:
+                self._answer_without_redis(asked.answer)
+            return
+        for i, asked in enumerate(batch):
+            row = found[i * ADMIT_FIELDS : (i + 1) * ADMIT_FIELDS]
+            admission = _admission(row, asked.request_id, asked.subjects, asked.tokens)
+            if not asked.answer.cancelled():
+                asked.answer.set_result(admission)
+            elif admission.ticket is not None:  # the caller left: its slot goes back
+                self._queue_finish(admission.ticket, 0)
+
+    async def _send_finishes(self) -> None:
+        try:
+            while self._unfinished:
+                count = min(len(self._unfinished), MAX_BATCH)
+                batch = [self._unfinished.popleft() for _ in range(count)]
+                keys, _, indexes = self._subjects_of([ticket.subjects for ticket, _ in batch])
+                args: list[str | int] = []
+                for (ticket, used), mine in zip(batch, indexes, strict=True):
+                    args += [ticket.request_id, ticket.second, used - ticket.tokens]
+                    args += [len(mine), *mine]
+                try:
+                    self.script_calls += 1
+                    await self.client.run(self._finish, keys, args)
+                except (OSError, ReplyError) as exc:
+                    self._unfinished.extendleft(reversed(batch))
+                    self._down(exc)
+                    return
+        finally:
+            self._finishing = None
+
+    def _subjects_of(
+        self, calls: list[Sequence[Subject]]
+    ) -> tuple[list[str], list[str | int], list[list[int]]]:
+        """The batch's subjects once each: their keys, their limits (ADMIT's
+        arguments), and each call's subjects as indexes into them."""
+        index: dict[str, int] = {}
+        keys: list[str] = []
+        limits: list[str | int] = []
+        indexes = []
+        for subjects in calls:
+            mine = []
+            for subject in subjects:
+                j = index.get(subject.key)
+                if j is None:
+                    j = index[subject.key] = len(index) + 1
+                    named = self.prefix + subject.key
+                    keys += [f"{named}:buckets", f"{named}:running"]
+                    rule = subject.limits
+                    limits += [_arg(rule.rpm), _arg(rule.tpm), _arg(rule.concurrent)]
+                mine.append(j)
+            indexes.append(mine)
+        return keys, limits, indexes
 
     def _without_redis(self, exc: BaseException | None) -> Admission:
         if exc is not None:
@@ -231,6 +353,14 @@ class SharedLimiter:
         if self.fail_open:
             return Admission(None)  # passes, counted nowhere
         raise limits_unavailable()
+
+    def _answer_without_redis(self, answer: asyncio.Future[Admission]) -> None:
+        if answer.cancelled():
+            return
+        try:
+            answer.set_result(self._without_redis(None))
+        except ApiError as refused:
+            answer.set_exception(refused)
 
     def _down(self, exc: BaseException) -> None:
         now = time.monotonic()
