@@ -193,16 +193,5 @@ def start_nginx(sup: Supervisor, replicas: list[Replica]) -> str:
 
 
 def _nginx_main(site: Path) -> str:
-    """A minimal main config around the deploy site file."""
-    return f"""worker_processes 1;
-pid nginx.pid;
-events {{ worker_connections 4096; }}
-http {{
-    client_body_temp_path tmp_body;
-    proxy_temp_path tmp_proxy;
-    fastcgi_temp_path tmp_fastcgi;
-    uwsgi_temp_path tmp_uwsgi;
-    scgi_temp_path tmp_scgi;
-    include {site};
-}}
-"""
+    """The scratch-prefix main config (deploy/nginx/standalone.conf) around the site file."""
+    return (NGINX_CONF.parent / "standalone.conf").read_text().replace("SITE", str(site))

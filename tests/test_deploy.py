@@ -68,20 +68,8 @@ def need_nginx() -> str:
 
 
 def nginx_main(site: Path) -> str:
-    """The smallest main config around the site file, as production's
-    /etc/nginx/nginx.conf includes it: paths relative to the temp prefix."""
-    return f"""worker_processes 1;
-pid nginx.pid;
-events {{ worker_connections 1024; }}
-http {{
-    client_body_temp_path tmp_body;
-    proxy_temp_path tmp_proxy;
-    fastcgi_temp_path tmp_fastcgi;
-    uwsgi_temp_path tmp_uwsgi;
-    scgi_temp_path tmp_scgi;
-    include {site};
-}}
-"""
+    """The scratch-prefix main config (deploy/nginx/standalone.conf) around the site file."""
+    return (DEPLOY / "nginx" / "standalone.conf").read_text().replace("SITE", str(site))
 
 
 @contextmanager
