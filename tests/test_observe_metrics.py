@@ -108,6 +108,23 @@ async def test_refusals_counted_by_code(served: Served) -> None:
     assert total(scraped, "tollway_requests_total") == 0  # none was metered
 
 
+async def test_management_api_refusals_are_counted_too(served: Served) -> None:
+    management_key, _ = await customer(served)
+    async with served.client("not-a-management-key") as c:
+        assert (await c.get("/api/tokens")).status_code == 401
+    async with served.client(management_key) as c:
+        assert (await c.post("/api/tokens", json={"name": 5})).status_code == 400
+        assert (await c.get("/api/tokens/999999")).status_code == 404
+        assert (await c.get("/api/no-such-thing")).status_code == 404
+        assert (await c.post("/api/users", json={"username": "x"})).status_code == 403
+    scraped = await scrape(served.base_url)
+    name = "tollway_refusals_total"
+    assert total(scraped, name, status="401") == 1
+    assert total(scraped, name, code="invalid_request", status="400") == 1
+    assert total(scraped, name, status="404") == 2
+    assert total(scraped, name, status="403") == 1
+
+
 async def test_failed_attempts_and_cooldowns_by_channel(
     served: Served, simulator: Simulator
 ) -> None:

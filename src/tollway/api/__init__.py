@@ -14,6 +14,7 @@ from starlette.responses import Response
 from tollway.api import accounts, audit, catalog, channels, groups, tokens, usage, webhooks
 from tollway.db.engine import is_outage
 from tollway.errors import ApiError, database_unavailable, internal_error
+from tollway.relay.fastpath import refused
 
 log = logging.getLogger(__name__)
 
@@ -92,21 +93,26 @@ async def _internal_error(_: Request, exc: Exception) -> Response:
     return internal_error().response()
 
 
-async def _api_error(_: Request, exc: Exception) -> Response:
+async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return exc.response()
+    return _refused(request, exc)
 
 
-async def _validation_error(_: Request, exc: Exception) -> Response:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
     where = ".".join(str(p) for p in first["loc"][1:]) or None
-    return ApiError(
-        400, f"Invalid {where or 'request'}: {first['msg']}", "invalid_request", param=where
-    ).response()
+    message = f"Invalid {where or 'request'}: {first['msg']}"
+    return _refused(request, ApiError(400, message, "invalid_request", param=where))
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return ApiError(exc.status_code, str(exc.detail), code).response()
+    return _refused(request, ApiError(exc.status_code, str(exc.detail), code))
+
+
+def _refused(request: Request, error: ApiError) -> Response:
+    """The error's answer, counted in the metrics' refusals as /v1's are."""
+    refused(request, error)
+    return error.response()
