@@ -296,7 +296,7 @@ async def test_an_admit_whose_caller_left_gives_its_slot_back() -> None:
 async def _closing_and_killed_connections_are_replaced(url: str) -> None:
     """A connection closing but not yet reported lost, and one Redis killed,
     are both replaced: later calls are counted, none passes unchecked for long."""
-    limiter = SharedLimiter(url)
+    limiter = SharedLimiter(url, leases=False)  # every call on the connection
     subject = (token(Limits(rpm=1000)),)
     try:
         assert (await limiter.admit("a", subject, 0)).ticket is not None
@@ -329,3 +329,77 @@ def test_closing_and_killed_connections_are_replaced(loop: str) -> None:
         uvloop.run(_closing_and_killed_connections_are_replaced(url))
     else:
         asyncio.run(_closing_and_killed_connections_are_replaced(url))
+
+
+async def test_a_lease_admits_calls_far_from_their_limits_without_redis() -> None:
+    limiter = SharedLimiter(need_redis())
+    subject = (token(Limits(rpm=1000, tpm=100_000, concurrent=100)),)
+    limiter.now_ms = 7_000_000_000
+    try:
+        first = await limiter.admit("first", subject, 100)
+        assert first.ticket is not None and limiter.script_calls == 1
+        later = [await limiter.admit(f"r{i}", subject, 100) for i in range(20)]
+        assert all(a.ticket is not None for a in later) and limiter.script_calls == 1
+        assert [a.requests.remaining for a in later if a.requests] == list(range(998, 978, -1))
+        assert [a.tokens.remaining for a in later if a.tokens][-1] == 100_000 - 21 * 100
+        for admission in later:  # they used half what they held: back to the lease
+            assert admission.ticket is not None
+            await limiter.finish(admission.ticket, 50)
+        assert limiter.script_calls == 1
+    finally:
+        await limiter.close()
+    # Closed, the lease gave back what it did not use: Redis counts the calls made.
+    check = SharedLimiter(need_redis(), leases=False)
+    check.now_ms = 7_000_000_000
+    try:
+        seen = await check.admit("check", subject, 0)
+        assert seen.requests and seen.requests.remaining == 1000 - 22
+        assert seen.tokens and seen.tokens.remaining == 100_000 - 100 - 20 * 50
+    finally:
+        await check.close()
+
+
+async def test_replicas_with_leases_never_pass_a_shared_limit() -> None:
+    """Three limiters taking leases of one limit: together they never admit
+    more than it; what leases hold only delays calls, and goes back when
+    they end."""
+    limiters = [SharedLimiter(need_redis()) for _ in range(3)]
+    subject = (account(Limits(rpm=200)),)
+    for limiter in limiters:
+        limiter.now_ms = 9_000_000_000
+    try:
+        answers = []
+        for i in range(300):
+            answers.append(await limiters[i % 3].admit(f"r{i}", subject, 0))
+        admitted = sum(a.ticket is not None for a in answers)
+        assert 150 <= admitted <= 200  # never past; at most the leases' shares short
+    finally:
+        for limiter in limiters:
+            await limiter.close()
+    check = SharedLimiter(need_redis(), leases=False)
+    check.now_ms = 9_000_000_000
+    try:
+        seen = await check.admit("check", subject, 0)
+        assert seen.requests and seen.requests.remaining == 200 - admitted - 1
+    finally:
+        await check.close()
+
+
+async def test_a_lease_ends_with_its_second_and_gives_back_what_it_holds() -> None:
+    """On Redis's clock: a lease's unused requests and slots are Redis's again
+    once its second is over, with no call needed to notice."""
+    limiter = SharedLimiter(need_redis())
+    subject = (token(Limits(rpm=1000, concurrent=100)),)
+    key = f"{limiter.prefix}{subject[0].key}"
+    try:
+        admission = await limiter.admit("a", subject, 0)
+        assert admission.ticket is not None
+        assert int(await limiter.client.run_raw(b"HGET", f"{key}:buckets", b"sr")) > 1
+        assert int(await limiter.client.run_raw(b"ZCARD", f"{key}:running")) > 1
+        await asyncio.sleep(1.2)
+        assert int(await limiter.client.run_raw(b"HGET", f"{key}:buckets", b"sr")) == 1
+        assert int(await limiter.client.run_raw(b"ZCARD", f"{key}:running")) == 1  # the call
+        await limiter.finish(admission.ticket, 0)  # its lease is over: ended in Redis
+        assert int(await limiter.client.run_raw(b"ZCARD", f"{key}:running")) == 0
+    finally:
+        await limiter.close()

@@ -85,6 +85,10 @@ class Ticket:
     subjects: tuple[Subject, ...]
     tokens: int  # counted up front
     second: int  # the bucket they were counted in
+    # Admitted from leases (limits/leases.py): per subject its lease and the
+    # slot taken from it ('' where calls at once are not limited).
+    slots: tuple[str, ...] = ()
+    leases: tuple[Any, ...] | None = None
 
 
 @dataclass(slots=True)
