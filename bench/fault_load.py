@@ -39,6 +39,13 @@ KINDS: list[tuple[str, str, dict[str, Any], bool]] = [
 WEIGHTS = [10] * (len(KINDS) - 2) + [1, 1]
 
 
+# Answers that prove a call was admitted by the rate limits: it was served,
+# refused for funds (the hold comes after the limits), or its upstream failed.
+# A 429 was refused; a 503 proves nothing (the database down while the key
+# was looked up comes before the limits), so it is left out of the check.
+ADMITTED = frozenset({200, 402, 502, 504})
+
+
 @dataclass
 class Customer:
     account_id: int
@@ -119,7 +126,7 @@ async def _worker(
             tally.errors[type(exc).__name__] += 1
             continue
         tally.by_status[status] += 1
-        if status != 429 and customer.rpm_limit is not None:
+        if status in ADMITTED and customer.rpm_limit is not None:
             tally.passed_at.setdefault(customer.key, []).append(sent)
 
 
