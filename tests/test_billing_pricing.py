@@ -456,3 +456,89 @@ GPT4O_TIERED = Model(
         tiers=(PriceTier(272_000, PerUsePrice(usd_to_nano("10"), usd_to_nano("15"))),),
     ),
 )
+
+
+# --- characters and audio minutes (speech, transcription) ---------------------------
+
+TTS1 = Model(
+    "tts-1", ModelKind.SPEECH, "openai", per_use=PerUsePrice(input_mchar=usd_to_nano("15"))
+)
+WHISPER = Model(
+    "whisper-1",
+    ModelKind.TRANSCRIPTION,
+    "openai",
+    per_use=PerUsePrice(audio_input_minute=usd_to_nano("0.006")),
+)
+
+
+@pytest.mark.parametrize(
+    ("model", "usage", "expected_nano"),
+    [
+        (TTS1, Usage(input_characters=44), 660_000),  # 44 x $15 / 1M
+        (TTS1, Usage(input_characters=1), 15_000),
+        (TTS1, Usage(input_characters=4096), 61_440_000),
+        (WHISPER, Usage(audio_input_ms=60_000), 6_000_000),  # one minute
+        (WHISPER, Usage(audio_input_ms=3_000), 300_000),
+        (WHISPER, Usage(audio_input_ms=1), 100),  # 6e6 / 60,000 nano a ms
+        (WHISPER, Usage(audio_input_ms=2_500), 250_000),
+    ],
+)
+def test_characters_and_audio_minutes_are_exact(
+    model: Model, usage: Usage, expected_nano: int
+) -> None:
+    assert bill(model, BillingMethod.PER_USE, usage).total_nano == expected_nano
+
+
+def test_a_minute_price_rounds_once_half_up_with_the_other_lines() -> None:
+    # 100 nano-USD a minute: 1 ms is 1/600 nano; 300 ms is 0.5 nano (rounds up),
+    # 299 ms 0.498 (down); with a token line, the sum is rounded once.
+    cheap = Model("m", ModelKind.TRANSCRIPTION, "x", per_use=PerUsePrice(
+        input_mtok=usd_to_nano("0.0005"), audio_input_minute=usd_to_nano("0.0000001")))  # fmt: skip
+    assert bill(cheap, BillingMethod.PER_USE, Usage(audio_input_ms=300)).total_nano == 1
+    assert bill(cheap, BillingMethod.PER_USE, Usage(audio_input_ms=299)).total_nano == 0
+    # 1 input token = 0.5 nano, 299 ms = 0.498: 0.998 -> 1 (two rounded parts would be 1 + 0)
+    both = Usage(input_tokens=1, audio_input_ms=299)
+    assert bill(cheap, BillingMethod.PER_USE, both).total_nano == 1
+    cost = bill(cheap, BillingMethod.PER_USE, both)
+    assert [(line.name, line.per) for line in cost.lines] == [
+        ("input_tokens", 1_000_000),
+        ("audio_input_ms", 60_000),
+    ]
+    assert sum(line.cost_nano for line in cost.lines) == Decimal(1) / 2 + Decimal(299) / 600
+
+
+def test_a_class_without_any_price_is_an_error_not_free() -> None:
+    with pytest.raises(PricingError, match="input_tokens"):
+        bill(TTS1, BillingMethod.PER_USE, Usage(input_tokens=10))
+    with pytest.raises(PricingError, match="audio_input_ms"):
+        bill(TTS1, BillingMethod.PER_USE, Usage(audio_input_ms=10))
+    with pytest.raises(PricingError, match="output_tokens"):
+        bill(WHISPER, BillingMethod.PER_USE, Usage(output_tokens=1))
+    with pytest.raises(PricingError, match="negative"):
+        bill(TTS1, BillingMethod.PER_USE, Usage(input_characters=-1))
+
+
+def test_a_per_use_price_needs_a_class() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        PerUsePrice()
+
+
+def test_audio_holds() -> None:
+    from tollway.billing import audio
+    from tollway.billing.shapes import AudioShape
+
+    speech = AudioShape(transcribes=False, characters=44, text_bytes=44, speed_percent=100)
+    assert hold_usage(CallShape(0, audio=speech), TTS1).input_characters == 44
+    assert hold_bill(TTS1, BillingMethod.PER_USE, CallShape(0, audio=speech)).total_nano == 660_000
+    wav = AudioShape(transcribes=True, audio_bytes=96_044, audio_ms=3_000)
+    assert hold_usage(CallShape(0, audio=wav), WHISPER).audio_input_ms == 3_000
+    mp3 = AudioShape(transcribes=True, audio_bytes=75_000)  # 100 s at 6 kbit/s
+    assert hold_usage(CallShape(0, audio=mp3), WHISPER).audio_input_ms == 100_000
+    # the estimate without usage is at 128 kbit/s, never above the hold
+    assert audio.estimated_audio_ms(mp3) == 4_688
+    tts = Model("t", ModelKind.SPEECH, "x", per_use=PerUsePrice(
+        input_mtok=usd_to_nano("0.6"), output_mtok=usd_to_nano("12")))  # fmt: skip
+    slow = AudioShape(transcribes=False, characters=100, text_bytes=100, speed_percent=25)
+    held = hold_usage(CallShape(0, audio=slow), tts)
+    assert (held.input_tokens, held.audio_output_tokens) == (101, 1600)
+    assert audio.speech_estimate(slow, 20).audio_output_tokens <= held.audio_output_tokens

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tollway.catalog import (
     Catalog,
@@ -23,6 +25,7 @@ from tollway.types import (
     PerCallPrice,
     PerCallUnit,
     PerUsePrice,
+    usd_to_nano,
 )
 
 PER_USE = frozenset({BillingMethod.PER_USE})
@@ -510,3 +513,56 @@ def test_shipped_catalog_resolves_every_name(catalog: Catalog) -> None:
         for name in (model.id, *model.aliases):
             assert catalog.get(name) is model
             assert catalog.get(name.upper()) is model
+
+
+# --- per character and per audio minute prices ------------------------------------------
+
+_PRICE_TEXT = st.from_regex(r"[0-9]{1,6}(\.[0-9]{1,9})?", fullmatch=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(price=_PRICE_TEXT, field=st.sampled_from(["input_mchar", "audio_input_minute"]))
+def test_character_and_minute_prices_load_exactly(
+    tmp_path_factory: pytest.TempPathFactory, price: str, field: str
+) -> None:
+    path = tmp_path_factory.mktemp("c") / "audio.yaml"
+    body = _entry(kind="speech", per_call="<drop>", per_use=f'{{{field}: "{price}"}}')
+    path.write_text("models:\n" + body)
+    [model] = load_catalog_files([path])
+    assert model.per_use is not None
+    assert getattr(model.per_use, field) == usd_to_nano(price)
+    assert model.per_use.input_mtok is None and model.per_use.output_mtok is None
+
+
+@pytest.mark.parametrize(
+    ("per_use", "expected"),
+    [
+        ("{}", "per_use needs at least one price"),
+        ("{input_mchar: 15}", "got int 15"),
+        ('{audio_input_minute: "-0.006"}', "negative"),
+        ('{input_mchar: "0.0000000001"}', "9 decimal places"),
+    ],
+)
+def test_bad_character_and_minute_prices_are_refused(
+    write: Callable[..., Path], per_use: str, expected: str
+) -> None:
+    path = write(_entry(kind="speech", per_call="<drop>", per_use=per_use), name="bad.yaml")
+    with pytest.raises(CatalogError, match=r"bad\.yaml: model 'm'") as caught:
+        load_catalog_files([path])
+    assert expected in str(caught.value)
+
+
+def test_the_shipped_audio_models(catalog: Catalog) -> None:
+    expected = {
+        "tts-1": (ModelKind.SPEECH, "input_mchar", "15"),
+        "tts-1-hd": (ModelKind.SPEECH, "input_mchar", "30"),
+        "whisper-1": (ModelKind.TRANSCRIPTION, "audio_input_minute", "0.006"),
+        "gpt-4o-mini-tts": (ModelKind.SPEECH, "output_mtok", "12"),
+        "gpt-4o-transcribe": (ModelKind.TRANSCRIPTION, "audio_input_mtok", "6"),
+        "gpt-4o-mini-transcribe": (ModelKind.TRANSCRIPTION, "audio_input_mtok", "3"),
+    }
+    for model_id, (kind, field, usd) in expected.items():
+        model = catalog.get(model_id)
+        assert model is not None and model.per_use is not None, model_id
+        assert model.kind is kind
+        assert getattr(model.per_use, field) == usd_to_nano(usd)

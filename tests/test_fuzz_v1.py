@@ -36,14 +36,34 @@ BODY_FIELDS = {
         "stream_options", "tools", "temperature", "user",
     ],
     "POST /v1/embeddings": ["model", "input", "dimensions", "encoding_format"],
+    "POST /v1/completions": [
+        "model", "prompt", "max_tokens", "n", "best_of", "echo", "logprobs", "suffix", "stream",
+        "stream_options",
+    ],
+    "POST /v1/moderations": ["model", "input"],
+    "POST /v1/rerank": ["model", "query", "documents", "top_n", "return_documents"],
     "POST /v1/images/generations": [
         "model", "prompt", "n", "size", "quality", "response_format", "stream", "background",
     ],
+    # multipart endpoints: a JSON body (what the fuzz sends) carries no image file
+    "POST /v1/images/edits": ["model", "prompt", "image", "n", "size", "input_fidelity"],
+    "POST /v1/images/variations": ["model", "image", "n", "size"],
     "POST /v1/videos": ["model", "prompt", "seconds", "size"],
     "POST /v1/videos/{video_id}/remix": ["prompt", "model"],
+    "POST /v1/audio/speech": [
+        "model", "input", "voice", "response_format", "speed", "stream_format", "instructions",
+    ],
+    "POST /v1/audio/transcriptions": ["model", "file", "response_format", "stream", "prompt"],
+    "POST /v1/audio/translations": ["model", "file", "response_format"],
+    "POST /v1/responses": [
+        "model", "input", "instructions", "max_output_tokens", "stream", "store", "tools",
+        "tool_choice", "previous_response_id", "metadata", "reasoning", "text", "temperature",
+    ],
 }  # fmt: skip
 QUERY_FIELDS = {
     "GET /v1/videos": ["after", "limit", "order"],
+    "GET /v1/responses/{response_id}/input_items": ["after", "limit", "order"],
+    "GET /v1/responses/{response_id}": ["stream", "starting_after"],
     "GET /v1/videos/{video_id}/content": ["variant"],
 }
 # A field's likely values, so that bodies get past the first check often.
@@ -71,9 +91,18 @@ VALID: dict[str, dict[str, Any]] = {
         "max_tokens": 4,
     },
     "POST /v1/embeddings": {"model": "text-embedding-3-small", "input": "hi"},
+    "POST /v1/completions": {"model": "gpt-3.5-turbo-instruct", "prompt": "hi", "max_tokens": 4},
+    "POST /v1/moderations": {"input": "hi"},
+    "POST /v1/rerank": {"model": "rerank-v3.5", "query": "hi", "documents": ["a", "b"]},
     "POST /v1/images/generations": {"model": "dall-e-3", "prompt": "a cat"},
+    "POST /v1/images/edits": {"model": "gpt-image-1", "prompt": "a cat", "image": "x"},
+    "POST /v1/images/variations": {"model": "dall-e-2", "image": "x"},
     "POST /v1/videos": {"model": "sora-2", "prompt": "a cat", "seconds": "4"},
     "POST /v1/videos/{video_id}/remix": {"prompt": "again"},
+    "POST /v1/audio/speech": {"model": "tts-1", "input": "hi", "voice": "alloy"},
+    "POST /v1/audio/transcriptions": {"model": "whisper-1", "file": "x"},
+    "POST /v1/audio/translations": {"model": "whisper-1", "file": "x"},
+    "POST /v1/responses": {"model": "gpt-4o", "input": "hi [sim:tokens=2]", "max_output_tokens": 9},
 }
 
 
@@ -155,7 +184,7 @@ def request_strategy(world: World) -> st.SearchStrategy[dict[str, Any]]:
         route = draw(st.sampled_from(ROUTES + sorted(VALID) * 2))  # calls more often
         method, template = route.split(" ", 1)
         path = template
-        for name in ("video_id", "model"):
+        for name in ("video_id", "model", "response_id"):
             if "{" + name + "}" in path:
                 path = path.replace("{" + name + "}", quote(str(draw(path_value)), safe=""))
         params = draw(

@@ -160,7 +160,7 @@ QUOTES = [
     ("sora-2", {"input": "one"}, "POST /v1/videos"),
     ("dall-e-3", {"messages": HELLO}, "POST /v1/images/generations"),
     ("gpt-4o", {"prompt": "a cat"}, "POST /v1/chat/completions"),
-    ("gpt-4o", {"input": "one"}, "POST /v1/chat/completions"),
+    ("gpt-4o", {"query": "q", "documents": ["a"]}, "POST /v1/chat/completions"),
     ("text-embedding-3-small", {"messages": HELLO}, "POST /v1/embeddings"),
 ]
 

@@ -9,8 +9,10 @@ asked for (dall-e-3 on chat).
 
 Audio models are chat's: the catalog's audio kind is mostly chat-completions
 models (gpt-audio, gpt-4o-audio-preview), and the gateway has no audio
-endpoint; an audio model the upstream does not serve on chat (a transcriber)
-gets the upstream's own 4xx, passed on.
+endpoint; an audio model the upstream does not serve on chat gets the
+upstream's own 4xx, passed on. Speech models (tts-1, gpt-4o-mini-tts) are
+served by /v1/audio/speech and transcribers (whisper-1, gpt-4o-transcribe) by
+/v1/audio/transcriptions and /translations: kinds of their own.
 """
 
 from __future__ import annotations
@@ -35,13 +37,28 @@ CHAT = MeteredEndpoint(
     "POST /v1/chat/completions",
     frozenset({ModelKind.TEXT, ModelKind.MULTIMODAL, ModelKind.AUDIO}),
 )
+RESPONSES = MeteredEndpoint("POST /v1/responses", CHAT.kinds)  # chat's models, Responses' shape
 EMBEDDINGS = MeteredEndpoint("POST /v1/embeddings", frozenset({ModelKind.EMBEDDING}))
 IMAGES = MeteredEndpoint("POST /v1/images/generations", frozenset({ModelKind.IMAGE}))
+IMAGE_EDITS = MeteredEndpoint("POST /v1/images/edits", IMAGES.kinds)
+IMAGE_VARIATIONS = MeteredEndpoint("POST /v1/images/variations", IMAGES.kinds)
 VIDEOS = MeteredEndpoint("POST /v1/videos", frozenset({ModelKind.VIDEO}))
 REMIX = MeteredEndpoint("POST /v1/videos/{id}/remix", VIDEOS.kinds)
+SPEECH = MeteredEndpoint("POST /v1/audio/speech", frozenset({ModelKind.SPEECH}))
+TRANSCRIPTIONS = MeteredEndpoint(
+    "POST /v1/audio/transcriptions", frozenset({ModelKind.TRANSCRIPTION})
+)
+TRANSLATIONS = MeteredEndpoint("POST /v1/audio/translations", TRANSCRIPTIONS.kinds)
+# Legacy completions serve text models only: OpenAI serves them for its
+# instruct and base models, OpenAI-compatible servers (vLLM, DeepSeek) for
+# their text models; a multimodal chat model (gpt-4o) is chat's.
+COMPLETIONS = MeteredEndpoint("POST /v1/completions", frozenset({ModelKind.TEXT}))
+MODERATIONS = MeteredEndpoint("POST /v1/moderations", frozenset({ModelKind.MODERATION}))
+RERANK = MeteredEndpoint("POST /v1/rerank", frozenset({ModelKind.RERANK}))
 
 # In the order a refusal looks for the endpoint to name: the first that serves a kind.
-METERED = (CHAT, EMBEDDINGS, IMAGES, VIDEOS, REMIX)
+METERED = (CHAT, EMBEDDINGS, IMAGES, VIDEOS, REMIX, SPEECH, TRANSCRIPTIONS, TRANSLATIONS,
+           COMPLETIONS, MODERATIONS, RERANK, IMAGE_EDITS, IMAGE_VARIATIONS)  # fmt: skip
 
 
 def check_kind(model: Model, endpoint: MeteredEndpoint) -> None:
@@ -70,12 +87,23 @@ def serving(kind: ModelKind) -> MeteredEndpoint | None:
 def quoted_endpoint(model: Model, request: Mapping[str, Any]) -> MeteredEndpoint:
     """The endpoint a quote's ``request`` body is for, read from its fields as
     the quote prices it: ``messages`` chat, ``input`` embeddings, a ``prompt``
-    images or, for a video model, videos (both take a prompt)."""
+    images or, for a video model, videos (both take a prompt); for a text
+    model a ``prompt`` is a legacy completion, for a moderation model an
+    ``input`` a moderation, for a chat model a Responses call; ``query`` and
+    ``documents`` a rerank."""
     if "messages" in request:
         return CHAT
+    if model.kind in SPEECH.kinds or model.kind in TRANSCRIPTIONS.kinds:  # audio: by the model
+        return SPEECH if model.kind in SPEECH.kinds else TRANSCRIPTIONS
+    if "query" in request and "documents" in request:
+        return RERANK
     if "input" in request:
-        return EMBEDDINGS
+        if model.kind in RESPONSES.kinds:  # a chat model's input: the Responses API
+            return RESPONSES
+        return MODERATIONS if model.kind is ModelKind.MODERATION else EMBEDDINGS
     if "prompt" in request:
+        if model.kind is ModelKind.TEXT:  # a text model's prompt is a legacy completion
+            return COMPLETIONS
         return VIDEOS if model.kind is ModelKind.VIDEO else IMAGES
     return VIDEOS if model.kind is ModelKind.VIDEO else CHAT
 

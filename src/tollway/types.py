@@ -14,6 +14,8 @@ from enum import StrEnum
 
 NANO_PER_USD = 1_000_000_000
 TOKENS_PER_MTOK = 1_000_000
+CHARS_PER_MCHAR = 1_000_000
+MS_PER_MINUTE = 60_000
 
 # The most any money amount may be, in USD, either way: a credit or debit, a
 # balance, a quota, a price. In nano-USD it is 10**18, so a sum of two (a
@@ -116,6 +118,10 @@ class ModelKind(StrEnum):
     VIDEO = "video"
     EMBEDDING = "embedding"
     AUDIO = "audio"
+    SPEECH = "speech"
+    TRANSCRIPTION = "transcription"
+    MODERATION = "moderation"
+    RERANK = "rerank"
 
 
 # The token classes a usage (and a usage record) counts, in display order.
@@ -131,6 +137,10 @@ TOKEN_CLASSES = (
     "audio_input_tokens",
     "audio_output_tokens",
 )
+# The other units a usage counts (speech by characters read, transcription by
+# milliseconds of audio heard), and every count a usage record keeps.
+UNIT_CLASSES = ("input_characters", "audio_input_ms")
+USAGE_CLASSES = (*TOKEN_CLASSES, *UNIT_CLASSES)
 
 
 class UsageSource(StrEnum):
@@ -140,15 +150,19 @@ class UsageSource(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PerUsePrice:
-    """Per-use prices, integer nano-USD per 1M tokens of each class.
+    """Per-use prices, integer nano-USD per 1M tokens of each class, per 1M
+    input characters (``input_mchar``) and per minute of input audio
+    (``audio_input_minute``). A price needs at least one class; a class used
+    without a price of its own (nor the base input or output price it falls
+    back to) cannot be billed: a PricingError, never free.
 
     ``tiers`` are the prices of long prompts: a call whose prompt has more
     than a tier's ``above_tokens`` pays that tier's prices for all its tokens
     (the cliff the providers use), the highest such tier winning.
     """
 
-    input_mtok: int
-    output_mtok: int
+    input_mtok: int | None = None
+    output_mtok: int | None = None
     cached_input_mtok: int | None = None
     cache_write_mtok: int | None = None  # written to a 5-minute cache
     cache_write_1h_mtok: int | None = None
@@ -156,12 +170,34 @@ class PerUsePrice:
     image_output_mtok: int | None = None
     audio_input_mtok: int | None = None
     audio_output_mtok: int | None = None
+    input_mchar: int | None = None
+    audio_input_minute: int | None = None
     tiers: tuple[PriceTier, ...] = ()
+
+    def __post_init__(self) -> None:
+        if all(getattr(self, name) is None for name in PER_USE_CLASSES):
+            raise ValueError("a per-use price needs at least one priced class")
 
     @property
     def writes_caches(self) -> bool:
         """Whether the catalog prices cache writes for this model (its calls may report them)."""
         return self.cache_write_mtok is not None or self.cache_write_1h_mtok is not None
+
+
+# Every class a per-use price may set, in display order.
+PER_USE_CLASSES = (
+    "input_mtok",
+    "output_mtok",
+    "cached_input_mtok",
+    "cache_write_mtok",
+    "cache_write_1h_mtok",
+    "image_input_mtok",
+    "image_output_mtok",
+    "audio_input_mtok",
+    "audio_output_mtok",
+    "input_mchar",
+    "audio_input_minute",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +291,8 @@ class Usage:
     image_output_tokens: int = 0
     audio_input_tokens: int = 0
     audio_output_tokens: int = 0
+    input_characters: int = 0  # characters read aloud (speech priced per 1M characters)
+    audio_input_ms: int = 0  # milliseconds of audio heard (priced per minute)
     items: int = 1
     source: UsageSource = UsageSource.UPSTREAM
     # What a per-call price table is looked up by: "<size>/<quality>" as the
@@ -278,7 +316,7 @@ class CostLine:
     name: str
     quantity: int
     unit_price_nano: int
-    per: int  # 1 for per item, TOKENS_PER_MTOK for per-1M-token prices
+    per: int  # 1 per item, TOKENS_PER_MTOK per 1M tokens, MS_PER_MINUTE per minute ...
 
     @property
     def cost_nano(self) -> Decimal:

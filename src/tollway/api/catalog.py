@@ -22,7 +22,7 @@ from tollway.manage.models import modes_view
 from tollway.manage.quote import quote, refused, usage_from_fields, usage_from_request
 from tollway.manage.tokens import check_mode, get_token
 from tollway.state import Group, TokenInfo
-from tollway.types import TOKEN_CLASSES, BillingMode, Model
+from tollway.types import USAGE_CLASSES, BillingMode, Model
 
 router = APIRouter()
 # The most a quote's counts (tokens of a class, items, seconds) may be.
@@ -128,7 +128,7 @@ async def make_quote(request: Request, caller: Caller) -> dict[str, Any]:
             raise bad_request("'request' must be the call's JSON body.", param="request")
         usage = usage_from_request(body["request"], model, gw.settings.hold_output_tokens)
     else:
-        for name in (*TOKEN_CLASSES, "n", "seconds"):
+        for name in (*USAGE_CLASSES, "n", "seconds"):
             if name in body:
                 whole_number(body[name], name, 0, MAX_QUOTE_COUNT)
         usage = usage_from_fields(body)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from tollway.billing import media
+from tollway.billing import audio, media
 from tollway.billing.pricing import ONE, bill, cache_write_prices, tier_of
 from tollway.billing.shapes import CallShape, ImageShape, PromptParts, variant_key
 from tollway.providers.openai import IMAGE_OUTPUT_TOKENS
@@ -90,6 +90,8 @@ def hold_usage(
         return Usage(seconds=shape.video.seconds, variant=f"{shape.video.size}/")
     if shape.image is not None:
         return image_hold_usage(shape, model)
+    if shape.audio is not None:
+        return audio.hold_usage(shape.audio, model)
     n = max(shape.n, 1)
     output = (
         shape.max_output_tokens if shape.max_output_tokens is not None else default_output_tokens
@@ -111,7 +113,7 @@ def held_as_cache_writes(usage: Usage, model: Model) -> Usage:
         return usage
     tier = tier_of(price, usage)
     five_minutes, one_hour = cache_write_prices(tier)
-    if max(five_minutes, one_hour) <= tier.input_mtok:
+    if tier.input_mtok is not None and max(five_minutes, one_hour) <= tier.input_mtok:
         return usage
     if one_hour >= five_minutes:
         usage.cache_write_1h_tokens = usage.input_tokens
@@ -160,6 +162,7 @@ def image_hold_usage(shape: CallShape, model: Model) -> Usage:
     n = max(shape.n, 1)
     return Usage(
         input_tokens=prompt_tokens(shape, model),
+        image_input_tokens=image.image_input_tokens,
         image_output_tokens=image_hold_tokens(image.size, image.quality) * n,
         items=n,
         variant=variant_key(image.size, image.quality),

@@ -9,6 +9,9 @@ and quality unnamed: 1536x1024 high, 7,500 image tokens); each call is sent
 that many tokens as its output bound (maxOutputTokens), and a Gemini image is
 at most 2,520 tokens (4K), so text and thoughts fit in what is left (image
 tokens cost several times text tokens on every one of these models).
+
+An edit is held as a generation of the same size, quality and n, plus its
+input images at their worst case for the model (``edit_shape``).
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tollway.billing import media
 from tollway.billing.holds import AUTO, IMAGE_QUALITIES, parse_size
 from tollway.billing.pricing import UnpricedVariant, per_call_unit_price
-from tollway.billing.shapes import CallShape, ImageShape, variant_key
+from tollway.billing.shapes import CallShape, ImageShape, PromptParts, variant_key
 from tollway.errors import bad_request
 from tollway.types import Model
 
@@ -94,3 +98,70 @@ def image_shape(asked: ImageRequest, body_bytes: int, model: Model | None = None
     if model is not None and one_image_a_call(model):
         return CallShape(body_bytes=body_bytes * asked.n, n=asked.n, image=ImageShape())
     return CallShape(body_bytes=body_bytes, n=asked.n, image=asked.shape)
+
+
+# --- edits: the input images a token-billed edit is held for ------------------
+#
+# OpenAI bills an edit's input images as image input tokens. GPT Image 1 reads
+# an image as its vision models do, with 512-px tiles: the image is fitted in
+# 2048x2048, its short side brought down to 512, and each 512-px tile costs 129
+# tokens on top of 65 (so at most 4 tiles: 581 tokens). ``input_fidelity:
+# "high"`` adds 4,160 tokens for a square image and 6,240 for any other, so an
+# image at high fidelity is held at 581 + 6,240. The held bound does not read
+# the image's pixels: it holds for the largest image the rule allows.
+
+GPT_IMAGE_BASE_TOKENS = 65
+GPT_IMAGE_TILE_TOKENS = 129
+GPT_IMAGE_MAX_TILES = 4  # a 2048-px long side over a 512-px short side
+GPT_IMAGE_LOW_FIDELITY = GPT_IMAGE_BASE_TOKENS + GPT_IMAGE_MAX_TILES * GPT_IMAGE_TILE_TOKENS
+HIGH_FIDELITY_SQUARE = 4160
+HIGH_FIDELITY_OTHER = 6240
+GPT_IMAGE_HIGH_FIDELITY = GPT_IMAGE_LOW_FIDELITY + max(HIGH_FIDELITY_SQUARE, HIGH_FIDELITY_OTHER)
+INPUT_FIDELITIES = frozenset({"low", "high"})
+
+
+def edit_image_tokens(model: Model, images: int, fidelity: str | None) -> int:
+    """The most ``images`` input images (a mask counts as one) can be billed
+    on a token-billed image model, in image input tokens.
+
+    gpt-image-1 and gpt-image-1-mini read an image at the fidelity asked (low
+    unless ``input_fidelity`` says high); gpt-image-1.5 and chatgpt-image keep
+    some inputs at high fidelity whatever is asked, so they are held high.
+    Any other model (gpt-image-2 and later, whose rule is not published) is
+    held at the largest prompt image any catalog model bills
+    (billing/media.py)."""
+    return images * _per_input_image(model.id, fidelity)
+
+
+def _per_input_image(model_id: str, fidelity: str | None) -> int:
+    if model_id == "gpt-image-1" or model_id.startswith("gpt-image-1-"):
+        return GPT_IMAGE_HIGH_FIDELITY if fidelity == "high" else GPT_IMAGE_LOW_FIDELITY
+    if model_id.startswith(("gpt-image-1", "chatgpt-image")):
+        return GPT_IMAGE_HIGH_FIDELITY
+    return media.OTHER_IMAGE
+
+
+def edit_shape(
+    asked: ImageRequest,
+    model: Model,
+    images: int,
+    fidelity: str | None,
+) -> CallShape:
+    """The shape billing holds for an edit of ``images`` input images (a mask
+    counted as one more) asking for ``asked``.
+
+    The prompt is held by its bytes (the files are not text). A Gemini image
+    model makes one image a call and each call sends every input image: the
+    prompt and the images are held once a call, the images at the largest
+    prompt image it can bill (input tokens, as Gemini reports them). Per-call
+    models are held at their price for the size and quality asked."""
+    prompt_bytes = len(asked.prompt.encode())
+    if one_image_a_call(model):
+        return CallShape(
+            body_bytes=prompt_bytes * asked.n,
+            n=asked.n,
+            image=ImageShape(),
+            parts=PromptParts(images=images * asked.n),
+        )
+    held = ImageShape(asked.size, asked.quality, edit_image_tokens(model, images, fidelity))
+    return CallShape(body_bytes=prompt_bytes, n=asked.n, image=held)

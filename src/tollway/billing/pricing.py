@@ -7,8 +7,9 @@ settlement of a call and of a video job, ``/api/quote``, and the advisor's
 replay of past usage.
 
 Per-use lines are exact (tokens x nano-USD per 1M tokens / 1M, kept as a
-Decimal); the call's total is rounded half-up to a whole nano-USD once, so a
-cost never drifts by summing rounded parts.
+Decimal; characters x nano-USD per 1M characters / 1M; milliseconds of audio
+x nano-USD per minute / 60,000); the call's total is rounded half-up to a
+whole nano-USD once, so a cost never drifts by summing rounded parts.
 
 A per-use price may have tiers: a call whose prompt passes a tier's size
 pays that tier's prices for all its tokens (``tier_of``).
@@ -25,9 +26,12 @@ does not list is an ``UnpricedVariant``, never a default price.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 from tollway.types import (
+    CHARS_PER_MCHAR,
+    MS_PER_MINUTE,
     TOKENS_PER_MTOK,
     BillingMethod,
     Cost,
@@ -140,10 +144,11 @@ def _per_call_cost(model: Model, usage: Usage, multiplier: Fraction) -> Cost:
 
 
 def per_use_lines(price: PerUsePrice, usage: Usage) -> list[CostLine]:
-    """One line per token class used, at the prices of the call's prompt tier.
-    A class without its own price is billed at the base input (or output)
-    price, never for free; cache writes without one at Anthropic's multiples
-    of the input price."""
+    """One line per class used, at the prices of the call's prompt tier.
+    A token class without its own price is billed at the base input (or
+    output) price, never for free; cache writes without one at Anthropic's
+    multiples of the input price. A class used that has no price at all (a
+    per-character model reporting tokens) is a PricingError."""
     if price.tiers:
         price = tier_of(price, usage)
     cached, writes, writes_1h = (
@@ -156,13 +161,16 @@ def per_use_lines(price: PerUsePrice, usage: Usage) -> list[CostLine]:
         raise PricingError("token counts cannot be negative (cached or written > input?)")
     lines = []
     if uncached:
-        lines.append(CostLine("input_tokens", uncached, price.input_mtok, TOKENS_PER_MTOK))
+        lines.append(
+            CostLine(
+                "input_tokens", uncached, _priced(price.input_mtok, "input_tokens"), TOKENS_PER_MTOK
+            )
+        )
     if cached or writes or writes_1h:
         lines.extend(_cache_lines(price, cached, writes, writes_1h))
     if usage.output_tokens:
-        lines.append(
-            CostLine("output_tokens", usage.output_tokens, price.output_mtok, TOKENS_PER_MTOK)
-        )
+        output = _priced(price.output_mtok, "output_tokens")
+        lines.append(CostLine("output_tokens", usage.output_tokens, output, TOKENS_PER_MTOK))
     if (
         usage.image_input_tokens
         or usage.image_output_tokens
@@ -170,7 +178,29 @@ def per_use_lines(price: PerUsePrice, usage: Usage) -> list[CostLine]:
         or usage.audio_output_tokens
     ):  # the common call has none: no price lookups for them
         lines.extend(_media_lines(price, usage))
+    if usage.input_characters or usage.audio_input_ms:
+        lines.extend(_unit_lines(price, usage))
     return lines
+
+
+def _unit_lines(price: PerUsePrice, usage: Usage) -> list[CostLine]:
+    """Characters read (per 1M characters) and audio heard (per minute, counted in ms)."""
+    lines = []
+    for name, quantity, unit, per in (
+        ("input_characters", usage.input_characters, price.input_mchar, CHARS_PER_MCHAR),
+        ("audio_input_ms", usage.audio_input_ms, price.audio_input_minute, MS_PER_MINUTE),
+    ):
+        if quantity < 0:
+            raise PricingError(f"{name} cannot be negative")
+        if quantity:
+            lines.append(CostLine(name, quantity, _priced(unit, name), per))
+    return lines
+
+
+def _priced(unit: int | None, name: str) -> int:
+    if unit is None:
+        raise PricingError(f"the model has no price for {name}")
+    return unit
 
 
 def _cache_lines(price: PerUsePrice, cached: int, writes: int, writes_1h: int) -> list[CostLine]:
@@ -192,13 +222,13 @@ def _media_lines(price: PerUsePrice, usage: Usage) -> list[CostLine]:
     )
 
 
-def _lines(*parts: tuple[str, int, int]) -> list[CostLine]:
+def _lines(*parts: tuple[str, int, int | None]) -> list[CostLine]:
     lines = []
     for name, quantity, unit in parts:
         if quantity < 0:
             raise PricingError(f"{name} cannot be negative")
         if quantity:
-            lines.append(CostLine(name, quantity, unit, TOKENS_PER_MTOK))
+            lines.append(CostLine(name, quantity, _priced(unit, name), TOKENS_PER_MTOK))
     return lines
 
 
@@ -221,9 +251,11 @@ def cache_write_prices(price: PerUsePrice) -> tuple[int, int]:
     five = price.cache_write_mtok
     hour = price.cache_write_1h_mtok
     if five is None:
-        five = _divide_half_up(price.input_mtok * CACHE_WRITE_5M[0], CACHE_WRITE_5M[1])
+        base = _priced(price.input_mtok, "cache_write_tokens")
+        five = _divide_half_up(base * CACHE_WRITE_5M[0], CACHE_WRITE_5M[1])
     if hour is None:
-        hour = _divide_half_up(price.input_mtok * CACHE_WRITE_1H[0], CACHE_WRITE_1H[1])
+        base = _priced(price.input_mtok, "cache_write_1h_tokens")
+        hour = _divide_half_up(base * CACHE_WRITE_1H[0], CACHE_WRITE_1H[1])
     return five, hour
 
 
@@ -231,8 +263,13 @@ def _per_use_cost(model: Model, usage: Usage, multiplier: Fraction) -> Cost:
     if model.per_use is None:
         raise PricingError(f"model '{model.id}' has no per-use price")
     lines = per_use_lines(model.per_use, usage)
-    numerator = sum(line.quantity * line.unit_price_nano for line in lines)
-    total = _scaled(numerator, TOKENS_PER_MTOK, multiplier)
+    denominator = TOKENS_PER_MTOK
+    if any(line.per != TOKENS_PER_MTOK for line in lines):  # minutes: a common denominator
+        denominator = math.lcm(*(line.per for line in lines))
+    numerator = sum(
+        line.quantity * line.unit_price_nano * (denominator // line.per) for line in lines
+    )
+    total = _scaled(numerator, denominator, multiplier)
     return Cost(BillingMethod.PER_USE, total, tuple(lines))
 
 
@@ -252,5 +289,5 @@ def _divide_half_up(numerator: int, denominator: int) -> int:
     return quotient if numerator >= 0 else -quotient
 
 
-def _or(value: int | None, default: int) -> int:
+def _or(value: int | None, default: int | None) -> int | None:
     return default if value is None else value

@@ -48,6 +48,9 @@ class ImageShape:
 
     size: str | None = None
     quality: str | None = None
+    # An edit's input images (and mask) at their worst case for the model,
+    # billed at its image-input price (billing/images.py edit_image_tokens).
+    image_input_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,20 @@ class VideoShape:
 
     seconds: int
     size: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioShape:
+    """A speech or transcription request as billing reads it (billing/audio.py):
+    the characters to read and the text's bytes; the audio's bytes and, when
+    its header tells it, its duration; the speed asked (in 1/100ths)."""
+
+    transcribes: bool  # a transcription or translation (else speech)
+    characters: int = 0
+    text_bytes: int = 0
+    audio_bytes: int = 0
+    audio_ms: int | None = None  # read from the file (a WAV header); None: unknown
+    speed_percent: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +85,7 @@ class CallShape:
     image: ImageShape | None = None
     parts: PromptParts = NO_PARTS
     video: VideoShape | None = None
+    audio: AudioShape | None = None
 
     def short_of_funds(self, model_id: str, cost: str) -> str:
         """What to tell a caller whose balance or quota cannot hold this call."""

@@ -19,6 +19,10 @@ from tollway.catalog.genai_reading import aliases_of, per_use_fields, standard_p
 from tollway.catalog.genai_sources import GenaiSource, maker_of, selected
 from tollway.types import NANO_PER_USD, Model, ModelKind, PerUsePrice, PriceTier
 
+# OpenAI's speech and transcription models (POST /v1/audio/*); other audio
+# models (gpt-audio, Gemini's TTS) are chat's.
+_SPEECH = re.compile(r"^(tts-1|gpt-4o-mini-tts)")
+_TRANSCRIPTION = re.compile(r"^(whisper|gpt-4o(-mini)?-transcribe)")
 _AUDIO = re.compile(r"(^|[-_/.])(tts|transcribe|realtime|audio|whisper|live|voxtral)")
 _VISION = re.compile(
     r"^(gpt-4o|chatgpt-4o|gpt-4\.1|gpt-4-turbo|gpt-4-vision|gpt-4\.5|gpt-5|gpt-6|o1$|o3|o4"
@@ -125,6 +129,10 @@ def kind_of(model_id: str, fields: dict[str, Decimal]) -> ModelKind:
         return ModelKind.EMBEDDING
     if "image_output_mtok" in fields or "image" in name:
         return ModelKind.IMAGE
+    if _SPEECH.search(name):
+        return ModelKind.SPEECH
+    if _TRANSCRIPTION.search(name):
+        return ModelKind.TRANSCRIPTION
     if _AUDIO.search(name):
         return ModelKind.AUDIO
     if "image_input_mtok" in fields or _VISION.search(name):

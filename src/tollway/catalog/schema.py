@@ -11,8 +11,14 @@ A data file is a mapping with a ``models`` list and, for generated files, a
         per_use: {input_mtok: "5", output_mtok: "15"}
         source: billing-modes-guide
 
-Prices are decimal strings in USD (per 1M tokens for ``*_mtok``, per call or
-item for ``price``). A per-call price says what it buys (``unit``: call,
+Prices are decimal strings in USD (per 1M tokens for ``*_mtok``, per 1M input
+characters for ``input_mchar``, per minute of input audio for
+``audio_input_minute``, per call or item for ``price``). A per-use block needs
+at least one of its classes, not necessarily ``input_mtok``::
+
+    per_use: {input_mchar: "15"}          # tts-1: $15 per 1M characters read
+    per_use: {audio_input_minute: "0.006"} # whisper-1: $0.006 per minute heard
+ A per-call price says what it buys (``unit``: call,
 image, video or second; by default image for image models, video for video
 models, call otherwise), and where the published price depends on size and
 quality it holds the whole table::
@@ -39,6 +45,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from tollway.types import (
+    PER_USE_CLASSES,
     BillingMethod,
     Model,
     ModelKind,
@@ -80,11 +87,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class _TokenPrices(_Strict):
-    """USD per 1M tokens of each token class."""
+# Every price class of a per-use block (what a tier restates, in display order).
+_PRICE_FIELDS = PER_USE_CLASSES
 
-    input_mtok: PriceStr
-    output_mtok: PriceStr
+
+class _TokenPrices(_Strict):
+    """USD per 1M tokens of each token class, per 1M input characters and per
+    minute of input audio; at least one of them."""
+
+    input_mtok: PriceStr | None = None
+    output_mtok: PriceStr | None = None
     cached_input_mtok: PriceStr | None = None
     cache_write_mtok: PriceStr | None = None
     cache_write_1h_mtok: PriceStr | None = None
@@ -92,14 +104,22 @@ class _TokenPrices(_Strict):
     image_output_mtok: PriceStr | None = None
     audio_input_mtok: PriceStr | None = None
     audio_output_mtok: PriceStr | None = None
+    input_mchar: PriceStr | None = None
+    audio_input_minute: PriceStr | None = None
+
+    @model_validator(mode="after")
+    def _check_some_price(self) -> _TokenPrices:
+        if all(getattr(self, name) is None for name in _PRICE_FIELDS):
+            raise ValueError(f"per_use needs at least one price ({', '.join(_PRICE_FIELDS)})")
+        return self
 
     def to_price(self, tiers: tuple[PriceTier, ...] = ()) -> PerUsePrice:
         def nano(value: str | None) -> int | None:
             return None if value is None else usd_to_nano(value)
 
         return PerUsePrice(
-            input_mtok=usd_to_nano(self.input_mtok),
-            output_mtok=usd_to_nano(self.output_mtok),
+            input_mtok=nano(self.input_mtok),
+            output_mtok=nano(self.output_mtok),
             cached_input_mtok=nano(self.cached_input_mtok),
             cache_write_mtok=nano(self.cache_write_mtok),
             cache_write_1h_mtok=nano(self.cache_write_1h_mtok),
@@ -107,6 +127,8 @@ class _TokenPrices(_Strict):
             image_output_mtok=nano(self.image_output_mtok),
             audio_input_mtok=nano(self.audio_input_mtok),
             audio_output_mtok=nano(self.audio_output_mtok),
+            input_mchar=nano(self.input_mchar),
+            audio_input_minute=nano(self.audio_input_minute),
             tiers=tiers,
         )
 
@@ -148,7 +170,7 @@ class PerUseEntry(_TokenPrices):
         return super().to_price(tiers or tuple(tier.to_tier() for tier in self.tiers))
 
 
-_CLASSES = tuple(name for name in _TokenPrices.model_fields if name.endswith("_mtok"))
+_CLASSES = _PRICE_FIELDS
 
 
 def _cheaper(tier: _TokenPrices, below: _TokenPrices, name: str) -> bool:
@@ -157,11 +179,13 @@ def _cheaper(tier: _TokenPrices, below: _TokenPrices, name: str) -> bool:
 
 def _effective(prices: _TokenPrices, name: str) -> int:
     """A class's price as billed: a class without its own is billed at the base
-    input or output price (cache writes at multiples of input, which keep order)."""
+    input or output price (cache writes at multiples of input, which keep order);
+    one with neither cannot be billed (-1: below any price, so a tier that
+    drops a class its base prices is refused)."""
     value = getattr(prices, name)
-    if value is None:
+    if value is None and name.endswith("_mtok"):
         value = prices.output_mtok if name.endswith("output_mtok") else prices.input_mtok
-    return usd_to_nano(value)
+    return -1 if value is None else usd_to_nano(value)
 
 
 VariantKey = Annotated[

@@ -25,6 +25,8 @@ PER_USE_LABELS = {
     "image_output_mtok": "img out",
     "audio_input_mtok": "audio in",
     "audio_output_mtok": "audio out",
+    "input_mchar": "per 1M chars",
+    "audio_input_minute": "per audio minute",
 }
 
 group = typer.Typer(name="models", help="The model catalog and its prices.", no_args_is_help=True)

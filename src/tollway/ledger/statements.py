@@ -5,9 +5,9 @@ style (``Dialect.sql``)."""
 from __future__ import annotations
 
 from tollway.ledger.budgets import PERIOD_START, USED_THIS_PERIOD
-from tollway.types import TOKEN_CLASSES
+from tollway.types import USAGE_CLASSES
 
-TOKEN_COLUMNS = TOKEN_CLASSES
+TOKEN_COLUMNS = USAGE_CLASSES  # the token counts, characters and audio ms
 
 # A hold fits the balance (a token: its quota) and, with a budget, what is
 # left of it this period (docs/ledger.md#budgets).

@@ -27,6 +27,7 @@ from tollway.manage.usage import MAX_PAGE, cost_nano, list_usage
 from tollway.state import AUTO_GROUP, Group, TokenInfo
 from tollway.types import (
     TOKEN_CLASSES,
+    UNIT_CLASSES,
     BillingMethod,
     BillingMode,
     Model,
@@ -126,6 +127,8 @@ def usage_of(record: dict[str, Any]) -> Usage:
     usage = Usage(items=max(1, int(record["items"] or 0)))
     for name in TOKEN_CLASSES:
         setattr(usage, name, int(record["tokens"][name] or 0))
+    for name in UNIT_CLASSES:  # speech's characters, transcription's audio ms
+        setattr(usage, name, int(record.get(name) or 0))
     # A per-call line is named "<unit>:<size>/<quality>" when a price table
     # was used, and a video's record says "<seconds> s at <size>".
     for line in record.get("unit_prices_usd") or {}:

@@ -86,7 +86,8 @@ def _test_model(gw: Gateway, row: Any, name: Any) -> Model:
 
 
 def _input_price(model: Model) -> int:
-    return model.per_use.input_mtok if model.per_use is not None else MAX_NANO
+    price = model.per_use.input_mtok if model.per_use is not None else None
+    return MAX_NANO if price is None else price
 
 
 def _endpoint(model: Model) -> str:

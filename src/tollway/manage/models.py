@@ -64,6 +64,8 @@ PER_USE_FIELDS = (
     "image_output_mtok",
     "audio_input_mtok",
     "audio_output_mtok",
+    "input_mchar",
+    "audio_input_minute",
 )
 
 

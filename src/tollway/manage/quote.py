@@ -7,6 +7,10 @@ Image calls are quoted from their body (``prompt``, ``n``, ``size``,
 price of that size/quality x n; by tokens, the hold's estimate of the image
 output tokens (about 5,000 a 1024x1024 high/HD image) x n.
 
+Speech is quoted from its body (the characters of ``input``, or for a
+token-priced model the hold's bound) or from ``input_characters``; a
+transcription from ``audio_input_ms`` (its file cannot ride in a JSON body).
+
 A token's quote is priced in its price group: the cost x the group's
 multiplier, rounded once as the call's bill is, and the lines' unit prices
 and costs x the multiplier, exact (they add up to the cost before that one
@@ -20,18 +24,34 @@ from typing import Any
 
 import orjson
 
+from tollway.billing.audio import speech_request, speech_shape
+from tollway.billing.completions import completion_shape
 from tollway.billing.groups import exact_usd
 from tollway.billing.holds import hold_usage, image_hold_tokens
 from tollway.billing.images import image_request, image_shape
+from tollway.billing.moderations import moderation_shape
 from tollway.billing.modes import Refusal, resolve_method
 from tollway.billing.pricing import ONE, UNIT_LINES, PricingError, bill
+from tollway.billing.rerank import rerank_shape
 from tollway.billing.shapes import CallShape, chat_shape, embeddings_shape
 from tollway.billing.videos import video_shape
-from tollway.endpoints import VIDEOS, check_quoted, quoted_endpoint
+from tollway.endpoints import (
+    COMPLETIONS,
+    MODERATIONS,
+    RERANK,
+    RESPONSES,
+    SPEECH,
+    TRANSCRIPTIONS,
+    VIDEOS,
+    check_quoted,
+    quoted_endpoint,
+)
 from tollway.errors import bad_request
+from tollway.protocols import CODECS
+from tollway.protocols.responses import sent_natively
 from tollway.state import Group
 from tollway.types import (
-    TOKEN_CLASSES,
+    USAGE_CLASSES,
     BillingMode,
     Cost,
     Model,
@@ -43,7 +63,7 @@ from tollway.types import (
 
 def usage_from_fields(fields: dict[str, Any]) -> Usage:
     values: dict[str, int] = {}
-    for name in (*TOKEN_CLASSES, "n", "seconds"):
+    for name in (*USAGE_CLASSES, "n", "seconds"):
         value = fields.get(name, 1 if name == "n" else 0)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise bad_request(f"'{name}' must be a whole number, 0 or more.", param=name)
@@ -89,9 +109,29 @@ def request_shape(body: dict[str, Any], model: Model) -> CallShape:
     """The shape of ``body`` as the relay would send it (the model by its id)."""
     if body.get("model") != model.id:
         body = {**body, "model": model.id}
-    if quoted_endpoint(model, body) is VIDEOS:
+    endpoint = quoted_endpoint(model, body)
+    if endpoint is VIDEOS:
         return video_shape(model, body)
+    if endpoint is SPEECH:
+        shape = speech_shape(speech_request(body, model), body)
+        return CallShape(len(orjson.dumps(body)), max_output_tokens=0, audio=shape)
+    if endpoint is TRANSCRIPTIONS:
+        raise bad_request(
+            "A transcription's file cannot be sent in a quote: quote it by 'audio_input_ms' "
+            "(milliseconds of audio) instead of 'request'.",
+            param="request",
+        )
     body_bytes = len(orjson.dumps(body))
+    if endpoint is COMPLETIONS:
+        return completion_shape(body, body_bytes)
+    if endpoint is MODERATIONS:
+        return moderation_shape(body, body_bytes)
+    if endpoint is RERANK:
+        return rerank_shape(body, body_bytes)
+    if endpoint is RESPONSES:  # held as the chat call it is translated to (relay/responses.py)
+        hub = CODECS["responses"].request_to_hub(body)
+        native_bytes = len(orjson.dumps(sent_natively(body)))
+        return chat_shape(hub, max(len(orjson.dumps(hub)), native_bytes))
     if "prompt" in body and "messages" not in body and "input" not in body:
         return image_shape(image_request(body, where="request."), body_bytes, model)
     if "input" in body and "messages" not in body:
@@ -148,13 +188,18 @@ def breakdown(cost: Cost, multiplier: Fraction = ONE) -> list[dict[str, Any]]:
             "name": line.name,
             "quantity": line.quantity,
             "unit_price_usd": exact_usd(line.unit_price_nano * multiplier),
-            "per": "1M tokens" if line.per > 1 else _unit_of(line.name),
+            "per": PER_UNIT_LINES.get(line.name)
+            or ("1M tokens" if line.per > 1 else _unit_of(line.name)),
             "cost_usd": exact_usd(
                 Fraction(line.quantity * line.unit_price_nano, line.per) * multiplier
             ),
         }
         for line in cost.lines
     ]
+
+
+# What the unit price of a line counted in other units than tokens is per.
+PER_UNIT_LINES = {"input_characters": "1M characters", "audio_input_ms": "minute"}
 
 
 def _unit_of(line_name: str) -> str:

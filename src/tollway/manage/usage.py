@@ -31,6 +31,9 @@ def usage_view(row: Any) -> dict[str, Any]:
         "billing_mode": row["billing_mode"],
         "method": row["method"],
         "tokens": {name: row[name] for name in TOKEN_CLASSES},
+        # speech by characters read, transcription by milliseconds of audio heard
+        "input_characters": row["input_characters"],
+        "audio_input_ms": row["audio_input_ms"],
         "items": row["items"],
         "unit_prices_usd": row["unit_prices"],
         "cost_usd": nano_to_usd(row["cost_nano"]),

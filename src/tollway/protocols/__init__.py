@@ -11,11 +11,13 @@ from tollway.protocols.anthropic import AnthropicCodec
 from tollway.protocols.base import Codec, HubReader, HubWriter, Json, StreamFailed
 from tollway.protocols.gemini import GeminiCodec
 from tollway.protocols.openai import OpenAICodec
+from tollway.protocols.responses import ResponsesCodec
 
 CODECS: dict[str, Codec] = {
     "openai": OpenAICodec(),
     "anthropic": AnthropicCodec(),
     "gemini": GeminiCodec(),
+    "responses": ResponsesCodec(),
 }
 
 __all__ = ["CODECS", "Codec", "HubReader", "HubWriter", "Json", "StreamFailed"]

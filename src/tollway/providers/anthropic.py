@@ -24,7 +24,7 @@ ANTHROPIC = AnthropicCodec()
 
 
 class AnthropicProvider:
-    endpoints = frozenset({"chat/completions"})
+    endpoints = frozenset({"chat/completions", "responses"})  # responses: from the hub
 
     def request(self, base_url: str, api_key: str, call: Outbound) -> UpstreamRequest:
         headers = {

@@ -24,6 +24,7 @@ from tollway.errors import ApiError
 from tollway.protocols.base import Json
 from tollway.protocols.gemini import GeminiCodec
 from tollway.protocols.gemini.images import (
+    InputImage,
     closest_aspect_ratio,
     image_answer_to_openai,
     image_request,
@@ -36,11 +37,13 @@ from tollway.transport import UpstreamRequest
 
 API_PATH = "/v1beta/models/"
 IMAGES = "images/generations"
+IMAGE_EDITS = "images/edits"  # the same call, the input images sent inline
+IMAGE_ENDPOINTS = frozenset({IMAGES, IMAGE_EDITS})
 GEMINI = GeminiCodec()
 
 
 class GeminiProvider:
-    endpoints = frozenset({"chat/completions", IMAGES})
+    endpoints = frozenset({"chat/completions", "responses", IMAGES, IMAGE_EDITS})
 
     def request(self, base_url: str, api_key: str, call: Outbound) -> UpstreamRequest:
         headers = {"x-goog-api-key": api_key, "Content-Type": JSON}
@@ -51,7 +54,7 @@ class GeminiProvider:
         return UpstreamRequest("POST", f"{base_url}{API_PATH}{model}{verb}", headers, body)
 
     def answer(self, call: Outbound, data: bytes) -> Answer:
-        if call.endpoint == IMAGES:
+        if call.endpoint in IMAGE_ENDPOINTS:
             return image_answer(data)
         return bridge.read_answer(GEMINI, call, data)
 
@@ -64,7 +67,7 @@ class GeminiProvider:
 
 def content_body(call: Outbound) -> Json:
     """The generateContent body for ``call`` (the model and streaming are in the URL)."""
-    if call.endpoint == IMAGES:
+    if call.endpoint in IMAGE_ENDPOINTS:
         return image_body(call)
     if call.client == GEMINI.name and call.native is not None:
         return call.native
@@ -77,7 +80,8 @@ def image_body(call: Outbound) -> Json:
     image) bounds the output."""
     payload = call.payload or {}
     ratio = closest_aspect_ratio(payload.get("size"))
-    return image_request(str(payload.get("prompt", "")), ratio, call.held_output_tokens)
+    images = [i for i in payload.get("images") or () if isinstance(i, InputImage)]
+    return image_request(str(payload.get("prompt", "")), ratio, call.held_output_tokens, images)
 
 
 def image_answer(data: bytes) -> Answer:

@@ -8,6 +8,9 @@ import orjson
 
 from tollway.errors import ApiError
 from tollway.protocols.openai import OpenAICodec, token_count, upstream_failure, usage_from_openai
+from tollway.protocols.openai_audio import AUDIO_ENDPOINTS, audio_usage_from_openai
+from tollway.protocols.openai_completions import TextTally
+from tollway.protocols.responses import ResponsesCodec
 from tollway.protocols.tally import Tally
 from tollway.providers import bridge
 from tollway.providers.base import INTERRUPTED, Answer, NotJson, Outbound, StreamScanner
@@ -16,6 +19,10 @@ from tollway.types import Usage
 
 ENDPOINTS = frozenset(
     {"chat/completions", "embeddings", "images/generations", "videos", "videos/remix"}
+    | {"images/edits", "images/variations"}
+    | {"completions", "moderations", "rerank"}
+    | AUDIO_ENDPOINTS
+    | {"responses"}
 )
 IMAGES_PREFIX = "images/"
 
@@ -33,6 +40,7 @@ IMAGE_OUTPUT_TOKENS: dict[tuple[str, str], int] = {
     ("high", "1536x1024"): 6208,
 }
 OPENAI = OpenAICodec()
+RESPONSES = ResponsesCodec()
 _USAGE_MARKS = (b'"usage":{', b'"usage": {')
 _NULL_USAGE = (b',"usage":null', b', "usage": null')
 
@@ -51,7 +59,14 @@ class OpenAIProvider:
         if call.content_type is not None:
             headers["Content-Type"] = call.content_type
         body = call.body
-        if call.stream and call.payload is not None and not _asks_usage(call.payload):
+        if _native_responses(call):  # a Responses client's body, sent as it came
+            body = orjson.dumps({**(call.native or {}), "model": (call.payload or {}).get("model")})
+        elif (
+            call.stream
+            and call.payload is not None
+            and call.endpoint not in AUDIO_ENDPOINTS  # their streams report usage unasked
+            and not _asks_usage(call.payload)
+        ):
             options = call.payload.get("stream_options")
             asked = {**(options if isinstance(options, dict) else {}), "include_usage": True}
             body = orjson.dumps({**call.payload, "stream_options": asked})
@@ -59,7 +74,7 @@ class OpenAIProvider:
 
     def answer(self, call: Outbound, data: bytes) -> Answer:
         if call.client != OPENAI.name:
-            return bridge.read_answer(OPENAI, call, data)
+            return bridge.read_answer(_speaks(call), call, data)
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -70,11 +85,25 @@ class OpenAIProvider:
 
     def scanner(self, call: Outbound) -> StreamScanner:
         if call.client != OPENAI.name:
-            return bridge.scanner(OPENAI, call)
-        return ChatStreamScanner(strip_usage=not _asks_usage(call.payload or {}))
+            return bridge.scanner(_speaks(call), call)
+        strip_usage = not _asks_usage(call.payload or {})
+        if call.endpoint == "completions":  # legacy text_completion chunks
+            return ChatStreamScanner(strip_usage, TextTally())
+        return ChatStreamScanner(strip_usage)
 
     def failure(self, status: int, data: bytes) -> ApiError:
         return upstream_failure(status, data)
+
+
+def _native_responses(call: Outbound) -> bool:
+    """A Responses client's call to the channel's own /responses (relay/responses.py
+    sends one without ``native`` to chat completions instead)."""
+    return call.client == RESPONSES.name and call.native is not None
+
+
+def _speaks(call: Outbound) -> OpenAICodec | ResponsesCodec:
+    """The protocol of the upstream's answer to ``call``."""
+    return RESPONSES if _native_responses(call) else OPENAI
 
 
 def _asks_usage(payload: dict[str, Any]) -> bool:
@@ -89,6 +118,8 @@ def answer_usage(endpoint: str, answer: dict[str, Any]) -> Usage | None:
         return None
     if endpoint.startswith(IMAGES_PREFIX):
         return image_usage_from_openai(reported)
+    if endpoint in AUDIO_ENDPOINTS:
+        return audio_usage_from_openai(reported)
     return usage_from_openai(reported)
 
 
@@ -133,13 +164,13 @@ class ChatStreamScanner:
 
     It notes what was delivered (``Tally``)."""
 
-    def __init__(self, strip_usage: bool) -> None:
+    def __init__(self, strip_usage: bool, tally: Tally | None = None) -> None:
         self.strip_usage = strip_usage
         self.usage: Usage | None = None
         self.done = False
         self.failed = False
         self._buffer = b""
-        self._tally = Tally()
+        self._tally = Tally() if tally is None else tally
 
     def feed(self, chunk: bytes) -> bytes:
         if b"\r" in chunk:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from tollway.relay import gemini, messages, video_views, videos
+from tollway.relay import audio, gemini, messages, responses, video_views, videos
 from tollway.relay.chat import chat_completions
+from tollway.relay.completions import completions
 from tollway.relay.embeddings import embeddings
 from tollway.relay.fastpath import (
     RENDERS,
@@ -21,8 +22,11 @@ from tollway.relay.fastpath import (
     answering_errors,
     errors_of_caller,
 )
+from tollway.relay.image_edits import image_edits, image_variations
 from tollway.relay.images import image_generations
 from tollway.relay.models import get_model, list_models
+from tollway.relay.moderations import moderations
+from tollway.relay.rerank import rerank
 
 OPENAI = RENDERS["openai"]
 ANTHROPIC = RENDERS["anthropic"]
@@ -33,10 +37,22 @@ ENDPOINTS: tuple[tuple[str, str, Endpoint, Render], ...] = (
     ("POST", "/v1/chat/completions", chat_completions, OPENAI),
     ("POST", "/v1/messages", messages.messages, ANTHROPIC),
     ("POST", "/v1/messages/count_tokens", messages.count_tokens, ANTHROPIC),
+    ("POST", "/v1/responses", responses.create_response, OPENAI),
+    ("GET", "/v1/responses/{response_id}", responses.retrieve_response, OPENAI),
+    ("DELETE", "/v1/responses/{response_id}", responses.delete_response, OPENAI),
+    ("GET", "/v1/responses/{response_id}/input_items", responses.list_input_items, OPENAI),
     ("POST", "/v1beta/models/{target:path}", gemini.models_action, GEMINI),
     ("POST", "/v1/models/{target:path}", gemini.models_action, GEMINI),
     ("POST", "/v1/embeddings", embeddings, OPENAI),
+    ("POST", "/v1/completions", completions, OPENAI),
+    ("POST", "/v1/moderations", moderations, OPENAI),
+    ("POST", "/v1/rerank", rerank, OPENAI),
     ("POST", "/v1/images/generations", image_generations, OPENAI),
+    ("POST", "/v1/images/edits", image_edits, OPENAI),
+    ("POST", "/v1/images/variations", image_variations, OPENAI),
+    ("POST", "/v1/audio/speech", audio.speech, OPENAI),
+    ("POST", "/v1/audio/transcriptions", audio.transcriptions, OPENAI),
+    ("POST", "/v1/audio/translations", audio.translations, OPENAI),
     ("GET", "/v1/models", list_models, CALLER),
     ("GET", "/v1/models/{model:path}", get_model, CALLER),
     ("GET", "/v1beta/models", list_models, GEMINI),

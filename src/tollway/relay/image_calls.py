@@ -73,10 +73,11 @@ async def forward_each(
 
 
 def one_image(call: Call, inbound: Inbound, output_bound: int) -> Outbound:
-    """The request for one of the images (the same for each)."""
+    """The request for one of the images (the same for each). A body built
+    by the provider from the payload (an edit's) is not encoded here."""
     outbound = call.outbound(inbound)
     payload = {**inbound.payload, "n": 1} if call.shape.n > 1 else inbound.payload
-    body = orjson.dumps(payload) if call.shape.n > 1 else inbound.body
+    body = orjson.dumps(payload) if call.shape.n > 1 and inbound.json else inbound.body
     return dataclasses.replace(
         outbound, payload=payload, body=body, held_output_tokens=output_bound
     )

@@ -15,6 +15,9 @@
   and is ignored.
 - Generation is synchronous: a client that leaves while the upstream works is
   billed all the same, and the record says ``client_disconnected``.
+
+Edits and variations (multipart) are relay/image_edits.py's; they read
+answers and bill them with this module's functions.
 """
 
 from __future__ import annotations
@@ -36,7 +39,12 @@ from tollway.billing.shapes import CallShape, ImageShape
 from tollway.endpoints import IMAGES
 from tollway.errors import bad_request
 from tollway.gateway import Gateway
-from tollway.protocols.gemini.images import IMAGE_TOKENS, closest_aspect_ratio, offered_ratios
+from tollway.protocols.gemini.images import (
+    IMAGE_TOKENS,
+    INPUT_IMAGE_TOKENS,
+    closest_aspect_ratio,
+    offered_ratios,
+)
 from tollway.providers import Answer
 from tollway.relay.forward import forward_unary
 from tollway.relay.image_calls import forward_each
@@ -49,11 +57,11 @@ ENDPOINT = "images/generations"
 def _shape(inbound: Inbound, model: Model) -> CallShape:
     asked = image_request(inbound.payload)
     if one_image_a_call(model):
-        _check_gemini(model, inbound.payload, asked)
+        check_gemini(model, inbound.payload, asked)
     return image_shape(asked, len(inbound.body), model)
 
 
-def _check_gemini(model: Model, payload: dict[str, Any], asked: ImageRequest) -> None:
+def check_gemini(model: Model, payload: dict[str, Any], asked: ImageRequest) -> None:
     """What Gemini's image models cannot do, refused before anything is held."""
     if payload.get("response_format") == "url":
         raise bad_request(
@@ -79,16 +87,16 @@ async def _forward(call: Call, inbound: Inbound, request: Request) -> Response:
             inbound,
             output_bound=image_hold_tokens(image.size, image.quality),
             items=lambda answer: images_made(answer, 1),
-            estimate=lambda answer: _estimate_one(call.gw, asked, answer),
-            usage=lambda answer: _reported(call, asked, answer),
+            estimate=lambda answer: estimate_one(call.gw, asked, answer),
+            usage=lambda answer: reported_usage(call, asked, answer),
             client_gone=request.is_disconnected,
         )
     return await forward_unary(
         call,
         call.outbound(inbound),
         items=lambda answer: images_made(answer, asked.n),
-        estimate=lambda answer: _estimate(call.gw, asked, answer),
-        usage=lambda answer: _reported(call, asked, answer),
+        estimate=lambda answer: estimate_usage(call.gw, asked, answer),
+        usage=lambda answer: reported_usage(call, asked, answer),
         client_gone=request.is_disconnected,
     )
 
@@ -106,7 +114,7 @@ def images_made(answer: dict[str, Any], asked: int) -> int:
     return len(data) if isinstance(data, list) else asked
 
 
-def _reported(call: Call, asked: ImageRequest, answer: Answer) -> Usage | None:
+def reported_usage(call: Call, asked: ImageRequest, answer: Answer) -> Usage | None:
     """The upstream's usage. A per-call charge needs none (the images are the
     usage): it is never estimated, and it is priced at the request's variant."""
     usage = answer.usage
@@ -116,9 +124,12 @@ def _reported(call: Call, asked: ImageRequest, answer: Answer) -> Usage | None:
     return usage
 
 
-def _estimate(gw: Gateway, asked: ImageRequest, answer: dict[str, Any]) -> Usage:
+def estimate_usage(
+    gw: Gateway, asked: ImageRequest, answer: dict[str, Any], image_input_tokens: int = 0
+) -> Usage:
     """No usage came: the size and quality the answer says it made (gpt-image
-    answers echo them), else the ones asked for."""
+    answers echo them), else the ones asked for; an edit's input images at
+    what they were held for (``image_input_tokens``)."""
     size = answer.get("size")
     if not isinstance(size, str) or not parse_size(size):
         size = asked.size
@@ -126,15 +137,20 @@ def _estimate(gw: Gateway, asked: ImageRequest, answer: dict[str, Any]) -> Usage
     if not isinstance(quality, str) or quality not in IMAGE_QUALITIES:
         quality = asked.quality
     prompt_tokens = gw.counter.count(asked.prompt)
-    return image_estimate_usage(prompt_tokens, size, quality, images_made(answer, asked.n))
+    usage = image_estimate_usage(prompt_tokens, size, quality, images_made(answer, asked.n))
+    usage.image_input_tokens = image_input_tokens
+    return usage
 
 
-def _estimate_one(gw: Gateway, asked: ImageRequest, answer: dict[str, Any]) -> Usage:
-    """A Gemini image call that reported no usage: its prompt as counted, and
-    each image at the tokens Gemini reports for one."""
+def estimate_one(
+    gw: Gateway, asked: ImageRequest, answer: dict[str, Any], input_images: int = 0
+) -> Usage:
+    """A Gemini image call that reported no usage: its prompt as counted (and
+    an edit's ``input_images`` at what Gemini bills a large one), and each
+    image at the tokens Gemini reports for one."""
     made = images_made(answer, 1)
     return Usage(
-        input_tokens=gw.counter.count(asked.prompt),
+        input_tokens=gw.counter.count(asked.prompt) + input_images * INPUT_IMAGE_TOKENS,
         image_output_tokens=IMAGE_TOKENS * made,
         items=made,
     )

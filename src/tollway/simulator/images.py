@@ -1,4 +1,5 @@
-"""``POST /v1/images/generations``: deterministic small PNGs, usage for gpt-image models.
+"""``POST /v1/images/generations``, ``/edits`` and ``/variations``: deterministic
+small PNGs, usage for gpt-image models.
 
 Each image is a real PNG (see ``media``) that depends only on (prompt, index,
 resolved size): the same request gives the same bytes. The PNG is at most
@@ -35,6 +36,23 @@ are OpenAI's published table):
 
 Directives in the prompt: ``[sim:error=STATUS]``, ``[sim:latency_ms=N]``,
 ``[sim:no_usage]`` (other chat directives are accepted and ignored).
+
+``POST /v1/images/edits`` (multipart/form-data, as the openai SDK sends it):
+``image`` (one file), ``image[]`` (several) or ``image[N]``, ``mask``,
+``prompt`` and the generations fields as text. OpenAI's input rules: png,
+jpeg or webp; dall-e-2 one square png under 4 MB; gpt-image up to 16 images
+under 50 MB each; a mask is a png under 4 MB; gpt-image-1-mini takes
+``input_fidelity`` low only; ``stream: true`` is refused. The answer is the
+generations answer; gpt-image usage adds the input images:
+
+    image_tokens  = sum over images of 65 + 129 x 512-px tiles (the image, by
+                    its PNG header, else as 1024x1024, fitted in 2048x2048 and
+                    its short side brought down to 512), + 4,160 (square) or
+                    6,240 (other) each with ``input_fidelity: high``
+    input_tokens  = text_tokens + image_tokens
+
+``POST /v1/images/variations``: one square png (``image``), dall-e-2 only,
+``n``, ``size``, ``response_format``; no prompt, no usage.
 """
 
 from __future__ import annotations
@@ -46,7 +64,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from .common import (
     STATE,
@@ -58,7 +76,7 @@ from .common import (
     usage_wanted,
 )
 from .directives import DirectiveError, Directives, parse_directives
-from .media import parse_size, png_for_size
+from .media import PNG_SIGNATURE, parse_size, png_for_size
 
 MAX_N = 10
 MAX_FILES = 10_000  # url-served images kept (about 1 KB each)
@@ -309,7 +327,184 @@ async def get_file(request: web.Request) -> web.Response:
     )
 
 
+# --- edits and variations (multipart) -------------------------------------------
+
+MAX_INPUT_IMAGES = 16  # gpt-image models
+MAX_INPUT_BYTES = 50 * 1024 * 1024  # each, for gpt-image models
+DALL_E_2_MAX_BYTES = 4 * 1024 * 1024  # DALL-E 2's image, and any mask
+# gpt-image input images (OpenAI's rule for GPT Image 1): fitted in 2048x2048,
+# the short side brought down to 512, 65 tokens + 129 a 512-px tile; high
+# input fidelity adds 4,160 for a square image, 6,240 for any other.
+INPUT_BASE_TOKENS = 65
+INPUT_TILE_TOKENS = 129
+HIGH_FIDELITY_SQUARE = 4160
+HIGH_FIDELITY_OTHER = 6240
+_FIDELITIES = frozenset({"low", "high"})
+_FORM_INTS = ("n", "output_compression", "partial_images")  # sent as text
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    name: str
+    filename: str
+    content_type: str | None
+    data: bytes
+
+    @property
+    def kind(self) -> str | None:
+        """png, jpeg or webp by the first bytes (None: not an image)."""
+        if self.data.startswith(PNG_SIGNATURE):
+            return "png"
+        if self.data.startswith(b"\xff\xd8\xff"):
+            return "jpeg"
+        if self.data[:4] == b"RIFF" and self.data[8:12] == b"WEBP":
+            return "webp"
+        return None
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """A PNG's width and height (its IHDR); 1024x1024 for any other image."""
+        if self.kind == "png" and self.data[12:16] == b"IHDR":
+            return int.from_bytes(self.data[16:20], "big"), int.from_bytes(self.data[20:24], "big")
+        return 1024, 1024
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "bytes": len(self.data),
+        }
+
+
+async def read_form(request: web.Request) -> tuple[dict[str, Any], list[Upload]]:
+    """A multipart body's text fields (numbers as numbers) and its files, in order.
+    Recorded for /_sim/requests with the files summarised."""
+    if request.content_type != "multipart/form-data":
+        raise ApiError(400, "This endpoint takes multipart/form-data.")
+    fields: dict[str, Any] = {}
+    files: list[Upload] = []
+    try:
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                continue
+            if part.filename is not None:
+                data = bytes(await part.read())
+                files.append(
+                    Upload(part.name, part.filename, part.headers.get("Content-Type"), data)
+                )
+            else:
+                fields[part.name] = await part.text()
+    except (ValueError, AssertionError) as exc:
+        raise ApiError(400, f"We could not parse the multipart body: {exc}") from exc
+    request.app[STATE].stats.recent.append(
+        {
+            "method": request.method,
+            "path": request.path,
+            "body": {**fields, "files": [upload.summary() for upload in files]},
+        }
+    )
+    for name in _FORM_INTS:
+        if name in fields:
+            text = fields[name]
+            if not text.isdigit():
+                raise ApiError(400, f"{name} must be an integer, got {text!r}", param=name)
+            fields[name] = int(text)
+    return fields, files
+
+
+def _images_of(files: list[Upload], names: tuple[str, ...]) -> list[Upload]:
+    return [f for f in files if f.name in names or f.name.startswith("image[")]
+
+
+def _check_inputs(family: Family, images: list[Upload], mask: Upload | None) -> None:
+    """OpenAI's rules for the input images of each family."""
+    if not images:
+        raise ApiError(400, "you must provide an image", param="image")
+    for upload in images:
+        if upload.kind is None:
+            raise ApiError(
+                400,
+                f"Invalid image file {upload.filename!r}: supported formats are png, jpeg, webp.",
+                param="image",
+                code="invalid_image_format",
+            )
+    if family is DALL_E_2:
+        first = images[0]
+        width, height = first.dimensions
+        if len(images) > 1 or first.kind != "png" or len(first.data) > DALL_E_2_MAX_BYTES:
+            raise ApiError(400, "dall-e-2 takes one square png image under 4 MB", param="image")
+        if width != height:
+            raise ApiError(400, "Uploaded image must be square for dall-e-2", param="image")
+    elif len(images) > MAX_INPUT_IMAGES or any(len(i.data) > MAX_INPUT_BYTES for i in images):
+        raise ApiError(400, "up to 16 images of under 50 MB each", param="image")
+    if mask is not None and (mask.kind != "png" or len(mask.data) > DALL_E_2_MAX_BYTES):
+        raise ApiError(400, "the mask must be a png under 4 MB", param="mask")
+
+
+def input_image_tokens(upload: Upload, fidelity: str) -> int:
+    """One input image's tokens by OpenAI's rule for GPT Image 1."""
+    width, height = (max(1, side) for side in upload.dimensions)
+    square = width == height
+    for bound, side_of in ((2048, max), (512, min)):
+        side = side_of(width, height)
+        if side > bound:  # scaled down (never up), in whole pixels
+            width, height = max(1, width * bound // side), max(1, height * bound // side)
+    tiles = -(-width // 512) * -(-height // 512)
+    tokens = INPUT_BASE_TOKENS + INPUT_TILE_TOKENS * tiles
+    if fidelity == "high":
+        tokens += HIGH_FIDELITY_SQUARE if square else HIGH_FIDELITY_OTHER
+    return tokens
+
+
+async def edits(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    fields, files = await read_form(request)
+    wanted = parse_request(fields)
+    images = _images_of(files, ("image",))
+    masks = [f for f in files if f.name == "mask"]
+    _check_inputs(wanted.family, images, masks[0] if masks else None)
+    fidelity = _choice(fields, "input_fidelity", _FIDELITIES) or "low"
+    int_param(fields, "partial_images", 0, 3)
+    if fidelity == "high" and str(fields.get("model", "")).startswith("gpt-image-1-mini"):
+        raise ApiError(
+            400, "gpt-image-1-mini supports input_fidelity 'low' only", param="input_fidelity"
+        )
+    if fields.get("stream") == "true":
+        raise ApiError(400, "the simulator does not stream image edits", param="stream")
+    await begin_call(state, wanted.directives)
+    data = [_image_item(request, wanted, index) for index in range(wanted.n)]
+    out: dict[str, Any] = {"created": int(time.time()), "data": data}
+    if wanted.family is GPT_IMAGE:
+        out.update(_gpt_image_echo(wanted))
+        if usage_wanted(state, wanted.directives):
+            usage = image_usage(wanted.prompt, wanted.quality, wanted.size, wanted.n)
+            image_tokens = sum(input_image_tokens(image, fidelity) for image in images)
+            usage["input_tokens"] += image_tokens
+            usage["input_tokens_details"]["image_tokens"] = image_tokens
+            usage["total_tokens"] += image_tokens
+            out["usage"] = usage
+    return json_response(out)
+
+
+async def variations(request: web.Request) -> web.Response:
+    """DALL-E 2's variations: one square png, n images, no usage."""
+    fields, files = await read_form(request)
+    model = fields.get("model") or "dall-e-2"
+    if family_of(str(model)) is not DALL_E_2:
+        raise ApiError(400, f"variations are made by dall-e-2 only, not {model!r}", param="model")
+    _check_inputs(DALL_E_2, _images_of(files, ("image",)), None)
+    prompt = f"variation of {files[0].filename}"
+    wanted = parse_request({**fields, "model": model, "prompt": prompt})
+    await begin_call(request.app[STATE], wanted.directives)
+    data = [_image_item(request, wanted, index) for index in range(wanted.n)]
+    return json_response({"created": int(time.time()), "data": data})
+
+
 def setup(app: web.Application) -> None:
     app[FILES] = FileStore()
     app.router.add_post("/v1/images/generations", generations)
+    app.router.add_post("/v1/images/edits", edits)
+    app.router.add_post("/v1/images/variations", variations)
     app.router.add_get("/_sim/files/{name}", get_file)

@@ -18,16 +18,35 @@ from typing import Any
 
 from aiohttp import web
 
-from . import anthropic, chat, control, embeddings, gemini, images, models, videos
+from . import (
+    anthropic,
+    audio,
+    chat,
+    completions,
+    control,
+    embeddings,
+    gemini,
+    images,
+    models,
+    moderations,
+    rerank,
+    responses,
+    videos,
+)
 from .common import STATE, ApiError, Dialect, SimState, SimStats, error_body, json_response
 from .config import SimulatorConfig
 
 ENDPOINT_MODULES: tuple[ModuleType, ...] = (
     models,
     chat,
+    responses,
     embeddings,
+    completions,
+    moderations,
+    rerank,
     images,
     videos,
+    audio,
     anthropic,
     gemini,
     control,

@@ -33,7 +33,8 @@ CSV_FIELDS = (
     "created_at", "request_id", "account_id", "token_id", "token_name", "model", "endpoint",
     "billing_mode", "method", "input_tokens", "cached_input_tokens", "output_tokens",
     "reasoning_tokens", "image_input_tokens", "image_output_tokens", "audio_input_tokens",
-    "audio_output_tokens", "items", "cost_usd", "usage_source", "status", "duration_ms",
+    "audio_output_tokens", "input_characters", "audio_input_ms", "items", "cost_usd",
+    "usage_source", "status", "duration_ms",
 )  # fmt: skip
 
 

@@ -27,9 +27,7 @@ def upgrade() -> None:
         sa.Column("response", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stored_responses")),
     )
-    op.create_index(
-        "ix_stored_responses_account", "stored_responses", ["account_id", "created_at"]
-    )
+    op.create_index("ix_stored_responses_account", "stored_responses", ["account_id", "created_at"])
 
 
 def downgrade() -> None:

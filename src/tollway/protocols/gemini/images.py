@@ -1,5 +1,6 @@
 """Gemini's image models (generateContent with image output) behind OpenAI's
-``/v1/images/generations``: the request for one image, the answer in OpenAI's
+``/v1/images/generations`` and ``/v1/images/edits``: the request for one image
+(an edit's input images inline after the prompt), the answer in OpenAI's
 images shape with its usage, and why an answer holds no image."""
 
 from __future__ import annotations
@@ -7,6 +8,8 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -22,6 +25,10 @@ _RATIO_TOLERANCE = Fraction(1, 20)
 # The tokens Gemini reports for one image at its default size (2.5 Flash
 # Image: 1,290 at any aspect ratio; the 3.x models: 1,120 at 1K).
 IMAGE_TOKENS = 1290
+# What an input image (an edit's) is counted at when Gemini reports no usage:
+# 1,120 tokens, the 3.x models' count at high resolution (2.5 bills 258 a
+# 768-px tile, 1,032 for a 1024-px square).
+INPUT_IMAGE_TOKENS = 1120
 # inlineData mime types as OpenAI's ``output_format`` names them.
 _OUTPUT_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
 _SIZE = re.compile(r"([1-9][0-9]{0,5})x([1-9][0-9]{0,5})")
@@ -38,16 +45,32 @@ def image_request_from_openai(prompt: str, n: int, size: str | None) -> Json:
     return image_request(prompt, aspect_ratio(size))
 
 
-def image_request(prompt: str, ratio: str | None, max_output_tokens: int | None = None) -> Json:
+def image_request(
+    prompt: str,
+    ratio: str | None,
+    max_output_tokens: int | None = None,
+    images: Sequence[InputImage] = (),
+) -> Json:
     """The generateContent body for one image of ``prompt`` in ``ratio`` (None:
     the model's default); ``max_output_tokens`` bounds what the call generates
-    (text, thoughts and the image)."""
+    (text, thoughts and the image). An edit's ``images`` follow the prompt as
+    inline data parts, in the order sent."""
     config: Json = {"responseModalities": ["TEXT", "IMAGE"]}
     if max_output_tokens is not None:
         config["maxOutputTokens"] = max_output_tokens
     if ratio is not None:
         config["imageConfig"] = {"aspectRatio": ratio}
-    return {"contents": [{"role": "user", "parts": [{"text": prompt}]}], "generationConfig": config}
+    parts: list[Json] = [{"text": prompt}]
+    parts += [{"inline_data": {"mime_type": i.mime_type, "data": i.data}} for i in images]
+    return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
+
+
+@dataclass(frozen=True, slots=True)
+class InputImage:
+    """An image an edit sends: its mime type and its bytes in base64."""
+
+    mime_type: str
+    data: str
 
 
 def aspect_ratio(size: str | None) -> str | None:
