@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from tollway.limits.rules import Admission, Headroom, Subject, Ticket
 
 SHARE = 4  # a lease takes at most 1/SHARE of what is left
-MAX_SLOTS = 64  # calls-at-once slots a lease holds at most
+MAX_SLOTS = 256  # calls-at-once slots a lease holds at most
 UNLIMITED = -1  # the subject has no limit of this kind: nothing to count
 
 
