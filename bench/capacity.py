@@ -112,7 +112,9 @@ def measure_gateway(
     try:
         assert gw.pg is not None
         auth = gw.token
-        run_wrk(sup, args.wrk, gw.chat_url, args.connections, 2, auth)  # warm-up
+        warm = run_wrk(sup, args.wrk, gw.chat_url, args.connections, 2, auth)
+        charged_before = settled_count(gw.pg, at_least=warm["ok"])
+        time.sleep(1)  # the warm-up's last calls, still in flight when wrk stopped
         charged_before = settled_count(gw.pg)
         before = counters(gw.pg, gw.pid)
         row = run_wrk(sup, args.wrk, gw.chat_url, args.connections, args.seconds, auth)
