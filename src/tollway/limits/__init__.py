@@ -4,7 +4,7 @@ every replica (shared.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 from tollway.limits.local import LocalLimiter
@@ -29,6 +29,10 @@ class Limiter(Protocol):
     ) -> Admission: ...
 
     async def finish(self, ticket: Ticket, used_tokens: int) -> None: ...
+
+    def end(self, ticket: Ticket, used_tokens: int) -> Awaitable[None] | None:
+        """``finish`` without waiting: what is left to wait for (None: done)."""
+        ...
 
     async def close(self) -> None: ...
 

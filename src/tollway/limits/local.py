@@ -78,6 +78,10 @@ class LocalLimiter:
         return admission
 
     async def finish(self, ticket: Ticket, used_tokens: int) -> None:
+        self.end(ticket, used_tokens)
+
+    def end(self, ticket: Ticket, used_tokens: int) -> None:
+        """Ended in memory: nothing to wait for."""
         oldest = int(self.clock()) - WINDOW_S + 1
         for subject in ticket.subjects:
             window = self._windows.get(subject.key)

@@ -304,7 +304,7 @@ class Call:
         """The call no longer runs: its tokens are what it used (off the answer's path)."""
         ticket, self.ticket = self.ticket, None
         if ticket is not None:
-            self.gw.spawn(self.gw.limits.finish(ticket, used_tokens))
+            self.gw.limits.end(ticket, used_tokens)  # sent, if need be, by its own batch
 
 
 async def open_call(
