@@ -42,6 +42,7 @@ from tollway.manage import audit
 from tollway.state import Group
 from tollway.timeutil import utcnow
 from tollway.types import (
+    PER_USE_CLASSES,
     BillingMethod,
     BillingMode,
     Model,
@@ -54,19 +55,7 @@ from tollway.types import (
     usd_to_nano,
 )
 
-PER_USE_FIELDS = (
-    "input_mtok",
-    "output_mtok",
-    "cached_input_mtok",
-    "cache_write_mtok",
-    "cache_write_1h_mtok",
-    "image_input_mtok",
-    "image_output_mtok",
-    "audio_input_mtok",
-    "audio_output_mtok",
-    "input_mchar",
-    "audio_input_minute",
-)
+PER_USE_FIELDS = PER_USE_CLASSES  # the per-use prices an edit may set
 
 
 def model_entry(model: Model) -> dict[str, Any]:
