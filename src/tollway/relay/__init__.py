@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from tollway.relay import audio, gemini, messages, responses, video_views, videos
+from tollway.relay import audio, gemini, messages, response_views, responses, video_views, videos
 from tollway.relay.chat import chat_completions
 from tollway.relay.completions import completions
 from tollway.relay.embeddings import embeddings
@@ -38,9 +38,9 @@ ENDPOINTS: tuple[tuple[str, str, Endpoint, Render], ...] = (
     ("POST", "/v1/messages", messages.messages, ANTHROPIC),
     ("POST", "/v1/messages/count_tokens", messages.count_tokens, ANTHROPIC),
     ("POST", "/v1/responses", responses.create_response, OPENAI),
-    ("GET", "/v1/responses/{response_id}", responses.retrieve_response, OPENAI),
-    ("DELETE", "/v1/responses/{response_id}", responses.delete_response, OPENAI),
-    ("GET", "/v1/responses/{response_id}/input_items", responses.list_input_items, OPENAI),
+    ("GET", "/v1/responses/{response_id}", response_views.retrieve_response, OPENAI),
+    ("DELETE", "/v1/responses/{response_id}", response_views.delete_response, OPENAI),
+    ("GET", "/v1/responses/{response_id}/input_items", response_views.list_input_items, OPENAI),
     ("POST", "/v1beta/models/{target:path}", gemini.models_action, GEMINI),
     ("POST", "/v1/models/{target:path}", gemini.models_action, GEMINI),
     ("POST", "/v1/embeddings", embeddings, OPENAI),

@@ -31,15 +31,14 @@ from starlette.responses import Response
 
 from tollway.billing.shapes import CallShape, chat_shape
 from tollway.endpoints import RESPONSES as RESPONSES_ENDPOINT
-from tollway.errors import ApiError, bad_request, not_found, upstream_error, upstream_interrupted
+from tollway.errors import ApiError, bad_request, upstream_error, upstream_interrupted
 from tollway.gateway import Gateway
 from tollway.ledger import UsageStatus
 from tollway.protocols import CODECS, Json
-from tollway.protocols.responses import is_response_id, item_type, native_only, sent_natively
-from tollway.protocols.responses.replay import replay
+from tollway.protocols.responses import item_type, native_only, sent_natively
 from tollway.providers import NotJson, Outbound, StreamScanner
 from tollway.relay.forward import MeteredStream, estimated, released_on_failure
-from tollway.relay.inbound import authenticate, read_json
+from tollway.relay.inbound import read_json
 from tollway.relay.messages import written
 from tollway.relay.pipeline import COST_HEADER, Call, Inbound, Metered, run
 from tollway.relay.responses_store import ChainTooLong, ResponseStore, StoredResponse
@@ -55,8 +54,6 @@ CODEC = CODECS[PROTOCOL]
 OPENAI_TYPE = "openai"
 CHAT_PATH = "chat/completions"  # where a channel without /responses is sent the call
 JSON_TYPE = "application/json"
-LIST_DEFAULT_LIMIT = 20
-LIST_MAX_LIMIT = 100
 # The request's fields a response object repeats (the rest are the answer's).
 ECHOED = (
     "instructions",
@@ -448,93 +445,3 @@ RESPONSES = Metered(
 async def create_response(request: Request) -> Response | MeteredStream:
     result: Response | MeteredStream = await run(RESPONSES, request)
     return result
-
-
-# -- GET / DELETE /v1/responses/{id}, GET .../input_items ---------------------
-
-
-async def _owned(request: Request) -> tuple[ResponseStore, TokenInfo, str]:
-    gw: Gateway = request.app.state.gateway
-    token = await authenticate(gw, request)
-    return store_of(request), token, request.path_params["response_id"]
-
-
-def _missing(response_id: str) -> ApiError:
-    shown = (
-        response_id
-        if is_response_id(response_id)
-        else response_id[:64].encode("unicode_escape").decode()
-    )
-    return not_found(f"Response with id '{shown}' not found.", param="response_id")
-
-
-def _json(body: Any) -> Response:
-    return Response(orjson.dumps(body), 200, media_type=JSON_TYPE)
-
-
-async def retrieve_response(request: Request) -> Response:
-    """The stored response, or (``stream=true``) its events replayed as SSE."""
-    store, token, response_id = await _owned(request)
-    query = request.query_params
-    stream = query.get("stream", "false")
-    if stream not in ("true", "false"):
-        raise bad_request("'stream' must be true or false.", param="stream")
-    after = query.get("starting_after")
-    if after is not None and not (after.isascii() and after.isdigit() and len(after) <= 9):
-        raise bad_request("'starting_after' must be a whole number.", param="starting_after")
-    stored = (
-        await store.load(token.account_id, response_id) if is_response_id(response_id) else None
-    )
-    if stored is None:
-        raise _missing(response_id)
-    if stream == "true":
-        events = replay(stored.response, int(after) if after is not None else None)
-        return Response(events, 200, media_type="text/event-stream")
-    return _json(stored.response)
-
-
-async def delete_response(request: Request) -> Response:
-    store, token, response_id = await _owned(request)
-    if not is_response_id(response_id) or not await store.delete(token.account_id, response_id):
-        raise _missing(response_id)
-    return _json({"id": response_id, "object": "response", "deleted": True})
-
-
-async def list_input_items(request: Request) -> Response:
-    store, token, response_id = await _owned(request)
-    query = request.query_params
-    order = query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise bad_request("'order' must be 'asc' or 'desc'.", param="order")
-    limit_text = query.get("limit", str(LIST_DEFAULT_LIMIT))
-    limit = (
-        int(limit_text)
-        if limit_text.isascii() and limit_text.isdigit() and len(limit_text) < 4
-        else 0
-    )
-    if not 1 <= limit <= LIST_MAX_LIMIT:
-        raise bad_request(f"'limit' must be from 1 to {LIST_MAX_LIMIT}.", param="limit")
-    stored = (
-        await store.load(token.account_id, response_id) if is_response_id(response_id) else None
-    )
-    if stored is None:
-        raise _missing(response_id)
-    items = stored.input_items if order == "asc" else stored.input_items[::-1]
-    after = query.get("after")
-    if after is not None:
-        ids = [item.get("id") for item in items]
-        if after not in ids:
-            raise bad_request(
-                f"'after': no input item of this response has id '{after[:64]}'.", param="after"
-            )
-        items = items[ids.index(after) + 1 :]
-    page = items[:limit]
-    return _json(
-        {
-            "object": "list",
-            "data": page,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None,
-            "has_more": len(items) > limit,
-        }
-    )
