@@ -1,5 +1,6 @@
 """The gateway's own Python work per call, counted (not timed): cProfile over
-N sequential chat calls to a gateway and a simulator in this process.
+N sequential chat calls to a gateway and a simulator in this process
+(``--redis URL``: the token has rate limits, counted there).
 
 Counts do not depend on what else the machine runs, so two trees can be
 compared on a busy machine (timing needs a quiet one: bench/run.py).
@@ -31,6 +32,8 @@ ADMIN = "tm-callcount"
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 STREAM_BODY = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
 WARM_UP = 300
+# Limits no call reaches (--redis): what checking them costs, not refusals.
+LIMITS = {"rpm_limit": 10**9, "tpm_limit": 10**9, "max_concurrent": 100_000}
 
 
 def free_port() -> int:
@@ -39,10 +42,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def profiled(calls: int, stream: bool = False) -> cProfile.Profile:
+async def profiled(
+    calls: int, stream: bool = False, redis_url: str | None = None
+) -> cProfile.Profile:
     sim = await start(SimulatorConfig(api_key="sim-key"))
     data = tempfile.mkdtemp()
-    settings = Settings(database_url=f"sqlite:///{data}/t.db", admin_key=ADMIN)
+    settings = Settings(
+        database_url=f"sqlite:///{data}/t.db",
+        admin_key=ADMIN,
+        redis_url=redis_url,
+        redis_prefix=f"callcount-{free_port()}",
+    )
     config = uvicorn.Config(
         create_app(settings, load_catalog_files()),
         port=free_port(),
@@ -62,7 +72,8 @@ async def profiled(calls: int, stream: bool = False) -> cProfile.Profile:
         credit = {"amount_usd": "1000", "reason": "callcount"}
         await op.post(f"/api/users/{user['id']}/credit", json=credit)
         op.headers["Authorization"] = f"Bearer {user['management_key']}"
-        key = (await op.post("/api/tokens", json={"name": "t"})).json()["key"]
+        token = {"name": "t", **(LIMITS if redis_url else {})}
+        key = (await op.post("/api/tokens", json=token)).json()["key"]
     profile = cProfile.Profile()
     body = STREAM_BODY if stream else BODY
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}) as c:
@@ -93,8 +104,9 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=0)
     parser.add_argument("--out", default=None)
     parser.add_argument("--stream", action="store_true", help="streamed calls (read whole)")
+    parser.add_argument("--redis", default=None, help="limits on, counted in this Redis URL")
     args = parser.parse_args()
-    profile = asyncio.run(profiled(args.calls, args.stream))
+    profile = asyncio.run(profiled(args.calls, args.stream, args.redis))
     if args.out:
         profile.dump_stats(args.out)
     rows = own_calls(pstats.Stats(profile), args.calls)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tollway.limits.rules import Admission, Headroom, Subject, Ticket
+from tollway.limits.rules import Admission, Headroom, Subject, Ticket, reset_text
 
 SHARE = 4  # a lease takes at most 1/SHARE of what is left
 MAX_SLOTS = 256  # calls-at-once slots a lease holds at most
@@ -39,7 +39,11 @@ class Lease:
     requests_left: int  # the subject's requests left beyond the lease, when granted
     tokens_left: int
     reset_s: float
+    reset: str = ""  # reset_s as the x-ratelimit-reset-* headers write it
     open: bool = True
+
+    def __post_init__(self) -> None:
+        self.reset = reset_text(self.reset_s)
 
     def covers(self, tokens: int) -> bool:
         return (
@@ -70,19 +74,21 @@ class Lease:
 def admit_locally(
     request_id: str, subjects: Sequence[Subject], leases: Sequence[Lease], tokens: int
 ) -> Admission:
-    """Admit a call from its subjects' leases (each covers it)."""
-    slots = tuple(lease.take(tokens) for lease in leases)
-    admission = Admission(
-        Ticket(request_id, tuple(subjects), tokens, leases[0].second, slots, tuple(leases))
-    )
+    """Admit a call from its subjects' leases (each covers it), with the
+    headroom of the tightest for its headers."""
+    slots = []
+    requests: Headroom | None = None
+    tokens_room: Headroom | None = None
     for lease in leases:
+        slots.append(lease.take(tokens))
         limits = lease.subject.limits
         if limits.rpm is not None:
             left = lease.requests_left + lease.requests
-            if admission.requests is None or left < admission.requests.remaining:
-                admission.requests = Headroom(limits.rpm, left, lease.reset_s)
+            if requests is None or left < requests.remaining:
+                requests = Headroom(limits.rpm, left, lease.reset_s, lease.reset)
         if limits.tpm is not None:
             left = lease.tokens_left + lease.tokens
-            if admission.tokens is None or left < admission.tokens.remaining:
-                admission.tokens = Headroom(limits.tpm, left, lease.reset_s)
-    return admission
+            if tokens_room is None or left < tokens_room.remaining:
+                tokens_room = Headroom(limits.tpm, left, lease.reset_s, lease.reset)
+    ticket = Ticket(request_id, tuple(subjects), tokens, leases[0].second, tuple(slots), leases)
+    return Admission(ticket, requests, tokens_room)

@@ -13,7 +13,8 @@ bound plus max_tokens), then set to what it used when it settles.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from tollway.errors import ApiError
@@ -50,10 +51,10 @@ class Subject:
     kind: str  # "token" | "account"
     id: int
     limits: Limits
+    key: str = field(init=False, compare=False)  # "token:12": its counters' name
 
-    @property
-    def key(self) -> str:
-        return f"{self.kind}:{self.id}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.kind}:{self.id}")
 
 
 def tokens_of(usage: Usage) -> int:
@@ -75,6 +76,7 @@ class Headroom:
     limit: int
     remaining: int
     reset_s: float
+    reset: str = ""  # reset_s as the header writes it, when known ahead (a lease's)
 
 
 @dataclass(slots=True)
@@ -88,7 +90,7 @@ class Ticket:
     # Admitted from leases (limits/leases.py): per subject its lease and the
     # slot taken from it ('' where calls at once are not limited).
     slots: tuple[str, ...] = ()
-    leases: tuple[Any, ...] | None = None
+    leases: Sequence[Any] | None = None
 
 
 @dataclass(slots=True)
@@ -113,13 +115,19 @@ def reset_text(seconds: float) -> str:
 
 
 def headers_of(admission: Admission) -> dict[str, str]:
-    """OpenAI's x-ratelimit-* headers for the limits the call was counted by."""
+    """OpenAI's x-ratelimit-* headers for the limits the call was counted by
+    (written out per unit: this runs on every limited call)."""
     headers = {}
-    for unit, room in (("requests", admission.requests), ("tokens", admission.tokens)):
-        if room is not None:
-            headers[f"x-ratelimit-limit-{unit}"] = str(room.limit)
-            headers[f"x-ratelimit-remaining-{unit}"] = str(max(room.remaining, 0))
-            headers[f"x-ratelimit-reset-{unit}"] = reset_text(room.reset_s)
+    room = admission.requests
+    if room is not None:
+        headers["x-ratelimit-limit-requests"] = str(room.limit)
+        headers["x-ratelimit-remaining-requests"] = str(max(room.remaining, 0))
+        headers["x-ratelimit-reset-requests"] = room.reset or reset_text(room.reset_s)
+    room = admission.tokens
+    if room is not None:
+        headers["x-ratelimit-limit-tokens"] = str(room.limit)
+        headers["x-ratelimit-remaining-tokens"] = str(max(room.remaining, 0))
+        headers["x-ratelimit-reset-tokens"] = room.reset or reset_text(room.reset_s)
     return headers
 
 

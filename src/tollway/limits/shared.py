@@ -142,19 +142,18 @@ class SharedLimiter:
     def _leases_covering(self, subjects: Sequence[Subject], tokens: int) -> list[Lease] | None:
         """The subjects' open leases, when each covers the call."""
         found = []
+        now = asyncio.get_running_loop().time()
         for subject in subjects:
             lease = self._leases.get(subject.key)
-            if lease is None or not self._current(lease) or not lease.covers(tokens):
+            if lease is None or not self._current(lease, now) or not lease.covers(tokens):
                 return None
             found.append(lease)
         return found
 
-    def _current(self, lease: Lease) -> bool:
-        """Whether the lease's second still runs (closing it when not)."""
-        if self.now_ms:  # a test's clock
-            current = self.now_ms // 1000 == lease.second
-        else:
-            current = asyncio.get_running_loop().time() < lease.expires
+    def _current(self, lease: Lease, now: float) -> bool:
+        """Whether the lease's second still runs at loop time ``now`` (closing it when not)."""
+        # (a test's clock, when set, else the loop's)
+        current = self.now_ms // 1000 == lease.second if self.now_ms else now < lease.expires
         if not current:
             self._close_lease(lease)
         return current
