@@ -19,6 +19,7 @@ import orjson
 from tollway.errors import ApiError
 from tollway.providers import PROVIDERS, Outbound
 from tollway.providers.base import JSON
+from tollway.relay.multipart import is_multipart, text_field, with_field
 from tollway.routing import key_rejected, retryable
 from tollway.routing import status as channel_status
 from tollway.routing.failures import reason_of
@@ -130,20 +131,41 @@ async def _attempt(
 
 
 def renamed(outbound: Outbound, channel: Channel) -> Outbound:
-    """``outbound`` naming the model as the channel's upstream knows it."""
+    """``outbound`` naming the model as the channel's upstream knows it, in
+    its payload and in its body (JSON, or a multipart form's ``model`` part)."""
     payload = outbound.payload
-    if not channel.model_mapping or payload is None:
+    if not channel.model_mapping:
         return outbound
+    if payload is None:  # a form the endpoint encoded (audio, videos) names it only inside
+        return _renamed_form(outbound, channel.model_mapping)
     name = payload.get("model")
     upstream_name = channel.model_mapping.get(name) if isinstance(name, str) else None
     if upstream_name is None:
         return outbound
     payload = {**payload, "model": upstream_name}
-    body = orjson.dumps(payload) if outbound.content_type == JSON else outbound.body
+    content_type = outbound.content_type
+    if content_type == JSON:
+        body = orjson.dumps(payload)
+    elif content_type is not None and is_multipart(content_type):
+        body = with_field(outbound.body, content_type, "model", upstream_name)
+    else:
+        body = outbound.body
     native = outbound.native
     if native is not None and "model" in native:
         native = {**native, "model": upstream_name}
     return dataclasses.replace(outbound, payload=payload, body=body, native=native)
+
+
+def _renamed_form(outbound: Outbound, mapping: dict[str, str]) -> Outbound:
+    content_type = outbound.content_type
+    if content_type is None or not is_multipart(content_type):
+        return outbound
+    name = text_field(outbound.body, content_type, "model")
+    upstream_name = mapping.get(name) if name is not None else None
+    if upstream_name is None:
+        return outbound
+    body = with_field(outbound.body, content_type, "model", upstream_name)
+    return dataclasses.replace(outbound, body=body)
 
 
 async def primed(resp: UpstreamAnswer) -> UpstreamAnswer:

@@ -1,6 +1,7 @@
 """Reading a request body that is JSON or multipart/form-data (as the openai
-SDK sends uploads), and encoding its fields again for the upstream. Used by
-the video, image-edit and audio endpoints.
+SDK sends uploads), encoding its fields again for the upstream, and changing
+one text field of a body so encoded (a channel's model name). Used by the
+video, image-edit and audio endpoints.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ async def encode_multipart(items: list[tuple[str, Any]]) -> tuple[bytes, str]:
     boundary = "tollway" + secrets.token_hex(16)
     out: list[bytes] = []
     for name, value in items:
-        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{_quoted(name)}"'
+        head = f"--{boundary}\r\n{_disposition(name)}"
         if isinstance(value, UploadFile):
             await value.seek(0)
             data = await value.read()
@@ -84,6 +85,76 @@ async def encode_multipart(items: list[tuple[str, Any]]) -> tuple[bytes, str]:
         out += [head.encode(), b"\r\n\r\n", data, b"\r\n"]
     out.append(f"--{boundary}--\r\n".encode())
     return b"".join(out), f"multipart/form-data; boundary={boundary}"
+
+
+def is_multipart(content_type: str) -> bool:
+    return content_type.partition(";")[0].strip().lower() == "multipart/form-data"
+
+
+def text_field(body: bytes, content_type: str, name: str) -> str | None:
+    """The value of the text part ``name`` of a body ``encode_multipart``
+    wrote (the last when it repeats, as ``Form.get`` reads), or None."""
+    spans = _text_spans(body, content_type, name)
+    if not spans:
+        return None
+    start, end = spans[-1]
+    return body[start:end].decode(errors="replace")
+
+
+def with_field(body: bytes, content_type: str, name: str, value: str) -> bytes:
+    """``body`` (as ``encode_multipart`` wrote it) with the value of its text
+    part ``name`` (each, if it repeats) replaced and every other byte kept;
+    ``body`` itself when it has no such part."""
+    spans = _text_spans(body, content_type, name)
+    if not spans:
+        return body
+    out: list[bytes] = []
+    kept_from = 0
+    for start, end in spans:
+        out += [body[kept_from:start], value.encode()]
+        kept_from = end
+    out.append(body[kept_from:])
+    return b"".join(out)
+
+
+def _text_spans(body: bytes, content_type: str, name: str) -> list[tuple[int, int]]:
+    """Where the values of the text parts named ``name`` lie, in one pass:
+    each delimiter is found from the one before, and a part is the one asked
+    for when its headers are exactly what ``encode_multipart`` writes for a
+    text part of that name (a file part's go on with its filename). A body
+    not framed as ``encode_multipart`` frames one has none."""
+    boundary = _boundary(content_type)
+    if boundary is None or not body.startswith(b"--" + boundary + b"\r\n"):
+        return []
+    delimiter = b"\r\n--" + boundary
+    head = _disposition(name).encode() + b"\r\n\r\n"
+    spans: list[tuple[int, int]] = []
+    part = len(boundary) + 4  # past the first "--boundary\r\n"
+    while True:
+        end = body.find(delimiter, part)
+        if end < 0:
+            return []
+        if body.startswith(head, part):
+            spans.append((part + len(head), end))
+        part = end + len(delimiter) + 2
+        after = body[part - 2 : part]
+        if after == b"--":  # the closing delimiter
+            return spans
+        if after != b"\r\n":
+            return []
+
+
+def _boundary(content_type: str) -> bytes | None:
+    for param in content_type.partition(";")[2].split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "boundary":
+            return value.strip().strip('"').encode() or None
+    return None
+
+
+def _disposition(name: str) -> str:
+    """The header that opens a part (a file's goes on with its filename)."""
+    return f'Content-Disposition: form-data; name="{_quoted(name)}"'
 
 
 def _quoted(text: str) -> str:

@@ -98,7 +98,10 @@ async def _forward_create(call: Call, inbound: Inbound, request: Request) -> Res
     }
     async with released_on_failure(call):
         body, content_type = await form.encode(overrides)
-    outbound = Outbound(ENDPOINT, body, path=ENDPOINT, content_type=content_type)
+    # A JSON body is sent as its payload, so a channel's model_mapping can rename
+    # it (a multipart one is renamed in its bytes: failover.renamed).
+    payload = {**dict(form.items), **overrides} if form.form is None else None
+    outbound = Outbound(ENDPOINT, body, payload, path=ENDPOINT, content_type=content_type)
     return job_response(await submit(call, outbound, new_job(call, video)))
 
 
