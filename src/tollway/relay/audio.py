@@ -14,13 +14,12 @@
   relays the upstream's SSE events and bills from ``transcript.text.done``.
   The text, srt and vtt formats are plain text and carry no usage.
 
-A multipart body goes upstream re-encoded with the catalog's model id (a
-channel's ``model_mapping`` does not rename it there).
+A multipart body goes upstream re-encoded with the catalog's model id, which
+a channel's ``model_mapping`` renames in it (failover.renamed).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ import orjson
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from tollway.billing import audio
 from tollway.billing.shapes import AudioShape, CallShape
@@ -47,7 +45,6 @@ from tollway.relay.pipeline import COST_HEADER, Call, Inbound, Metered, run
 from tollway.state import TokenInfo
 from tollway.transport import UpstreamAnswer
 from tollway.types import BillingMethod, Model, Usage, UsageSource, nano_to_usd
-from tollway.upstream import UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -82,25 +79,28 @@ async def speech(request: Request) -> Response:
 
 
 class SpeechMeter:
-    """What a speech stream is billed by: its characters, or the usage its
-    SSE ``speech.audio.done`` event reports, else the estimate."""
+    """A speech stream's scanner (relay/forward.py's StreamScanner): it passes
+    every chunk on, and says what the call is billed by: its characters, or the
+    usage its SSE ``speech.audio.done`` event reports, else the estimate."""
 
     def __init__(self, call: Call, text: str, sse: bool) -> None:
         self.call = call
         self.text = text
         self.sse = sse
-        self.reported: Usage | None = None
+        self.usage: Usage | None = None  # reported
+        self.done = True  # raw audio says nothing of its end (AudioStream: its body's end)
+        self.failed = False
         self.delivered = 0
         self._buffer = b""
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes) -> bytes:
         self.delivered += len(chunk)
-        if not self.sse:
-            return
-        self._buffer += chunk.replace(b"\r\n", b"\n")
-        *events, self._buffer = self._buffer.split(b"\n\n")
-        for event in events:
-            self._take(event)
+        if self.sse:
+            self._buffer += chunk.replace(b"\r\n", b"\n")
+            *events, self._buffer = self._buffer.split(b"\n\n")
+            for event in events:
+                self._take(event)
+        return chunk
 
     def _take(self, event: bytes) -> None:
         for line in event.split(b"\n"):
@@ -111,9 +111,18 @@ class SpeechMeter:
             except orjson.JSONDecodeError:
                 continue
             if isinstance(parsed, dict) and isinstance(parsed.get("usage"), dict):
-                self.reported = audio_usage_from_openai(parsed["usage"])
+                self.usage = audio_usage_from_openai(parsed["usage"])
 
-    async def usage(self) -> Usage:
+    def output_text(self) -> str:
+        return ""  # speech is counted from its input (billed)
+
+    def delivered_choices(self) -> int:
+        return 1 if self.delivered else 0
+
+    def interrupted(self) -> bytes:
+        return INTERRUPTED if self.sse else b""  # raw audio has no way to say it
+
+    async def billed(self) -> Usage:
         shape = self.call.shape.audio
         assert shape is not None  # _speech_shape made it
         price = self.call.model.per_use
@@ -121,64 +130,24 @@ class SpeechMeter:
             return Usage()
         if price.input_mchar is not None:  # the request's own characters, exact
             return Usage(input_characters=shape.characters)
-        if self.reported is not None:
-            return self.reported
+        if self.usage is not None:
+            return self.usage
         counter = await self.call.gw.counter.ready()
         return audio.speech_estimate(shape, counter.count(self.text))
 
 
-class AudioStream:
-    """An ASGI response relaying the upstream's audio (or SSE) chunk by chunk,
-    settled when it ends, before the client's last byte."""
+class AudioStream(MeteredStream):
+    """A MeteredStream of the upstream's audio (or SSE) in its own content
+    type, billed by its SpeechMeter when it ends, before the client's last byte."""
+
+    ends_in_its_events = False
 
     def __init__(
         self, call: Call, upstream: UpstreamAnswer, content_type: str, meter: SpeechMeter
     ) -> None:
-        self.call = call
-        self.upstream = upstream
+        super().__init__(call, upstream, meter, _not_by_its_text, items=1)
         self.content_type = content_type
         self.meter = meter
-        self.client_gone = False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        watcher = asyncio.create_task(self._watch(receive))
-        status = UsageStatus.OK
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": self._headers()})
-            status = await self._pump(send)
-        except OSError:
-            status = UsageStatus.CLIENT_DISCONNECTED
-        finally:
-            watcher.cancel()
-            self.upstream.close()
-            await self._finish(status)
-        if not self.client_gone:
-            last = (
-                INTERRUPTED
-                if status is UsageStatus.UPSTREAM_INTERRUPTED and self.meter.sse
-                else b""
-            )
-            with contextlib.suppress(OSError):
-                await send({"type": "http.response.body", "body": last, "more_body": False})
-
-    async def _pump(self, send: Send) -> UsageStatus:
-        try:
-            async for chunk in self.upstream.iter_chunks():
-                self.meter.feed(chunk)
-                if self.client_gone:
-                    return UsageStatus.CLIENT_DISCONNECTED
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except (UpstreamError, OSError):
-            return UsageStatus.UPSTREAM_INTERRUPTED
-        return UsageStatus.CLIENT_DISCONNECTED if self.client_gone else UsageStatus.OK
-
-    async def _watch(self, receive: Receive) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                self.client_gone = True
-                self.upstream.close()
-                return
 
     async def _finish(self, status: UsageStatus) -> None:
         call = self.call
@@ -186,7 +155,7 @@ class AudioStream:
             if self.meter.delivered == 0 and call.method is BillingMethod.PER_CALL:
                 await call.release(status, "no audio reached the client: nothing to charge")
                 return
-            usage = await self.meter.usage()
+            usage = await self.meter.billed()
             detail = None if status is UsageStatus.OK else "the audio stream did not end whole"
             await call.settle(usage, status, detail)
         except Exception:
@@ -198,6 +167,10 @@ class AudioStream:
         headers = [(b"content-type", self.content_type.encode()), (b"cache-control", b"no-cache")]
         headers += [(k.encode(), v.encode()) for k, v in self.call.headers().items()]
         return headers
+
+
+def _not_by_its_text(text: str) -> Usage:
+    raise AssertionError("a speech stream is billed by its SpeechMeter, not counted")
 
 
 # --- transcriptions and translations ----------------------------------------------

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -30,6 +30,13 @@ AnswerEstimator = Callable[[dict[str, Any]], Usage]
 AnswerUsage = Callable[[Answer], Usage | None]
 # Whether the client has gone away (Request.is_disconnected).
 ClientGone = Callable[[], Awaitable[bool]]
+# How an endpoint sends when the upstream may be sent something else than
+# asked (Responses: natively, else on chat completions): the upstream's answer
+# and the outbound it answered.
+Sender = Callable[[Outbound], Awaitable[tuple[UpstreamAnswer, Outbound]]]
+# The client's answer made of the upstream's (Responses: the gateway's id on
+# it, kept for its account); the usage is read from what it returns.
+Answered = Callable[[Answer], Answer]
 
 
 async def forward_unary(
@@ -40,6 +47,8 @@ async def forward_unary(
     *,
     usage: AnswerUsage | None = None,
     client_gone: ClientGone | None = None,
+    send: Sender | None = None,
+    answered: Answered | None = None,
 ) -> Response:
     """Send, read the whole answer, settle, answer with the cost in a header.
 
@@ -47,10 +56,24 @@ async def forward_unary(
     none is reported, ``estimate`` counts it and the record says so. A client
     that left while the upstream worked (``client_gone``) is billed all the
     same: the upstream did the work; the record says ``client_disconnected``.
+    An endpoint that sends otherwise than ``call.send`` passes ``send``, and
+    one whose client gets another answer than the provider's, ``answered``.
     """
-    data = await _post(call, outbound)
+    async with released_on_failure(call):
+        if send is None:
+            resp = await call.send(outbound)
+        else:
+            resp, outbound = await send(outbound)
+        if resp.status != 200:
+            await refused(call, resp)
+        try:
+            data = await resp.read()
+        finally:
+            resp.close()
     async with released_on_failure(call):  # a bug reading the answer gives the hold back
         answer = await _answer(call, outbound, data)
+        if answered is not None:
+            answer = answered(answer)
         reported = usage(answer) if usage is not None else answer.usage
         if reported is None:
             await call.gw.counter.ready()
@@ -72,20 +95,6 @@ async def _answer(call: Call, outbound: Outbound, data: bytes) -> Answer:
     except NotJson as exc:
         await call.release(UsageStatus.UPSTREAM_ERROR, str(exc))
         raise upstream_error("The upstream answered with a body that is not JSON.") from None
-
-
-async def _post(call: Call, outbound: Outbound) -> bytes:
-    async with released_on_failure(call):
-        resp = await call.send(outbound)
-        try:
-            data = await resp.read()
-        finally:
-            resp.close()
-        status = resp.status
-    if status != 200:
-        await call.release(UsageStatus.UPSTREAM_ERROR, f"upstream answered HTTP {status}")
-        raise call.provider.failure(status, data)
-    return data
 
 
 class released_on_failure:
@@ -131,13 +140,18 @@ async def open_stream(call: Call, outbound: Outbound) -> UpstreamAnswer:
     async with released_on_failure(call):
         resp = await call.send(outbound)
     if resp.status != 200:
-        try:
-            data = await resp.read()
-        finally:
-            resp.close()
-        await call.release(UsageStatus.UPSTREAM_ERROR, f"upstream answered HTTP {resp.status}")
-        raise call.provider.failure(resp.status, data)
+        await refused(call, resp)
     return resp
+
+
+async def refused(call: Call, upstream: UpstreamAnswer) -> NoReturn:
+    """An upstream's error answer: the hold given back, the provider's error raised."""
+    try:
+        data = await upstream.read()
+    finally:
+        upstream.close()
+    await call.release(UsageStatus.UPSTREAM_ERROR, f"upstream answered HTTP {upstream.status}")
+    raise call.provider.failure(upstream.status, data)
 
 
 class MeteredStream:
@@ -154,6 +168,11 @@ class MeteredStream:
     its client before any choice reached the client costs nothing, and its
     hold is released.
     """
+
+    # Whether the stream says in its own events that it ended (the scanner's
+    # ``done``), so a connection that breaks after the last event leaves it
+    # whole. Raw audio says nothing: it is whole if, and only if, its body ends.
+    ends_in_its_events = True
 
     def __init__(
         self,
@@ -202,7 +221,8 @@ class MeteredStream:
                 if self.client_gone:
                     return UsageStatus.CLIENT_DISCONNECTED
         except (UpstreamError, OSError):
-            pass
+            if not (self.ends_in_its_events or self.client_gone):
+                return UsageStatus.UPSTREAM_INTERRUPTED
         if self.client_gone:
             return UsageStatus.CLIENT_DISCONNECTED
         return UsageStatus.OK if self.scanner.done else UsageStatus.UPSTREAM_INTERRUPTED

@@ -31,21 +31,20 @@ from starlette.responses import Response
 
 from tollway.billing.shapes import CallShape, chat_shape
 from tollway.endpoints import RESPONSES as RESPONSES_ENDPOINT
-from tollway.errors import ApiError, bad_request, upstream_error, upstream_interrupted
+from tollway.errors import ApiError, bad_request, upstream_interrupted
 from tollway.gateway import Gateway
-from tollway.ledger import UsageStatus
 from tollway.protocols import CODECS, Json
 from tollway.protocols.responses import item_type, native_only, sent_natively
-from tollway.providers import NotJson, Outbound, StreamScanner
-from tollway.relay.forward import MeteredStream, estimated, released_on_failure
+from tollway.providers import Answer, Outbound, StreamScanner
+from tollway.relay.forward import MeteredStream, forward_unary, refused, released_on_failure
 from tollway.relay.inbound import read_json
 from tollway.relay.messages import written
-from tollway.relay.pipeline import COST_HEADER, Call, Inbound, Metered, run
+from tollway.relay.pipeline import Call, Inbound, Metered, run
 from tollway.relay.responses_store import ChainTooLong, ResponseStore, StoredResponse
 from tollway.state import Channel, TokenInfo
 from tollway.timeutil import utcnow
 from tollway.transport import UpstreamAnswer
-from tollway.types import Usage, nano_to_usd
+from tollway.types import Usage
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +224,7 @@ async def _forward(call: Call, inbound: Inbound, request: Request) -> Response |
     async with released_on_failure(call):
         upstream, outbound = await _send(call, outbound, asked)
     if upstream.status != 200:
-        await _refused(call, upstream)
+        await refused(call, upstream)
     scanner = Stamped(call.provider.scanner(outbound), lambda kind, r: _seen(kind, r, asked, store))
     return MeteredStream(
         call,
@@ -259,15 +258,6 @@ def _may_fall_back(call: Call, outbound: Outbound, asked: Asked) -> bool:
     )
 
 
-async def _refused(call: Call, upstream: UpstreamAnswer) -> None:
-    try:
-        data = await upstream.read()
-    finally:
-        upstream.close()
-    await call.release(UsageStatus.UPSTREAM_ERROR, f"upstream answered HTTP {upstream.status}")
-    raise call.provider.failure(upstream.status, data)
-
-
 async def _unary(
     call: Call,
     outbound: Outbound,
@@ -275,37 +265,24 @@ async def _unary(
     store: ResponseStore,
     prompt_tokens: Callable[[], int],
 ) -> Response:
-    async with released_on_failure(call):
-        upstream, outbound = await _send(call, outbound, asked)
-        if upstream.status != 200:
-            await _refused(call, upstream)
-        try:
-            data = await upstream.read()
-        finally:
-            upstream.close()
-    async with released_on_failure(call):
-        try:
-            answer = call.provider.answer(outbound, data)
-            body = orjson.loads(answer.body)
-        except (NotJson, orjson.JSONDecodeError):
-            await call.release(
-                UsageStatus.UPSTREAM_ERROR, "upstream answered a body that is not JSON"
-            )
-            raise upstream_error("The upstream answered with a body that is not JSON.") from None
-        usage = answer.usage
-        if usage is None:
-            await call.gw.counter.ready()
-            text = _output_text(body)
-            usage = estimated(
-                Usage(input_tokens=prompt_tokens(), output_tokens=call.gw.counter.count(text))
-            )
-        usage.items = 1
-        stamp(body, asked)
-    cost = await call.settle(usage)
-    _keep(body, asked, store)
-    headers = call.headers()
-    headers[COST_HEADER] = nano_to_usd(cost)
-    return Response(orjson.dumps(body), 200, headers, media_type=JSON_TYPE)
+    def answered(answer: Answer) -> Answer:
+        response = orjson.loads(answer.body)  # a JSON object: the provider read it
+        stamp(response, asked)
+        _keep(response, asked, store)
+        return Answer(orjson.dumps(response), response, answer.usage)
+
+    def estimate(response: Json) -> Usage:
+        output_tokens = call.gw.counter.count(_output_text(response))
+        return Usage(input_tokens=prompt_tokens(), output_tokens=output_tokens)
+
+    return await forward_unary(
+        call,
+        outbound,
+        items=lambda response: 1,
+        estimate=estimate,
+        send=lambda sent: _send(call, sent, asked),
+        answered=answered,
+    )
 
 
 def stamp(response: Json, asked: Asked) -> None:
