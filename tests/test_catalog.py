@@ -150,10 +150,11 @@ def test_size_quality_tables(catalog: Catalog, model_id: str) -> None:
     assert dict(price.variants)[price.default_variant] == price.price_nano
 
 
-def test_every_image_and_video_price_says_its_unit(catalog: Catalog) -> None:
+def test_every_image_video_and_rerank_price_says_its_unit(catalog: Catalog) -> None:
     units = {
         ModelKind.IMAGE: {PerCallUnit.IMAGE},
         ModelKind.VIDEO: {PerCallUnit.VIDEO, PerCallUnit.SECOND},
+        ModelKind.RERANK: {PerCallUnit.SEARCH},
     }
     for model in catalog.models:
         if model.per_call is not None and model.kind in units:
@@ -334,6 +335,7 @@ def _entry(**fields: str) -> str:
         ({"source": "<drop>"}, ["source", "Field required"]),
         ({"aliases": "[m]"}, ["repeats the model's own id"]),
         ({"per_call": '{price: "1", unit: minute}'}, ["per_call.unit"]),
+        ({"per_call": '{price: "1", unit: search}'}, ["unit: search", "rerank models only"]),
         (
             {"per_call": '{price: "1", default_variant: 1x1/hd, variants: {1x1/hd: 1}}'},
             ["per_call.variants.1x1/hd", "got int 1"],
@@ -370,6 +372,7 @@ def _entry(**fields: str) -> str:
         "no-source",
         "alias-is-own-id",
         "unknown-unit",
+        "search-unit-not-rerank",
         "variant-float-price",
         "variant-bad-key",
         "variants-without-default",

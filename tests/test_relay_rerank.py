@@ -82,7 +82,7 @@ async def test_cohere_rerank_is_billed_per_search_unit(served: Served) -> None:
         nano_to_usd(cost),
         "upstream",
     )
-    assert record["unit_prices_usd"] == {"calls": nano_to_usd(cost)}
+    assert record["unit_prices_usd"] == {"searches": nano_to_usd(cost)}
 
 
 async def test_many_and_long_documents_are_several_search_units(served: Served) -> None:

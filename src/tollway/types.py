@@ -210,12 +210,14 @@ class PriceTier:
 
 class PerCallUnit(StrEnum):
     """What one per-call price buys. ``second`` is a second of generated video:
-    the charge is price x seconds x items."""
+    the charge is price x seconds x items. ``search`` is a reranker's search
+    unit (Cohere: one query over up to 100 document chunks): items count them."""
 
     CALL = "call"
     IMAGE = "image"
     VIDEO = "video"
     SECOND = "second"
+    SEARCH = "search"
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ UNIT_LINES = {
     PerCallUnit.IMAGE: "images",
     PerCallUnit.VIDEO: "videos",
     PerCallUnit.SECOND: "seconds",
+    PerCallUnit.SEARCH: "searches",
 }
 # Cache writes a model's prices leave out are billed as Anthropic bills them:
 # 5-minute writes at 1.25 x the input price, 1-hour writes at 2 x (as fractions).

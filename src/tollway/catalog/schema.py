@@ -19,9 +19,10 @@ at least one of its classes, not necessarily ``input_mtok``::
     per_use: {input_mchar: "15"}          # tts-1: $15 per 1M characters read
     per_use: {audio_input_minute: "0.006"} # whisper-1: $0.006 per minute heard
  A per-call price says what it buys (``unit``: call,
-image, video or second; by default image for image models, video for video
-models, call otherwise), and where the published price depends on size and
-quality it holds the whole table::
+image, video, second or search; by default image for image models, video for
+video models, search (a search unit) for rerank models, call otherwise), and
+where the published price depends on size and quality it holds the whole
+table::
 
     per_call:
       price: "0.04"                       # the default variant's price
@@ -194,7 +195,11 @@ VariantKey = Annotated[
 """A per-call price table's key: ``<size>/<quality>``, e.g. ``1792x1024/hd``."""
 
 # The unit a per-call price has when the entry does not say.
-DEFAULT_UNITS = {ModelKind.IMAGE: PerCallUnit.IMAGE, ModelKind.VIDEO: PerCallUnit.VIDEO}
+DEFAULT_UNITS = {
+    ModelKind.IMAGE: PerCallUnit.IMAGE,
+    ModelKind.VIDEO: PerCallUnit.VIDEO,
+    ModelKind.RERANK: PerCallUnit.SEARCH,
+}
 
 
 class PerCallEntry(_Strict):
@@ -274,6 +279,9 @@ class ModelEntry(_Strict):
         if per_second and self.kind is not ModelKind.VIDEO:
             # Only a video call has seconds to price: elsewhere it could not be billed.
             raise ValueError("a per-second price (unit: second) is for video models only")
+        per_search = self.per_call is not None and self.per_call.unit is PerCallUnit.SEARCH
+        if per_search and self.kind is not ModelKind.RERANK:
+            raise ValueError("a per-search price (unit: search) is for rerank models only")
         return self
 
     def methods(self) -> frozenset[BillingMethod]:
