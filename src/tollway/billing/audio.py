@@ -21,15 +21,16 @@ Transcription and translation (``POST /v1/audio/transcriptions`` and
   milliseconds: billed from the upstream's ``usage: {type: "duration",
   seconds}`` (or a verbose answer's ``duration``); without either (the text,
   srt and vtt formats carry none), by the file's duration as its WAV header
-  says it, else estimated from its size at ``TYPICAL_BYTES_PER_SECOND``
-  (128 kbit/s: no library that reads MP3, Ogg or M4A durations is part of
-  the gateway), never above the hold;
+  says it, else as its container says it (MP3, M4A/MP4, Ogg, FLAC: read by
+  mutagen), else estimated from its size at ``TYPICAL_BYTES_PER_SECOND``
+  (128 kbit/s; webm), never above the hold;
 - priced by tokens (gpt-4o(-mini)-transcribe): billed from ``usage: {type:
   "tokens", input_tokens, input_token_details{text_tokens, audio_tokens},
   output_tokens}``.
 
 The hold of a file is the most its audio can be: its duration when the WAV
-header says it, else its size at ``LOWEST_BYTES_PER_SECOND`` (6 kbit/s, the
+header says it (the data it holds over its byte rate, a bound), else its size
+at ``LOWEST_BYTES_PER_SECOND`` (6 kbit/s, the
 lowest rate a speech codec the API accepts is used at); a token-priced model
 holds ``HOLD_AUDIO_TOKENS_PER_SECOND`` audio tokens and
 ``HOLD_TRANSCRIPT_TOKENS_PER_SECOND`` output tokens a second of it.
@@ -37,18 +38,24 @@ holds ``HOLD_AUDIO_TOKENS_PER_SECOND`` audio tokens and
 
 from __future__ import annotations
 
+import logging
 import struct
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
-from typing import Any
+from typing import IO, Any
+
+import mutagen
 
 from tollway.billing.shapes import AudioShape
 from tollway.errors import bad_request
 from tollway.types import Model, Usage, UsageSource
 
+log = logging.getLogger(__name__)
+
 MAX_SPEECH_CHARS = 4096
 MAX_INSTRUCTIONS_CHARS = 4096
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
+MAX_PLAYED_S = 24 * 3600  # a container saying longer is not believed
 MAX_PROMPT_CHARS = 4096
 MAX_LANGUAGE_CHARS = 16
 MIN_SPEED_PERCENT, MAX_SPEED_PERCENT = 25, 400
@@ -218,13 +225,18 @@ def check_granularities(values: list[Any]) -> None:
         )
 
 
-def transcription_shape(head: bytes, size: int, prompt: str | None) -> AudioShape:
-    """A file of ``size`` bytes starting with ``head``, and the prompt sent along."""
+def transcription_shape(
+    head: bytes, size: int, prompt: str | None, file: IO[bytes] | None = None
+) -> AudioShape:
+    """A file of ``size`` bytes starting with ``head`` (``file``: all of it,
+    for its container's duration when it is not WAV), and the prompt sent along."""
+    wav_ms = wav_duration_ms(head, size)
     return AudioShape(
         transcribes=True,
         text_bytes=len((prompt or "").encode()),
         audio_bytes=size,
-        audio_ms=wav_duration_ms(head, size),
+        audio_ms=wav_ms,
+        played_ms=played_ms(file) if wav_ms is None and file is not None else None,
     )
 
 
@@ -250,6 +262,24 @@ def wav_duration_ms(head: bytes, file_bytes: int) -> int | None:
             return -(-min(size, file_bytes) * 1000 // byte_rate)
         at += 8 + size + (size & 1)
     return None
+
+
+def played_ms(file: IO[bytes]) -> int | None:
+    """The audio's duration in ms (rounded up) as its container says it
+    (MP3, M4A/MP4, Ogg, FLAC, by mutagen), None when it cannot tell. A header
+    can understate, so this bills an estimate, never bounds a hold."""
+    try:
+        file.seek(0)
+        found = mutagen.File(file)
+        seconds = found.info.length if found is not None else 0
+    except Exception:  # a hostile or unknown file: mutagen's errors are many
+        log.debug("no duration read from an uploaded file", exc_info=True)
+        return None
+    finally:
+        file.seek(0)
+    if not isinstance(seconds, int | float) or not 0 < seconds < MAX_PLAYED_S:
+        return None
+    return int((Decimal(repr(float(seconds))) * 1000).to_integral_value(ROUND_CEILING))
 
 
 def looks_like_audio(head: bytes) -> bool:
@@ -325,6 +355,8 @@ def estimated_audio_ms(shape: AudioShape) -> int:
     size at a typical rate (never above the hold)."""
     if shape.audio_ms is not None:
         return audio_hold_ms(shape)
+    if shape.played_ms is not None:
+        return min(shape.played_ms, audio_hold_ms(shape))
     return min(-(-shape.audio_bytes * 1000 // TYPICAL_BYTES_PER_SECOND), audio_hold_ms(shape))
 
 

@@ -72,6 +72,8 @@ class AudioShape:
     text_bytes: int = 0
     audio_bytes: int = 0
     audio_ms: int | None = None  # read from the file (a WAV header); None: unknown
+    # As a non-WAV container says it (billing/audio.played_ms): an estimate only.
+    played_ms: int | None = None
     speed_percent: int = 100
 
 

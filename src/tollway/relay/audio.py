@@ -237,7 +237,8 @@ def _text_fields(form: Form) -> dict[str, Any]:
 def _transcription_shape(inbound: Inbound, model: Model, translating: bool) -> CallShape:
     audio.transcription_fields(inbound.payload, translating)
     upload: AudioUpload = inbound.source
-    shape = audio.transcription_shape(upload.head, upload.size, inbound.payload.get("prompt"))
+    prompt = inbound.payload.get("prompt")
+    shape = audio.transcription_shape(upload.head, upload.size, prompt, upload.file.file)
     return CallShape(0, max_output_tokens=0, audio=shape)
 
 
