@@ -26,6 +26,7 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 OPENAI_MODEL = "gpt-5-mini"  # per use, with a cached-input price
+WRITING_MODEL = "gpt-5.6-sol"  # per use, with cached-input and cache-write prices
 CLAUDE = "claude-sonnet-4-5"
 GEMINI = "gemini-2.5-flash"
 INSTRUCTIONS = "You are terse."
@@ -103,6 +104,32 @@ async def test_create_passes_through_and_bills_cached_and_reasoning_tokens(
     model = find(catalog_models, OPENAI_MODEL)
     assert_cost(record, cost_nano(model, tokens, WORDS + 5, cached=4))
     assert record["tokens"]["cached_input_tokens"] == 4
+
+
+async def test_cache_writes_are_billed_at_the_cache_write_price(
+    served: Served, catalog_models: list[Model]
+) -> None:
+    """gpt-5.6 reports prompt-cache writes in ``input_tokens_details.cache_write_tokens``
+    (inside ``input_tokens``): they cost the catalog's write price, not input's."""
+    mkey, key = await customer(served)
+    user = f"[sim:tokens={WORDS}] [sim:cached=2] [sim:cache_write=5] Say hello"
+    async with sdk(served, key) as client:
+        response = await client.responses.create(model=WRITING_MODEL, input=user)
+    tokens = prompt_tokens(user)
+    assert response.usage is not None and response.usage.input_tokens == tokens
+    record = await only_record(served, mkey)
+    price = find(catalog_models, WRITING_MODEL).per_use
+    assert price is not None and price.cache_write_mtok is not None
+    assert price.cache_write_mtok > price.input_mtok  # a write is dearer than input
+    exact = (
+        Decimal(tokens - 2 - 5) * price.input_mtok
+        + Decimal(2) * price.cached_input_mtok
+        + Decimal(5) * price.cache_write_mtok
+        + Decimal(WORDS) * price.output_mtok
+    ) / 10**6
+    assert_cost(record, int(exact.quantize(Decimal(1), ROUND_HALF_UP)))
+    assert record["tokens"]["cache_write_tokens"] == 5
+    assert record["tokens"]["cached_input_tokens"] == 2
 
 
 async def test_stream_passes_through_with_the_gateways_id(

@@ -158,7 +158,9 @@ def _error_message(data: bytes) -> str | None:
 
 
 def usage_from_openai(u: dict[str, Any]) -> Usage | None:
-    """Chat ({prompt,completion}_tokens) or images/responses ({input,output}_tokens)."""
+    """Chat ({prompt,completion}_tokens) or images/responses ({input,output}_tokens).
+    Responses' ``cache_write_tokens`` (gpt-5.6 and later) are part of its input
+    tokens, as Anthropic's are of Tollway's: billed at the cache-write price."""
     try:
         if "prompt_tokens" in u:
             return _chat_usage(u)
@@ -190,9 +192,11 @@ def _io_usage(u: dict[str, Any]) -> Usage:
     out_details = u.get("output_tokens_details") or {}
     image_in = token_count(in_details.get("image_tokens"))
     text_in = _part_of(token_count(u.get("input_tokens")), image_in)
+    cached = min(token_count(in_details.get("cached_tokens")), text_in)
     return Usage(
         input_tokens=text_in,
-        cached_input_tokens=min(token_count(in_details.get("cached_tokens")), text_in),
+        cached_input_tokens=cached,
+        cache_write_tokens=min(token_count(in_details.get("cache_write_tokens")), text_in - cached),
         image_input_tokens=image_in,
         output_tokens=token_count(u.get("output_tokens")),
         reasoning_tokens=token_count(out_details.get("reasoning_tokens")),

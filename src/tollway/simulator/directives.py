@@ -22,7 +22,8 @@ request body, so the steering travels inside the last message's text. Tokens:
 - ``[sim:choices=N]``       answer only the first N of the n choices asked
                             (0: none), streamed or not
 - ``[sim:cache_write=N]``   Anthropic: report N prompt tokens written to the
-                            5-minute cache (other endpoints ignore it)
+                            5-minute cache; Responses: as ``cache_write_tokens``
+                            (other endpoints ignore it)
 - ``[sim:cache_write_1h=N]`` Anthropic: N prompt tokens written to the 1-hour cache
 - ``[sim:error_after=K]``   Anthropic stream: K text deltas, then an ``error``
                             event (overloaded_error) and the end of the stream

@@ -204,9 +204,10 @@ def plan(call: ResponsesCall, state: SimState) -> Plan:
         if prompt is None:
             prompt = input_tokens(call)
         cached = min(directives.cached or 0, prompt)
+        written = min(directives.cache_write or 0, prompt - cached)
         usage = {
             "input_tokens": prompt,
-            "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
+            "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
             "output_tokens": visible + reasoning,
             "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": prompt + visible + reasoning,
