@@ -15,7 +15,7 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,22 @@ async def simulator() -> AsyncIterator[Simulator]:
     sim = await start(SimulatorConfig(api_key="sim-key"))
     yield sim
     await sim.stop()
+
+
+@pytest.fixture(scope="module")
+def simulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The simulator as its own process (``python -m tollway simulate``), for
+    tests that run the gateway as processes too."""
+    from processes import start_process, stop, wait_ready  # processes imports this module
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("sim") / "sim.log"
+    proc = start_process(["simulate", "--port", str(port), "--api-key", "sim-key"], {}, log)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/_sim/stats", proc, log)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        stop(proc)
 
 
 @dataclass

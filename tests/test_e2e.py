@@ -8,31 +8,18 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from conftest import ADMIN_KEY, free_port, fresh_postgres_database, need_postgres
-from processes import gateway_processes, gateways, start_process, stop, wait_ready
+from conftest import fresh_postgres_database, need_postgres
+from processes import Operator, gateway_processes, gateways
 
 HELLO = [{"role": "user", "content": "Hello there"}]
-
-
-@pytest.fixture(scope="module")
-def simulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("sim") / "sim.log"
-    proc = start_process(["simulate", "--port", str(port), "--api-key", "sim-key"], {}, log)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/_sim/stats", proc, log)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop(proc)
 
 
 @contextlib.asynccontextmanager
@@ -43,65 +30,6 @@ async def database_env(kind: str, tmp: Path) -> AsyncIterator[dict[str, str]]:
     need_postgres()
     async with fresh_postgres_database() as url:
         yield {"TOLLWAY_DATABASE_URL": url}
-
-
-class Operator:
-    def __init__(self, base: str) -> None:
-        self.base = base
-
-    def post(self, path: str, json: dict[str, Any], key: str = ADMIN_KEY) -> httpx.Response:
-        return httpx.post(self.base + path, json=json, headers={"Authorization": f"Bearer {key}"})
-
-    def setup(self, simulator_url: str, credit: str) -> tuple[str, str, int]:
-        channel = {
-            "name": "sim",
-            "type": "openai",
-            "base_url": simulator_url,
-            "api_key": "sim-key",
-            "models": ["*"],
-        }
-        assert self.post("/api/channels", json=channel).status_code == 201
-        user = self.post("/api/users", json={"username": "e2e"}).json()
-        got = self.post(
-            f"/api/users/{user['id']}/credit", json={"amount_usd": credit, "reason": "e2e"}
-        )
-        assert got.status_code == 200
-        mkey = user["management_key"]
-        time.sleep(0.5)  # other replicas see the new channel within their 250 ms poll
-        token = httpx.post(
-            f"{self.base}/api/tokens",
-            json={"name": "e2e"},
-            headers={"Authorization": f"Bearer {mkey}"},
-        ).json()
-        return mkey, token["key"], token["id"]
-
-    def me(self, mkey: str) -> dict[str, Any]:
-        got = httpx.get(f"{self.base}/api/me", headers={"Authorization": f"Bearer {mkey}"})
-        data: dict[str, Any] = got.json()
-        return data
-
-    def me_at_rest(self, mkey: str) -> dict[str, Any]:
-        """/api/me once nothing is held: a gateway process returns the reserve
-        it keeps for a busy account (tollway.leases) after a second idle."""
-        deadline = time.monotonic() + 10
-        while True:
-            me = self.me(mkey)
-            if me["held_usd"] == "0" or time.monotonic() > deadline:
-                return me
-            time.sleep(0.1)
-
-    def usage(self, mkey: str) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            params: dict[str, Any] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-            page = httpx.get(
-                f"{self.base}/api/usage", params=params, headers={"Authorization": f"Bearer {mkey}"}
-            ).json()
-            records += page["data"]
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return records
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.formparsers import MultiPartParser
 from test_audio import wav
-from test_e2e import Operator, simulator_url  # noqa: F401 (a fixture)
 
 from tollway.providers import Outbound
 from tollway.relay.failover import renamed
@@ -29,7 +28,7 @@ from tollway.simulator.media import encode_png
 from tollway.state import Channel, ChannelKey
 
 from conftest import ADMIN_KEY
-from processes import gateways
+from processes import Operator, gateways
 
 MAPPING = {
     "gpt-image-1": "azure-east/gpt-image-1",
@@ -204,7 +203,7 @@ async def test_renamed_renames_a_form_whether_or_not_the_call_has_a_payload() ->
 
 @pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the SDK's, not ours
 def test_mapped_models_reach_the_upstream_by_their_mapped_names(
-    simulator_url: str,  # noqa: F811
+    simulator_url: str,
     tmp_path: Path,
 ) -> None:
     with gateways({"TOLLWAY_DATA_DIR": str(tmp_path / "data")}, tmp_path) as [base]:
