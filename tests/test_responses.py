@@ -40,15 +40,21 @@ def prompt_tokens(*texts: str) -> int:
     return PER_ITEM + sum(PER_ITEM + len(text.split()) for text in texts)
 
 
-def cost_nano(model: Model, input_tokens: int, output_tokens: int, cached: int = 0) -> int:
+def cost_nano(
+    model: Model, input_tokens: int, output_tokens: int, cached: int = 0, written: int = 0
+) -> int:
+    """Exact cost of a call; ``written`` cache-write tokens need the model's write price."""
     price = model.per_use
     assert price is not None
     cached_rate = (
         price.cached_input_mtok if price.cached_input_mtok is not None else price.input_mtok
     )
+    write_rate = price.cache_write_mtok if written else 0
+    assert write_rate is not None
     exact = (
-        Decimal(input_tokens - cached) * price.input_mtok
+        Decimal(input_tokens - cached - written) * price.input_mtok
         + Decimal(cached) * cached_rate
+        + Decimal(written) * write_rate
         + Decimal(output_tokens) * price.output_mtok
     ) / 10**6
     return int(exact.quantize(Decimal(1), ROUND_HALF_UP))
@@ -118,16 +124,10 @@ async def test_cache_writes_are_billed_at_the_cache_write_price(
     tokens = prompt_tokens(user)
     assert response.usage is not None and response.usage.input_tokens == tokens
     record = await only_record(served, mkey)
-    price = find(catalog_models, WRITING_MODEL).per_use
-    assert price is not None and price.cache_write_mtok is not None
-    assert price.cache_write_mtok > price.input_mtok  # a write is dearer than input
-    exact = (
-        Decimal(tokens - 2 - 5) * price.input_mtok
-        + Decimal(2) * price.cached_input_mtok
-        + Decimal(5) * price.cache_write_mtok
-        + Decimal(WORDS) * price.output_mtok
-    ) / 10**6
-    assert_cost(record, int(exact.quantize(Decimal(1), ROUND_HALF_UP)))
+    model = find(catalog_models, WRITING_MODEL)
+    assert model.per_use is not None and model.per_use.cache_write_mtok is not None
+    assert model.per_use.cache_write_mtok > model.per_use.input_mtok  # dearer than input
+    assert_cost(record, cost_nano(model, tokens, WORDS, cached=2, written=5))
     assert record["tokens"]["cache_write_tokens"] == 5
     assert record["tokens"]["cached_input_tokens"] == 2
 
