@@ -27,6 +27,7 @@ class Plan:
     burst_concurrency: int
     wrk_threads: int
     profile_s: float
+    profile_connections: int
     phases: tuple[str, ...]
     streams: int
     stream_tokens: int
@@ -130,7 +131,14 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0,
         metavar="SECONDS",
-        help="py-spy each gateway for SECONDS under wrk -c16 load at the end",
+        help="py-spy each gateway for SECONDS under wrk load at the end",
+    )
+    p.add_argument(
+        "--profile-connections",
+        type=int,
+        default=16,
+        metavar="N",
+        help="the profiled load's wrk connections (default 16)",
     )
     p.add_argument(
         "--no-install", action="store_true", help="do not apt-get install wrk/nginx when missing"
@@ -164,6 +172,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         burst_concurrency=max(int(c) for c in args.connections.split(",") if c.strip()),
         wrk_threads=args.wrk_threads,
         profile_s=args.profile,
+        profile_connections=args.profile_connections,
         phases=chosen,
         streams=args.streams,
         stream_tokens=args.stream_tokens or (30 if quick else 50),

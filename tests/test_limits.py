@@ -284,7 +284,14 @@ async def test_an_admit_whose_caller_left_gives_its_slot_back() -> None:
     subject = (token(Limits(concurrent=1)),)
     try:
         left = asyncio.ensure_future(limiter.admit("gone", subject, 0))
-        await asyncio.sleep(0)  # asked, not yet answered
+        await asyncio.sleep(0)  # asked, not yet sent
+        left.cancel()
+        await asyncio.sleep(0.1)
+        assert limiter.script_calls == 0  # never sent: nothing counted
+        left = asyncio.ensure_future(limiter.admit("gone too", subject, 0))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # sent, not yet answered
+        assert limiter.script_calls == 1
         left.cancel()
         await asyncio.sleep(0.1)  # admitted in Redis, then given back
         assert not limiter._unfinished and limiter.script_calls == 2
@@ -355,6 +362,39 @@ async def test_a_lease_admits_calls_far_from_their_limits_without_redis() -> Non
         seen = await check.admit("check", subject, 0)
         assert seen.requests and seen.requests.remaining == 1000 - 22
         assert seen.tokens and seen.tokens.remaining == 100_000 - 100 - 20 * 50
+    finally:
+        await check.close()
+
+
+async def test_calls_queued_behind_a_lease_grant_are_admitted_from_that_lease() -> None:
+    """Calls asked while the script that grants their subject a lease is on
+    its way wait for it, then take from the lease: no second script call
+    (which would hand the new lease back and take another, call after call)."""
+    limiter = SharedLimiter(need_redis())
+    subject = (token(Limits(rpm=1000, tpm=100_000, concurrent=100)),)
+    limiter.now_ms = 8_000_000_000
+    try:
+        first = asyncio.ensure_future(limiter.admit("first", subject, 100))
+        await asyncio.sleep(0)  # its script call is on its way
+        queued = [asyncio.ensure_future(limiter.admit(f"q{i}", subject, 100)) for i in range(20)]
+        answers = await asyncio.gather(first, *queued)
+        assert all(a.ticket is not None for a in answers)
+        assert limiter.script_calls == 1
+        assert [a.requests.remaining for a in answers if a.requests][1:] == list(
+            range(998, 978, -1)
+        )
+        for admission in answers:
+            assert admission.ticket is not None
+            limiter.end(admission.ticket, 100)
+        assert limiter.script_calls == 1
+    finally:
+        await limiter.close()
+    check = SharedLimiter(need_redis(), leases=False)
+    check.now_ms = 8_000_000_000
+    try:
+        seen = await check.admit("check", subject, 0)
+        assert seen.requests and seen.requests.remaining == 1000 - 22
+        assert seen.tokens and seen.tokens.remaining == 100_000 - 21 * 100
     finally:
         await check.close()
 

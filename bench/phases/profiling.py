@@ -17,7 +17,7 @@ from stack import Gateway
 
 
 def profile(sup: Supervisor, wrk: str, gw: Gateway, plan: Plan, upstream: str) -> dict[str, Any]:
-    """py-spy the gateway while wrk keeps it busy at concurrency 16, twice:
+    """py-spy the gateway while wrk keeps it busy (--profile-connections), twice:
 
     - "gil": only the thread holding the GIL, i.e. where the interpreter's
       time goes (robust on a busy machine: at most one sample per tick);
@@ -29,13 +29,12 @@ def profile(sup: Supervisor, wrk: str, gw: Gateway, plan: Plan, upstream: str) -
     if pyspy is None:
         raise BenchError("py-spy is missing: pip install py-spy")
     seconds = max(1, round(plan.profile_s))
-    log(f"profiling {gw.name} for 2×{seconds} s (py-spy --gil, then all active threads; wrk -c16)")
+    c = plan.profile_connections
+    log(f"profiling {gw.name} for 2×{seconds} s (py-spy --gil, then all active threads; wrk -c{c})")
     load: dict[str, Any] = {}
 
     def drive() -> None:
-        load["wrk"] = run_wrk(
-            sup, wrk, gw.chat_url, 16, 2 * seconds + 4, gw.token, plan.wrk_threads
-        )
+        load["wrk"] = run_wrk(sup, wrk, gw.chat_url, c, 2 * seconds + 4, gw.token, plan.wrk_threads)
 
     driver = threading.Thread(target=drive, daemon=True)
     driver.start()

@@ -206,7 +206,10 @@ class SharedLimiter:
     async def _send_admits(self) -> None:
         try:
             while self._asked:
-                batch, self._asked = self._asked[:MAX_BATCH], self._asked[MAX_BATCH:]
+                batch = self._still_asking(self._asked[:MAX_BATCH])
+                self._asked = self._asked[MAX_BATCH:]
+                if not batch:
+                    continue
                 try:
                     await self._admit_batch(batch)
                 except BaseException as exc:  # a bug: its calls fail, none waits forever
@@ -216,6 +219,24 @@ class SharedLimiter:
                     raise
         finally:
             self._admitting = None
+
+    def _still_asking(self, asked: list[_Asked]) -> list[_Asked]:
+        """Those of ``asked`` Redis must decide: the calls that queued while
+        the script granting their subjects a lease was on its way are admitted
+        from it here (else each batch would close the lease the one before
+        took, and every call queued behind it would go to Redis in turn)."""
+        left = []
+        for call in asked:
+            if call.answer.cancelled():
+                continue  # the caller left before anything was counted
+            leases = self._leases_covering(call.subjects, call.tokens)
+            if leases is None:
+                left.append(call)
+            else:
+                call.answer.set_result(
+                    admit_locally(call.request_id, call.subjects, leases, call.tokens)
+                )
+        return left
 
     async def _admit_batch(self, batch: list[_Asked]) -> None:
         for asked in batch:  # what their leases hold goes back first, in this script
