@@ -338,6 +338,17 @@ def test_closing_and_killed_connections_are_replaced(loop: str) -> None:
         asyncio.run(_closing_and_killed_connections_are_replaced(url))
 
 
+async def counted_in_redis(subjects: tuple[Subject, ...], now_ms: int) -> Admission:
+    """What Redis itself counts for ``subjects`` at ``now_ms``: one call more,
+    admitted by a limiter without leases (the headers say what is left)."""
+    check = SharedLimiter(need_redis(), leases=False)
+    check.now_ms = now_ms
+    try:
+        return await check.admit("check", subjects, 0)
+    finally:
+        await check.close()
+
+
 async def test_a_lease_admits_calls_far_from_their_limits_without_redis() -> None:
     limiter = SharedLimiter(need_redis())
     subject = (token(Limits(rpm=1000, tpm=100_000, concurrent=100)),)
@@ -356,14 +367,9 @@ async def test_a_lease_admits_calls_far_from_their_limits_without_redis() -> Non
     finally:
         await limiter.close()
     # Closed, the lease gave back what it did not use: Redis counts the calls made.
-    check = SharedLimiter(need_redis(), leases=False)
-    check.now_ms = 7_000_000_000
-    try:
-        seen = await check.admit("check", subject, 0)
-        assert seen.requests and seen.requests.remaining == 1000 - 22
-        assert seen.tokens and seen.tokens.remaining == 100_000 - 100 - 20 * 50
-    finally:
-        await check.close()
+    seen = await counted_in_redis(subject, 7_000_000_000)
+    assert seen.requests and seen.requests.remaining == 1000 - 22
+    assert seen.tokens and seen.tokens.remaining == 100_000 - 100 - 20 * 50
 
 
 async def test_calls_queued_behind_a_lease_grant_are_admitted_from_that_lease() -> None:
@@ -389,14 +395,9 @@ async def test_calls_queued_behind_a_lease_grant_are_admitted_from_that_lease() 
         assert limiter.script_calls == 1
     finally:
         await limiter.close()
-    check = SharedLimiter(need_redis(), leases=False)
-    check.now_ms = 8_000_000_000
-    try:
-        seen = await check.admit("check", subject, 0)
-        assert seen.requests and seen.requests.remaining == 1000 - 22
-        assert seen.tokens and seen.tokens.remaining == 100_000 - 21 * 100
-    finally:
-        await check.close()
+    seen = await counted_in_redis(subject, 8_000_000_000)
+    assert seen.requests and seen.requests.remaining == 1000 - 22
+    assert seen.tokens and seen.tokens.remaining == 100_000 - 21 * 100
 
 
 async def test_replicas_with_leases_never_pass_a_shared_limit() -> None:
@@ -416,13 +417,8 @@ async def test_replicas_with_leases_never_pass_a_shared_limit() -> None:
     finally:
         for limiter in limiters:
             await limiter.close()
-    check = SharedLimiter(need_redis(), leases=False)
-    check.now_ms = 9_000_000_000
-    try:
-        seen = await check.admit("check", subject, 0)
-        assert seen.requests and seen.requests.remaining == 200 - admitted - 1
-    finally:
-        await check.close()
+    seen = await counted_in_redis(subject, 9_000_000_000)
+    assert seen.requests and seen.requests.remaining == 200 - admitted - 1
 
 
 async def test_a_lease_ends_with_its_second_and_gives_back_what_it_holds() -> None:
